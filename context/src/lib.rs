@@ -1,0 +1,70 @@
+//! # tracebus-context
+//!
+//! The trace context that rides inline in every tracebus message slot, and everything needed to
+//! decide, read and exchange it cheaply:
+//!
+//! - [`TraceHeader`]: 26 bytes, alignment 1, read in place through `zerocopy`: `version |
+//!   trace-id(16) | span-id(8) | flags` (a W3C `traceparent` in binary).
+//! - [`is_sampled`]: the fast filter, one byte read, nothing built.
+//! - [`header_context`] / [`TraceHeader::context`]: the single normalization point, bytes to
+//!   `Option<TraceContext>`; anything absent, zeroed or invalid is `None`.
+//! - [`TraceContext`]: a `Copy` context that is always valid, with strict W3C `traceparent`
+//!   text ([`TraceContext::from_traceparent`]) and W3C binary ([`TraceContext::from_w3c_binary`])
+//!   forms.
+//! - [`FanoutSampler`]: the consistent, parent-based sampling decision made once per publish
+//!   from its fanout, `p(n) = min(1, k / n)`.
+//! - The OpenTelemetry bridge: [`TraceContext::to_span_context`] and
+//!   [`StrictTraceContextPropagator`].
+//!
+//! No threads, no `unsafe`, no allocation on any decode or decision path.
+//!
+//! ## Example
+//!
+//! ```
+//! use tracebus_context::{header_context, is_sampled, Decision, FanoutSampler, TraceContext,
+//!     TraceHeader};
+//! use zerocopy::IntoBytes;
+//!
+//! // Publish side: decide once, from the fanout, before any OpenTelemetry call.
+//! let sampler = FanoutSampler::default(); // k = 10
+//! let header = match sampler.decide(None, 1) {
+//!     Decision::Start { trace_id, .. } => {
+//!         let ctx = TraceContext::new(trace_id, [0x42; 8], Decision::ROOT_FLAGS).unwrap();
+//!         TraceHeader::from_context(Some(&ctx))
+//!     }
+//!     Decision::Continue { .. } | Decision::Drop => TraceHeader::NONE,
+//! };
+//!
+//! // Receive side: the fast filter reads one byte; decode only what is sampled.
+//! let bytes = header.as_bytes();
+//! if is_sampled(bytes) {
+//!     let ctx = header_context(bytes).expect("a sampled header this crate wrote has a context");
+//!     // Leaving the process: the strict W3C text form.
+//!     let text = ctx.to_traceparent();
+//!     assert_eq!(TraceContext::from_traceparent(&text), Ok(ctx));
+//! }
+//! # assert!(is_sampled(bytes)); // fanout 1 is always sampled
+//! ```
+
+#![deny(unsafe_code)]
+
+pub mod binary;
+mod context;
+pub mod error;
+pub mod header;
+mod otel;
+pub mod random;
+pub mod sampler;
+pub mod traceparent;
+
+pub use context::{TraceContext, FLAG_RANDOM, FLAG_SAMPLED, KNOWN_FLAGS};
+pub use error::{Field, ParseError};
+pub use header::{header_context, is_sampled, TraceHeader, HEADER_LEN};
+pub use otel::StrictTraceContextPropagator;
+pub use random::{random_span_id, random_trace_id};
+pub use sampler::{Decision, FanoutSampler, RootPolicy, SamplerError};
+
+/// The README's Rust examples, compiled and run as doc tests so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

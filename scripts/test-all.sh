@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every test tracebus has, in one command: formatting and lints, unit, integration, property and
+# doc tests of the whole workspace, then the loom models (in their own target dir, so the
+# `--cfg loom` build does not thrash the normal one). Needs only the Rust toolchain.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit, integration, property and doc tests"
+cargo test --workspace --locked
+
+step "loom models (RUSTFLAGS=--cfg loom, target/loom)"
+RUSTFLAGS="--cfg loom ${RUSTFLAGS:-}" cargo test -p tracebus-loom-tests --release --locked \
+  --target-dir target/loom
