@@ -1,0 +1,234 @@
+//! The producing side of the ring: single pushes and batch claims, committed with one `Release`
+//! store of `tail` each.
+
+use core::mem::MaybeUninit;
+
+use super::{ClaimError, Full, NotSync, Shared};
+use crate::sync::{Arc, Ordering};
+
+/// The producing side of a ring made by [`spsc`](super::spsc). `Send`, not `Sync`, not `Clone`:
+/// there is exactly one.
+pub struct Producer<T> {
+    shared: Arc<Shared<T>>,
+    /// Next position to write. Equal to `shared.tail` outside a [`Claim`]; only this side
+    /// writes `shared.tail`, so it never needs to load it.
+    tail: usize,
+    /// The last `head` loaded. `head` only grows, so `tail - cached_head` over-estimates the
+    /// number of values in the ring: a "has room" answer from the cache is always true.
+    cached_head: usize,
+    _not_sync: NotSync,
+}
+
+impl<T> Producer<T> {
+    pub(super) fn new(shared: Arc<Shared<T>>) -> Producer<T> {
+        Producer {
+            shared,
+            tail: 0,
+            cached_head: 0,
+            _not_sync: NotSync::default(),
+        }
+    }
+
+    /// The number of values the ring holds (a power of two, at least the capacity asked for).
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity()
+    }
+
+    /// Whether the consumer has been dropped. Values pushed after that are never read (they are
+    /// dropped with the ring).
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        // Relaxed: the flag publishes nothing else (see the module table).
+        self.shared.consumer_closed.load(Ordering::Relaxed)
+    }
+
+    /// Whether at least `n` slots are free, reloading `head` only when the cache says no.
+    #[inline(always)]
+    fn has_room(&mut self, n: usize) -> bool {
+        let cap = self.shared.capacity();
+        if cap - self.tail.wrapping_sub(self.cached_head) >= n {
+            return true;
+        }
+        // Acquire pairs with the consumer's Release store of `head`: the consumer has finished
+        // reading (and dropping) every slot before `head`, so they may be overwritten.
+        self.cached_head = self.shared.head.load(Ordering::Acquire);
+        cap - self.tail.wrapping_sub(self.cached_head) >= n
+    }
+
+    /// The number of free slots right now (reloads the consumer's position). As the only
+    /// producer, this side can rely on the answer: free slots only grow until it writes.
+    #[inline]
+    pub fn free_slots(&mut self) -> usize {
+        self.has_room(usize::MAX);
+        self.shared.capacity() - self.tail.wrapping_sub(self.cached_head)
+    }
+
+    /// Pushes `value`, or hands it back if the ring is full. Never waits.
+    #[inline]
+    pub fn try_push(&mut self, value: T) -> Result<(), Full<T>> {
+        if !self.has_room(1) {
+            return Err(Full(value));
+        }
+        self.shared.slot(self.tail).with_mut(|p| {
+            // SAFETY: `tail` is outside `[head, tail)` and `has_room` proved the slot free: the
+            // consumer is done with it and will not touch it before the `tail` store below.
+            unsafe { p.write(MaybeUninit::new(value)) }
+        });
+        self.tail = self.tail.wrapping_add(1);
+        // Release pairs with the consumer's Acquire load of `tail`: the value written above is
+        // visible to it before it can see the new position.
+        self.shared.tail.store(self.tail, Ordering::Release);
+        Ok(())
+    }
+
+    /// Claims exactly `n` free slots to fill in place, or says how many are free.
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = tracebus::ring::spsc::<u32>(8).unwrap();
+    /// let mut claim = tx.claim(3).unwrap();
+    /// for v in [1, 2, 3] {
+    ///     claim.push(v).unwrap();
+    /// }
+    /// claim.commit(); // one Release store for the three values
+    /// assert_eq!(rx.len(), 3);
+    /// assert!(tx.claim(6).is_err());
+    /// ```
+    #[inline]
+    pub fn claim(&mut self, n: usize) -> Result<Claim<'_, T>, ClaimError> {
+        if !self.has_room(n) {
+            return Err(ClaimError {
+                requested: n,
+                available: self.shared.capacity() - self.tail.wrapping_sub(self.cached_head),
+            });
+        }
+        Ok(Claim {
+            producer: self,
+            len: n,
+            written: 0,
+        })
+    }
+
+    /// Claims up to `n` free slots (possibly none).
+    #[inline]
+    pub fn claim_up_to(&mut self, n: usize) -> Claim<'_, T> {
+        let free = if self.has_room(n) {
+            n
+        } else {
+            self.shared.capacity() - self.tail.wrapping_sub(self.cached_head)
+        };
+        Claim {
+            producer: self,
+            len: free.min(n),
+            written: 0,
+        }
+    }
+
+    /// Pushes values from `iter` while there is room, committing them with one store; returns
+    /// how many were pushed. The iterator is not advanced past the last value pushed.
+    pub fn push_iter<I: IntoIterator<Item = T>>(&mut self, iter: I) -> usize {
+        let mut iter = iter.into_iter();
+        let mut claim = self.claim_up_to(usize::MAX);
+        while claim.remaining() > 0 {
+            match iter.next() {
+                Some(v) => {
+                    if claim.push(v).is_err() {
+                        unreachable!("remaining() > 0")
+                    }
+                }
+                None => break,
+            }
+        }
+        claim.written
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        // Release pairs with the consumer's Acquire in `is_closed`: a consumer that sees the
+        // flag also sees the final `tail`, so it can drain everything committed.
+        self.shared.producer_closed.store(true, Ordering::Release);
+    }
+}
+
+impl<T> core::fmt::Debug for Producer<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Producer")
+            .field("capacity", &self.capacity())
+            .field("tail", &self.tail)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Slots claimed by [`Producer::claim`]: fill them in order with [`Claim::push`]; the values
+/// written become visible to the consumer together, with one `Release` store, when the claim is
+/// committed or dropped (whichever comes first). Nothing written is ever lost.
+pub struct Claim<'a, T> {
+    producer: &'a mut Producer<T>,
+    /// Slots claimed; invariant: `written <= len` and `len` slots after `producer.tail` are free.
+    len: usize,
+    /// Slots filled so far, from `producer.tail`.
+    written: usize,
+}
+
+impl<T> Claim<'_, T> {
+    /// Slots claimed.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no slot was claimed.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Slots claimed and not written yet.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.len - self.written
+    }
+
+    /// Values written so far.
+    #[inline]
+    pub fn written(&self) -> usize {
+        self.written
+    }
+
+    /// Writes `value` into the next claimed slot, or hands it back if all are written.
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<(), Full<T>> {
+        if self.written == self.len {
+            return Err(Full(value));
+        }
+        let pos = self.producer.tail.wrapping_add(self.written);
+        self.producer.shared.slot(pos).with_mut(|p| {
+            // SAFETY: `pos` is one of the `len` free slots the claim proved free; the consumer
+            // cannot reach it before the commit's `tail` store.
+            unsafe { p.write(MaybeUninit::new(value)) }
+        });
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Publishes the values written (one `Release` store) and ends the claim.
+    #[inline]
+    pub fn commit(self) {
+        // Drop commits.
+    }
+}
+
+impl<T> Drop for Claim<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.written == 0 {
+            return;
+        }
+        let p = &mut *self.producer;
+        p.tail = p.tail.wrapping_add(self.written);
+        // Release pairs with the consumer's Acquire load of `tail`: all `written` values are
+        // visible before the new position is.
+        p.shared.tail.store(p.tail, Ordering::Release);
+    }
+}
