@@ -57,10 +57,11 @@ impl<T> Consumer<T> {
     /// The number of values waiting to be read.
     #[inline]
     pub fn len(&self) -> usize {
-        // Acquire for the same reason as in `available`, so `len() > 0` promises a value.
+        // Relaxed: a count only. Reading a value goes through `available`, whose Acquire load
+        // is what makes the value visible.
         self.shared
             .tail
-            .load(Ordering::Acquire)
+            .load(Ordering::Relaxed)
             .wrapping_sub(self.head)
     }
 

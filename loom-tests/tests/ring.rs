@@ -1,0 +1,162 @@
+//! loom models of the SPSC ring (see the crate docs for what each proves and which weakened
+//! ordering each catches).
+
+use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use loom::sync::Arc;
+use loom::thread;
+use tracebus::ring::{spsc, Full};
+use tracebus_loom_tests::model;
+
+#[test]
+#[allow(clippy::assertions_on_constants)] // constant per build: that is the point
+fn built_with_cfg_loom() {
+    assert!(
+        cfg!(loom),
+        "the loom models check nothing without RUSTFLAGS=\"--cfg loom\" (see the crate docs)"
+    );
+}
+
+/// Pushes `values` in order, yielding while the ring is full.
+fn push_all(tx: &mut tracebus::ring::Producer<u32>, values: impl IntoIterator<Item = u32>) {
+    for v in values {
+        let mut v = v;
+        while let Err(Full(back)) = tx.try_push(v) {
+            v = back;
+            thread::yield_now();
+        }
+    }
+}
+
+#[test]
+fn fifo_over_two_laps() {
+    model(|| {
+        let (mut tx, mut rx) = spsc::<u32>(2).unwrap();
+        let producer = thread::spawn(move || push_all(&mut tx, 0..4));
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            match rx.try_pop() {
+                Some(v) => got.push(v),
+                None => thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(got, [0, 1, 2, 3]);
+        assert_eq!(rx.try_pop(), None);
+    });
+}
+
+#[test]
+fn full_and_empty_boundaries() {
+    model(|| {
+        let (mut tx, mut rx) = spsc::<u32>(1).unwrap();
+        let producer = thread::spawn(move || {
+            tx.try_push(1).unwrap();
+            // Either the consumer freed the slot or the value comes back unchanged.
+            match tx.try_push(2) {
+                Ok(()) => true,
+                Err(Full(v)) => {
+                    assert_eq!(v, 2);
+                    false
+                }
+            }
+        });
+        let first = rx.try_pop();
+        let pushed_second = producer.join().unwrap();
+        let mut got: Vec<u32> = first.into_iter().collect();
+        got.extend(std::iter::from_fn(|| rx.try_pop()));
+        if pushed_second {
+            assert_eq!(got, [1, 2]);
+        } else {
+            assert_eq!(got, [1]);
+        }
+    });
+}
+
+#[test]
+fn batch_claim_and_read() {
+    model(|| {
+        let (mut tx, mut rx) = spsc::<u32>(2).unwrap();
+        let producer = thread::spawn(move || {
+            let mut next = 0;
+            while next < 4 {
+                // Claim whatever is free (0..=2 slots) and commit it as one batch.
+                let mut claim = tx.claim_up_to(2);
+                while claim.remaining() > 0 {
+                    claim.push(next).unwrap();
+                    next += 1;
+                }
+                drop(claim);
+                thread::yield_now();
+            }
+        });
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let chunk = rx.read(2);
+            got.extend(chunk.iter().copied());
+            let empty = chunk.is_empty();
+            chunk.release();
+            if empty {
+                thread::yield_now();
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(got, [0, 1, 2, 3]);
+    });
+}
+
+#[test]
+fn close_drains_committed_tail() {
+    model(|| {
+        let (mut tx, mut rx) = spsc::<u32>(2).unwrap();
+        let producer = thread::spawn(move || {
+            tx.try_push(7).unwrap();
+            tx.try_push(8).unwrap();
+            // Dropping the producer closes the ring.
+        });
+        let mut got = Vec::new();
+        loop {
+            if let Some(v) = rx.try_pop() {
+                got.push(v);
+            } else if rx.is_closed() {
+                // Closed: everything committed before the close must still be here.
+                got.extend(std::iter::from_fn(|| rx.try_pop()));
+                break;
+            } else {
+                thread::yield_now();
+            }
+        }
+        assert_eq!(got, [7, 8]);
+        producer.join().unwrap();
+    });
+}
+
+/// Counts its drops in a shared counter.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+#[test]
+fn unread_values_dropped_once() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (mut tx, mut rx) = spsc::<Counted>(2).unwrap();
+        let d = drops.clone();
+        let producer = thread::spawn(move || {
+            for _ in 0..2 {
+                assert!(tx.try_push(Counted(d.clone())).is_ok());
+            }
+            // The producer goes away with values in flight.
+        });
+        let consumer = thread::spawn(move || {
+            // Reads at most one value, then goes away too.
+            drop(rx.try_pop());
+        });
+        producer.join().unwrap();
+        consumer.join().unwrap();
+        assert_eq!(drops.load(SeqCst), 2, "each value dropped exactly once");
+    });
+}
