@@ -4,3 +4,5 @@
 pub mod filter_cases;
 pub mod machine;
 pub mod measure;
+pub mod queues;
+pub mod spsc;

@@ -4,13 +4,16 @@
 //! JSON document. `--quick` runs fewer repetitions. Every ratio is computed between figures taken
 //! in the same run.
 //!
-//! Sections so far: the machine, and the fast sampled-flag filter against a full decode, an
-//! OpenTelemetry `SpanContext`, and the SDK propagator's extract.
+//! Sections so far: the machine; SPSC throughput and round-trip latency of the tracebus ring
+//! against rtrb, the disruptor, crossbeam and std, with the physical floor; the fast
+//! sampled-flag filter against a full decode, an OpenTelemetry `SpanContext`, and the SDK
+//! propagator's extract.
 
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
 use tracebus_benches::filter_cases::Cases;
+use tracebus_benches::spsc::{self, Floor, Row};
 use tracebus_benches::{machine, measure};
 
 struct Args {
@@ -84,6 +87,101 @@ fn fast_filter(quick: bool) -> Value {
     )
 }
 
+fn progress(line: &str) {
+    eprintln!("[busbench] {line}");
+}
+
+fn find<'a>(rows: &'a [Row], queue: &str, mode: &str) -> Option<&'a Row> {
+    rows.iter().find(|r| r.queue == queue && r.mode == mode)
+}
+
+fn spsc_section(quick: bool) -> Value {
+    let (reps, messages, samples) = if quick {
+        (3, 10_000_000, 100_000)
+    } else {
+        (9, 50_000_000, 1_000_000)
+    };
+    let (rows, floor) = spsc::run(reps, messages, samples, &mut progress);
+    let Floor {
+        pingpong_p50,
+        pingpong_p99,
+        memcpy_msgs_per_sec,
+    } = floor.clone();
+    println!(
+        "\n## SPSC: 64-byte messages, capacity {}, two pinned cores, busy-spin \
+         (median of {reps} runs; round trips: {samples} samples)",
+        spsc::CAPACITY
+    );
+    println!(
+        "{:<22} {:<7} {:>12} {:>9} {:>9} {:>9}",
+        "queue", "mode", "M msgs/s", "rtt p50", "rtt p99", "rtt p99.9"
+    );
+    for r in &rows {
+        println!(
+            "{:<22} {:<7} {:>12.1} {:>9} {:>9} {:>9}",
+            r.queue,
+            r.mode,
+            r.msgs_per_sec / 1e6,
+            r.p50,
+            r.p99,
+            r.p999
+        );
+    }
+    println!(
+        "{:<22} {:<7} {:>12.1} {:>9} {:>9} {:>9}",
+        "floor: memcpy / atomic",
+        "-",
+        memcpy_msgs_per_sec / 1e6,
+        pingpong_p50,
+        pingpong_p99,
+        "-"
+    );
+    let ratio = |a: Option<&Row>, b: Option<&Row>| match (a, b) {
+        (Some(a), Some(b)) => a.msgs_per_sec / b.msgs_per_sec,
+        _ => f64::NAN,
+    };
+    let tb_batch = find(&rows, "tracebus", "batch");
+    let tb_single = find(&rows, "tracebus", "single");
+    let best_peer_p50 = rows
+        .iter()
+        .filter(|r| r.queue != "tracebus")
+        .map(|r| r.p50)
+        .min()
+        .unwrap_or(0);
+    let tb_p50 = rows
+        .iter()
+        .filter(|r| r.queue == "tracebus")
+        .map(|r| r.p50)
+        .min()
+        .unwrap_or(0);
+    let checks = json!({
+        "batch_vs_rtrb_chunk": ratio(tb_batch, find(&rows, "rtrb", "batch")),
+        "batch_vs_disruptor_batch": ratio(tb_batch, find(&rows, "disruptor", "batch")),
+        "single_vs_rtrb_single": ratio(tb_single, find(&rows, "rtrb", "single")),
+        "rtt_p50_vs_best_peer": tb_p50 as f64 / best_peer_p50.max(1) as f64,
+        "rtt_p50_vs_atomic_floor": tb_p50 as f64 / pingpong_p50.max(1) as f64,
+        "batch_vs_memcpy": ratio(tb_batch, None).max(
+            tb_batch.map_or(f64::NAN, |r| r.msgs_per_sec / memcpy_msgs_per_sec)),
+    });
+    println!("ratios (same run): {checks}");
+    json!({
+        "queues": rows.iter().map(|r| json!({
+            "queue": r.queue,
+            "mode": r.mode,
+            "msgs_per_sec": r.msgs_per_sec,
+            "rtt_ns": {"p50": r.p50, "p99": r.p99, "p999": r.p999},
+        })).collect::<Vec<_>>(),
+        "floor": {
+            "atomic_pingpong_rtt_ns": {"p50": pingpong_p50, "p99": pingpong_p99},
+            "memcpy_msgs_per_sec": memcpy_msgs_per_sec,
+        },
+        "ratios": checks,
+        "capacity": spsc::CAPACITY,
+        "batch": spsc::BATCH,
+        "pinned": spsc::two_cores().is_some(),
+    })
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
@@ -102,9 +200,22 @@ fn main() -> ExitCode {
         m["cpu"].as_str().unwrap_or("?"),
         m["cores"]
     );
+    let pinned = spsc::two_cores().is_some();
+    println!(
+        "pinning: {}",
+        if pinned {
+            "producer and consumer on two distinct cores"
+        } else {
+            "unavailable (fewer than 2 cores); threads unpinned"
+        }
+    );
+    let spsc = spsc_section(args.quick);
     let doc = json!({
         "machine": m,
         "mode": if args.quick { "quick" } else { "full" },
+        "spsc": spsc["queues"],
+        "floor": spsc["floor"],
+        "spsc_ratios": spsc["ratios"],
         "fast_filter": fast_filter(args.quick),
     });
     if let Some(path) = args.json {

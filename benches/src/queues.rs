@@ -1,0 +1,320 @@
+//! The SPSC queues busbench compares, behind one small trait so every queue runs the same
+//! throughput and round-trip code.
+//!
+//! Messages are 64 bytes: a tracebus `Slot<u64>` (header, metadata, payload in one cache line)
+//! against a 64-byte, 64-aligned struct for the others. The sequence number travels in the
+//! payload and is checked by the harness.
+
+use crossbeam_queue::ArrayQueue;
+use disruptor::{
+    BusySpin, EventPoller, Polling, Producer as _, SingleConsumerBarrier, SingleProducer,
+    SingleProducerBarrier,
+};
+use tracebus::ring;
+use tracebus::slot::Slot;
+
+/// The 64-byte message the peers carry.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C, align(64))]
+pub struct Msg64 {
+    /// Sequence number.
+    pub seq: u64,
+    /// Filler up to 64 bytes.
+    pub pad: [u64; 7],
+}
+
+const _: () = assert!(core::mem::size_of::<Msg64>() == 64);
+const _: () = assert!(core::mem::size_of::<Slot<u64>>() == 64);
+
+#[inline(always)]
+fn msg(seq: u64) -> Msg64 {
+    Msg64 { seq, pad: [0; 7] }
+}
+
+/// One SPSC queue under test.
+pub trait Spsc {
+    /// Queue name in the report.
+    const NAME: &'static str;
+    /// API used: `"single"` (one message per call) or `"batch"`.
+    const MODE: &'static str;
+    /// Sending side.
+    type Tx: Send + 'static;
+    /// Receiving side.
+    type Rx: Send + 'static;
+    /// A queue of at least `capacity` messages.
+    fn pair(capacity: usize) -> (Self::Tx, Self::Rx);
+    /// Sends sequence numbers `start..start + k` for some `k <= max` without waiting; returns
+    /// `k` (0 when full). Single-mode queues send at most one.
+    fn send(tx: &mut Self::Tx, start: u64, max: usize) -> usize;
+    /// Receives up to `max` messages without waiting, passing each sequence number to `f`;
+    /// returns how many.
+    fn recv(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(u64)) -> usize;
+}
+
+/// tracebus ring, `try_push` / `try_pop`.
+pub struct TracebusSingle;
+impl Spsc for TracebusSingle {
+    const NAME: &'static str = "tracebus";
+    const MODE: &'static str = "single";
+    type Tx = ring::Producer<Slot<u64>>;
+    type Rx = ring::Consumer<Slot<u64>>;
+    fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
+        ring::spsc(capacity).expect("valid capacity")
+    }
+    #[inline(always)]
+    fn send(tx: &mut Self::Tx, start: u64, _max: usize) -> usize {
+        usize::from(tx.try_push(Slot::new(0, None, None, start)).is_ok())
+    }
+    #[inline(always)]
+    fn recv(rx: &mut Self::Rx, _max: usize, f: &mut impl FnMut(u64)) -> usize {
+        match rx.try_pop() {
+            Some(s) => {
+                f(*s.payload());
+                1
+            }
+            None => 0,
+        }
+    }
+}
+
+/// tracebus ring, batch claim/commit and in-place batch read/release.
+pub struct TracebusBatch;
+impl Spsc for TracebusBatch {
+    const NAME: &'static str = "tracebus";
+    const MODE: &'static str = "batch";
+    type Tx = ring::Producer<Slot<u64>>;
+    type Rx = ring::Consumer<Slot<u64>>;
+    fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
+        ring::spsc(capacity).expect("valid capacity")
+    }
+    #[inline(always)]
+    fn send(tx: &mut Self::Tx, start: u64, max: usize) -> usize {
+        let mut claim = tx.claim_up_to(max);
+        let n = claim.len();
+        for i in 0..n as u64 {
+            let _ = claim.push(Slot::new(0, None, None, start + i));
+        }
+        n
+    }
+    #[inline(always)]
+    fn recv(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(u64)) -> usize {
+        let chunk = rx.read(max);
+        for s in chunk.iter() {
+            f(*s.payload());
+        }
+        chunk.len()
+    }
+}
+
+/// rtrb, `push` / `pop`.
+pub struct RtrbSingle;
+impl Spsc for RtrbSingle {
+    const NAME: &'static str = "rtrb";
+    const MODE: &'static str = "single";
+    type Tx = rtrb::Producer<Msg64>;
+    type Rx = rtrb::Consumer<Msg64>;
+    fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
+        rtrb::RingBuffer::new(capacity)
+    }
+    #[inline(always)]
+    fn send(tx: &mut Self::Tx, start: u64, _max: usize) -> usize {
+        usize::from(tx.push(msg(start)).is_ok())
+    }
+    #[inline(always)]
+    fn recv(rx: &mut Self::Rx, _max: usize, f: &mut impl FnMut(u64)) -> usize {
+        match rx.pop() {
+            Ok(m) => {
+                f(m.seq);
+                1
+            }
+            Err(_) => 0,
+        }
+    }
+}
+
+/// rtrb's chunk API (`write_chunk_uninit` / `read_chunk`).
+pub struct RtrbChunk;
+impl Spsc for RtrbChunk {
+    const NAME: &'static str = "rtrb";
+    const MODE: &'static str = "batch";
+    type Tx = rtrb::Producer<Msg64>;
+    type Rx = rtrb::Consumer<Msg64>;
+    fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
+        rtrb::RingBuffer::new(capacity)
+    }
+    #[inline(always)]
+    fn send(tx: &mut Self::Tx, start: u64, max: usize) -> usize {
+        let n = max.min(tx.slots());
+        match tx.write_chunk_uninit(n) {
+            Ok(chunk) => chunk.fill_from_iter((start..start + n as u64).map(msg)),
+            Err(_) => 0,
+        }
+    }
+    #[inline(always)]
+    fn recv(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(u64)) -> usize {
+        let n = max.min(rx.slots());
+        match rx.read_chunk(n) {
+            Ok(chunk) => {
+                let (a, b) = chunk.as_slices();
+                for m in a.iter().chain(b) {
+                    f(m.seq);
+                }
+                chunk.commit_all();
+                n
+            }
+            Err(_) => 0,
+        }
+    }
+}
+
+/// crossbeam `ArrayQueue` (a bounded MPMC queue), `push` / `pop`.
+pub struct CrossbeamArrayQueue;
+impl Spsc for CrossbeamArrayQueue {
+    const NAME: &'static str = "crossbeam ArrayQueue";
+    const MODE: &'static str = "single";
+    type Tx = std::sync::Arc<ArrayQueue<Msg64>>;
+    type Rx = std::sync::Arc<ArrayQueue<Msg64>>;
+    fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
+        let q = std::sync::Arc::new(ArrayQueue::new(capacity));
+        (q.clone(), q)
+    }
+    #[inline(always)]
+    fn send(tx: &mut Self::Tx, start: u64, _max: usize) -> usize {
+        usize::from(tx.push(msg(start)).is_ok())
+    }
+    #[inline(always)]
+    fn recv(rx: &mut Self::Rx, _max: usize, f: &mut impl FnMut(u64)) -> usize {
+        match rx.pop() {
+            Some(m) => {
+                f(m.seq);
+                1
+            }
+            None => 0,
+        }
+    }
+}
+
+/// crossbeam-channel `bounded`, `try_send` / `try_recv`.
+pub struct CrossbeamChannel;
+impl Spsc for CrossbeamChannel {
+    const NAME: &'static str = "crossbeam-channel";
+    const MODE: &'static str = "single";
+    type Tx = crossbeam_channel::Sender<Msg64>;
+    type Rx = crossbeam_channel::Receiver<Msg64>;
+    fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
+        crossbeam_channel::bounded(capacity)
+    }
+    #[inline(always)]
+    fn send(tx: &mut Self::Tx, start: u64, _max: usize) -> usize {
+        usize::from(tx.try_send(msg(start)).is_ok())
+    }
+    #[inline(always)]
+    fn recv(rx: &mut Self::Rx, _max: usize, f: &mut impl FnMut(u64)) -> usize {
+        match rx.try_recv() {
+            Ok(m) => {
+                f(m.seq);
+                1
+            }
+            Err(_) => 0,
+        }
+    }
+}
+
+/// std `sync_channel`, `try_send` / `try_recv`.
+pub struct StdSyncChannel;
+impl Spsc for StdSyncChannel {
+    const NAME: &'static str = "std sync_channel";
+    const MODE: &'static str = "single";
+    type Tx = std::sync::mpsc::SyncSender<Msg64>;
+    type Rx = std::sync::mpsc::Receiver<Msg64>;
+    fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
+        std::sync::mpsc::sync_channel(capacity)
+    }
+    #[inline(always)]
+    fn send(tx: &mut Self::Tx, start: u64, _max: usize) -> usize {
+        usize::from(tx.try_send(msg(start)).is_ok())
+    }
+    #[inline(always)]
+    fn recv(rx: &mut Self::Rx, _max: usize, f: &mut impl FnMut(u64)) -> usize {
+        match rx.try_recv() {
+            Ok(m) => {
+                f(m.seq);
+                1
+            }
+            Err(_) => 0,
+        }
+    }
+}
+
+/// The `disruptor` crate's single producer with an event poller on the consumer thread.
+type DisruptorTx = SingleProducer<Msg64, SingleConsumerBarrier>;
+type DisruptorRx = EventPoller<Msg64, SingleProducerBarrier>;
+
+fn disruptor_pair(capacity: usize) -> (DisruptorTx, DisruptorRx) {
+    let builder = disruptor::build_single_producer(capacity, Msg64::default, BusySpin);
+    let (poller, builder) = builder.new_event_poller();
+    (builder.build(), poller)
+}
+
+fn disruptor_recv(rx: &mut DisruptorRx, max: usize, f: &mut impl FnMut(u64)) -> usize {
+    match rx.take(max as u64) {
+        Ok(mut events) => {
+            let mut n = 0;
+            for e in &mut events {
+                f(e.seq);
+                n += 1;
+            }
+            n
+        }
+        Err(Polling::NoEvents) | Err(Polling::Shutdown) => 0,
+    }
+}
+
+/// disruptor, `try_publish` (one event per call).
+pub struct DisruptorSingle;
+impl Spsc for DisruptorSingle {
+    const NAME: &'static str = "disruptor";
+    const MODE: &'static str = "single";
+    type Tx = DisruptorTx;
+    type Rx = DisruptorRx;
+    fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
+        disruptor_pair(capacity)
+    }
+    #[inline(always)]
+    fn send(tx: &mut Self::Tx, start: u64, _max: usize) -> usize {
+        usize::from(tx.try_publish(|e| e.seq = start).is_ok())
+    }
+    #[inline(always)]
+    fn recv(rx: &mut Self::Rx, _max: usize, f: &mut impl FnMut(u64)) -> usize {
+        disruptor_recv(rx, 1, f)
+    }
+}
+
+/// disruptor, `try_batch_publish`, consumer polling batches.
+pub struct DisruptorBatch;
+impl Spsc for DisruptorBatch {
+    const NAME: &'static str = "disruptor";
+    const MODE: &'static str = "batch";
+    type Tx = DisruptorTx;
+    type Rx = DisruptorRx;
+    fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
+        disruptor_pair(capacity)
+    }
+    #[inline(always)]
+    fn send(tx: &mut Self::Tx, start: u64, max: usize) -> usize {
+        let ok = tx.try_batch_publish(max, |iter| {
+            for (i, e) in iter.enumerate() {
+                e.seq = start + i as u64;
+            }
+        });
+        if ok.is_ok() {
+            max
+        } else {
+            0
+        }
+    }
+    #[inline(always)]
+    fn recv(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(u64)) -> usize {
+        disruptor_recv(rx, max, f)
+    }
+}

@@ -1,0 +1,310 @@
+//! The SPSC section of busbench: throughput and round-trip latency of every queue in
+//! [`crate::queues`], on two pinned cores with busy-spin waits, plus the physical floor (a
+//! one-cache-line atomic ping-pong and memcpy bandwidth) measured in the same run.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
+use hdrhistogram::Histogram;
+
+use crate::measure::median;
+use crate::queues::{self, Msg64, Spsc};
+
+/// Ring capacity for every queue.
+pub const CAPACITY: usize = 4096;
+/// Largest batch the batch APIs move per call.
+pub const BATCH: usize = 64;
+
+/// Two distinct cores to pin producer and consumer to, if the machine has them.
+pub fn two_cores() -> Option<[core_affinity::CoreId; 2]> {
+    let ids = core_affinity::get_core_ids()?;
+    match ids.as_slice() {
+        [a, b, ..] => Some([*a, *b]),
+        _ => None,
+    }
+}
+
+/// Pins the current thread to `core` (if any); returns whether it worked.
+pub fn pin(core: Option<core_affinity::CoreId>) -> bool {
+    core.is_some_and(core_affinity::set_for_current)
+}
+
+/// Messages per second through `Q`: one pinned producer, one pinned consumer, busy-spin, every
+/// sequence number checked.
+pub fn throughput<Q: Spsc>(messages: u64) -> f64 {
+    let (mut tx, mut rx) = Q::pair(CAPACITY);
+    let cores = two_cores();
+    let start = Arc::new(Barrier::new(2));
+    let go = start.clone();
+    let consumer = thread::spawn(move || {
+        pin(cores.map(|c| c[1]));
+        go.wait();
+        let mut expect = 0u64;
+        let mut f = |seq: u64| {
+            assert_eq!(seq, expect, "{} {}: out of order", Q::NAME, Q::MODE);
+            expect += 1;
+        };
+        let mut got = 0u64;
+        while got < messages {
+            let n = Q::recv(&mut rx, BATCH, &mut f);
+            if n == 0 {
+                std::hint::spin_loop();
+            }
+            got += n as u64;
+        }
+        (Instant::now(), rx)
+    });
+    let producer = thread::spawn(move || {
+        pin(cores.map(|c| c[0]));
+        start.wait();
+        let t0 = Instant::now();
+        let mut sent = 0u64;
+        while sent < messages {
+            let max = BATCH.min((messages - sent) as usize);
+            let n = Q::send(&mut tx, sent, max);
+            if n == 0 {
+                std::hint::spin_loop();
+            }
+            sent += n as u64;
+        }
+        (t0, tx)
+    });
+    let (t0, tx) = producer.join().expect("producer thread");
+    let (t1, rx) = consumer.join().expect("consumer thread");
+    // Both sides are dropped only after both have finished (the disruptor's shutdown needs it).
+    drop(tx);
+    drop(rx);
+    messages as f64 / (t1 - t0).as_secs_f64()
+}
+
+/// Round trips through two `Q`s (ping and pong), `samples` of them after a warm-up, recorded in
+/// nanoseconds. Every message is sent alone, with the queue's API of its mode.
+pub fn round_trip<Q: Spsc>(samples: u64) -> Histogram<u64> {
+    let warmup = samples / 10 + 1_000;
+    let total = warmup + samples;
+    let (mut ping_tx, mut ping_rx) = Q::pair(CAPACITY);
+    let (mut pong_tx, mut pong_rx) = Q::pair(CAPACITY);
+    let cores = two_cores();
+    let echo = thread::spawn(move || {
+        pin(cores.map(|c| c[1]));
+        let mut echoed = 0u64;
+        while echoed < total {
+            let mut seq = None;
+            while Q::recv(&mut ping_rx, 1, &mut |s| seq = Some(s)) == 0 {
+                std::hint::spin_loop();
+            }
+            let seq = seq.expect("one message received");
+            while Q::send(&mut pong_tx, seq, 1) == 0 {
+                std::hint::spin_loop();
+            }
+            echoed += 1;
+        }
+        (ping_rx, pong_tx)
+    });
+    let pinger = thread::spawn(move || {
+        pin(cores.map(|c| c[0]));
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+        for i in 0..total {
+            let t0 = Instant::now();
+            while Q::send(&mut ping_tx, i, 1) == 0 {
+                std::hint::spin_loop();
+            }
+            let mut back = None;
+            while Q::recv(&mut pong_rx, 1, &mut |s| back = Some(s)) == 0 {
+                std::hint::spin_loop();
+            }
+            let ns = t0.elapsed().as_nanos() as u64;
+            assert_eq!(back, Some(i), "{} {}: wrong echo", Q::NAME, Q::MODE);
+            if i >= warmup {
+                hist.saturating_record(ns.max(1));
+            }
+        }
+        (hist, ping_tx, pong_rx)
+    });
+    let (hist, ping_tx, pong_rx) = pinger.join().expect("pinger thread");
+    let (ping_rx, pong_tx) = echo.join().expect("echo thread");
+    drop((ping_tx, ping_rx, pong_tx, pong_rx));
+    hist
+}
+
+/// The floor of a round trip: two threads bounce one counter on one cache line.
+pub fn atomic_ping_pong(samples: u64) -> Histogram<u64> {
+    let warmup = samples / 10 + 1_000;
+    let total = warmup + samples;
+    let line = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let cores = two_cores();
+    let other = line.clone();
+    let echo = thread::spawn(move || {
+        pin(cores.map(|c| c[1]));
+        for i in 0..total {
+            while other.load(Ordering::Acquire) != 2 * i + 1 {
+                std::hint::spin_loop();
+            }
+            other.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    pin(cores.map(|c| c[0]));
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+    for i in 0..total {
+        let t0 = Instant::now();
+        line.store(2 * i + 1, Ordering::Release);
+        while line.load(Ordering::Acquire) != 2 * i + 2 {
+            std::hint::spin_loop();
+        }
+        if i >= warmup {
+            hist.saturating_record((t0.elapsed().as_nanos() as u64).max(1));
+        }
+    }
+    echo.join().expect("echo thread");
+    hist
+}
+
+/// memcpy bandwidth within one core's caches, as 64-byte messages per second: a buffer the size
+/// of a 4096-slot ring copied over and over.
+pub fn memcpy_msgs_per_sec(copies: usize) -> f64 {
+    let src = vec![Msg64::default(); CAPACITY];
+    let mut dst = vec![Msg64::default(); CAPACITY];
+    let t0 = Instant::now();
+    for _ in 0..copies {
+        dst.copy_from_slice(black_box(&src));
+        black_box(&mut dst);
+    }
+    (copies * CAPACITY) as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// Measured figures for one queue and API.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Queue name.
+    pub queue: &'static str,
+    /// `"single"` or `"batch"`.
+    pub mode: &'static str,
+    /// Median messages per second over the repetitions.
+    pub msgs_per_sec: f64,
+    /// Round-trip p50 in ns.
+    pub p50: u64,
+    /// Round-trip p99 in ns.
+    pub p99: u64,
+    /// Round-trip p99.9 in ns.
+    pub p999: u64,
+}
+
+/// The floor measured in the same run.
+#[derive(Debug, Clone)]
+pub struct Floor {
+    /// Atomic ping-pong round trip p50, ns.
+    pub pingpong_p50: u64,
+    /// Atomic ping-pong round trip p99, ns.
+    pub pingpong_p99: u64,
+    /// memcpy bandwidth in 64-byte messages per second.
+    pub memcpy_msgs_per_sec: f64,
+}
+
+struct Entry {
+    queue: &'static str,
+    mode: &'static str,
+    throughput: fn(u64) -> f64,
+    round_trip: fn(u64) -> Histogram<u64>,
+}
+
+fn entry<Q: Spsc>() -> Entry {
+    Entry {
+        queue: Q::NAME,
+        mode: Q::MODE,
+        throughput: throughput::<Q>,
+        round_trip: round_trip::<Q>,
+    }
+}
+
+/// Runs every queue: `reps` throughput runs of `messages` each (interleaved across queues, so
+/// a noisy moment hits all of them), then `samples` round trips each. `progress` gets a line
+/// per step.
+pub fn run(
+    reps: usize,
+    messages: u64,
+    samples: u64,
+    progress: &mut dyn FnMut(&str),
+) -> (Vec<Row>, Floor) {
+    let entries = [
+        entry::<queues::TracebusSingle>(),
+        entry::<queues::TracebusBatch>(),
+        entry::<queues::RtrbSingle>(),
+        entry::<queues::RtrbChunk>(),
+        entry::<queues::DisruptorSingle>(),
+        entry::<queues::DisruptorBatch>(),
+        entry::<queues::CrossbeamArrayQueue>(),
+        entry::<queues::CrossbeamChannel>(),
+        entry::<queues::StdSyncChannel>(),
+    ];
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); entries.len()];
+    for rep in 0..reps {
+        progress(&format!("spsc throughput: repetition {}/{reps}", rep + 1));
+        for (e, r) in entries.iter().zip(&mut runs) {
+            // The slowest peers move a tenth as many messages, to keep the run short.
+            let n = if e.queue.starts_with("std") || e.queue.starts_with("crossbeam-channel") {
+                messages / 10
+            } else {
+                messages
+            };
+            r.push((e.throughput)(n.max(1)));
+        }
+    }
+    let mut rows = Vec::new();
+    for (e, mut r) in entries.iter().zip(runs) {
+        progress(&format!("spsc round trip: {} {}", e.queue, e.mode));
+        let h = (e.round_trip)(samples);
+        rows.push(Row {
+            queue: e.queue,
+            mode: e.mode,
+            msgs_per_sec: median(&mut r),
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+        });
+    }
+    progress("spsc floor: atomic ping-pong and memcpy");
+    let h = atomic_ping_pong(samples);
+    let mut copies: Vec<f64> = (0..reps.max(3))
+        .map(|_| memcpy_msgs_per_sec(2_000))
+        .collect();
+    let floor = Floor {
+        pingpong_p50: h.value_at_quantile(0.5),
+        pingpong_p99: h.value_at_quantile(0.99),
+        memcpy_msgs_per_sec: median(&mut copies),
+    };
+    (rows, floor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Tiny runs: every queue adapter moves every message in order (the harness asserts it)
+    // and yields a positive rate and a full histogram. No timing is asserted.
+    #[test]
+    fn every_queue_moves_every_message() {
+        for (name, f) in [
+            (
+                "tracebus single",
+                throughput::<queues::TracebusSingle> as fn(u64) -> f64,
+            ),
+            ("tracebus batch", throughput::<queues::TracebusBatch>),
+            ("rtrb", throughput::<queues::RtrbSingle>),
+            ("rtrb chunk", throughput::<queues::RtrbChunk>),
+            ("disruptor", throughput::<queues::DisruptorSingle>),
+            ("disruptor batch", throughput::<queues::DisruptorBatch>),
+            ("arrayqueue", throughput::<queues::CrossbeamArrayQueue>),
+            ("channel", throughput::<queues::CrossbeamChannel>),
+            ("std", throughput::<queues::StdSyncChannel>),
+        ] {
+            assert!(f(20_000) > 0.0, "{name}");
+        }
+        assert_eq!(round_trip::<queues::TracebusBatch>(100).len(), 100);
+        assert_eq!(round_trip::<queues::DisruptorBatch>(100).len(), 100);
+        assert_eq!(atomic_ping_pong(100).len(), 100);
+    }
+}
