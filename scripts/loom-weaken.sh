@@ -9,27 +9,35 @@ root=$(pwd)
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
-# file | exact text whose ordering is weakened
+# file | exact text whose ordering is weakened [| replacement; default: the text with Acquire and
+# Release turned into Relaxed]
 sites=(
-  "bus/src/ring/producer.rs|self.shared.tail.store(self.tail, Ordering::Release)"
-  "bus/src/ring/producer.rs|p.shared.tail.store(p.tail, Ordering::Release)"
+  "bus/src/ring/producer.rs|self.shared.cell(pos).stamp.store(self.tail, Ordering::Release)"
+  "bus/src/ring/producer.rs|fence(Ordering::Release);|"
   "bus/src/ring/producer.rs|self.shared.head.load(Ordering::Acquire)"
   "bus/src/ring/producer.rs|self.shared.producer_closed.store(true, Ordering::Release)"
-  "bus/src/ring/consumer.rs|self.shared.tail.load(Ordering::Acquire)"
+  "bus/src/ring/producer.rs|self.shared.tail.store(self.tail, Ordering::Release)"
+  "bus/src/ring/mod.rs|self.cell(p).stamp.load(Ordering::Acquire)"
   "bus/src/ring/consumer.rs|self.shared.head.store(self.head, Ordering::Release)"
   "bus/src/ring/consumer.rs|c.shared.head.store(c.head, Ordering::Release)"
   "bus/src/ring/consumer.rs|self.shared.producer_closed.load(Ordering::Acquire)"
+  "bus/src/ring/consumer.rs|self.shared.tail.load(Ordering::Acquire)"
 )
 
 status=0
 for site in "${sites[@]}"; do
   file=${site%%|*}
-  text=${site#*|}
+  rest=${site#*|}
+  text=${rest%%|*}
   rm -rf "$scratch/tree"
   mkdir "$scratch/tree"
   git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$scratch/tree"
-  weak=${text//Ordering::Acquire/Ordering::Relaxed}
-  weak=${weak//Ordering::Release/Ordering::Relaxed}
+  if [ "$rest" != "$text" ]; then
+    weak=${rest#*|}
+  else
+    weak=${text//Ordering::Acquire/Ordering::Relaxed}
+    weak=${weak//Ordering::Release/Ordering::Relaxed}
+  fi
   count=$(grep -cF "$text" "$scratch/tree/$file" || true)
   if [ "$count" != 1 ]; then
     echo "site not found exactly once ($count): $file: $text" >&2

@@ -52,7 +52,9 @@ pub fn throughput<Q: Spsc>(messages: u64) -> f64 {
         while got < messages {
             let n = Q::recv(&mut rx, BATCH, &mut f);
             if n == 0 {
-                std::hint::spin_loop();
+                for _ in 0..16 {
+                    std::hint::spin_loop();
+                }
             }
             got += n as u64;
         }

@@ -1,7 +1,8 @@
 //! `Slot<T>`: the fixed-layout message slot, with the trace header inline.
 //!
-//! `#[repr(C, align(64))]`, so a slot is a whole number of 64-byte cache lines and a ring of
-//! slots never shares a line between two messages:
+//! `#[repr(C)]`, with no padding before the payload. In a ring, each slot sits in a
+//! cache-line-aligned cell followed by the cell's 8-byte stamp (see [`crate::ring`]), so a slot
+//! with its stamp is a whole number of 64-byte cache lines and no two messages share a line:
 //!
 //! ```text
 //! offset 0   TraceHeader (26 bytes: version | trace-id | span-id | flags)  byte 25 = flags
@@ -10,9 +11,11 @@
 //! offset 28  topic: u32      (native endian, alignment 1)
 //! offset 32  publish_ns: u64 (native endian, alignment 1) nanoseconds on the bus clock, or 0
 //! offset 40  payload: T      (T: bytemuck::Pod, at its alignment)
+//!            then, in the ring: the cell's stamp (8 bytes), padding to a line boundary
 //! ```
 //!
-//! With a payload of up to 24 bytes a slot is exactly one cache line. Every constructor writes
+//! With a payload of up to 16 bytes, slot and stamp are exactly one cache line: the consumer
+//! learns of the message, and reads all of it, from a single line. Every constructor writes
 //! the whole header: a message without a context carries [`TraceHeader::NONE`], so a context
 //! from an earlier message in the same ring slot can never be read back.
 
@@ -48,7 +51,7 @@ pub struct SlotMeta {
 
 /// A message slot: trace header, metadata, payload (see the module docs for the layout).
 #[derive(Clone, Copy, Debug)]
-#[repr(C, align(64))]
+#[repr(C)]
 pub struct Slot<T> {
     header: TraceHeader,
     meta: SlotMeta,
@@ -58,21 +61,21 @@ pub struct Slot<T> {
 /// Offset of the payload for payloads of alignment up to 8.
 pub const PAYLOAD_OFFSET: usize = 40;
 
+/// Largest payload for which a slot and its ring stamp fit one cache line.
+pub const MAX_ONE_LINE_PAYLOAD: usize = CACHE_LINE - PAYLOAD_OFFSET - 8;
+
 const _: () = {
     assert!(size_of::<SlotMeta>() == 14);
     assert!(offset_of!(Slot<u64>, header) == 0);
     assert!(offset_of!(Slot<u64>, meta) == 26);
     assert!(offset_of!(Slot<u64>, payload) == PAYLOAD_OFFSET);
-    assert!(size_of::<Slot<u64>>() == CACHE_LINE);
-    assert!(size_of::<Slot<[u8; 24]>>() == CACHE_LINE);
-    assert!(size_of::<Slot<[u8; 25]>>() == 2 * CACHE_LINE);
-    assert!(core::mem::align_of::<Slot<u8>>() == CACHE_LINE);
+    assert!(size_of::<Slot<u64>>() == 48);
+    assert!(size_of::<Slot<[u8; MAX_ONE_LINE_PAYLOAD]>>() == CACHE_LINE - 8);
 };
 
 impl<T: Pod> Slot<T> {
     /// Compile-time layout check for this payload type (evaluated when a slot is built).
     const LAYOUT: () = {
-        assert!(size_of::<Self>() % CACHE_LINE == 0);
         assert!(offset_of!(Self, header) == 0);
         assert!(offset_of!(Self, meta) == 26);
         assert!(offset_of!(Self, payload) >= PAYLOAD_OFFSET);
@@ -163,9 +166,9 @@ mod tests {
     }
 
     #[test]
-    fn big_payloads_take_more_lines() {
+    fn big_payloads_work() {
         let s = Slot::new(1, None, None, [7u64; 16]);
-        assert_eq!(size_of_val(&s), 3 * CACHE_LINE);
+        assert_eq!(size_of_val(&s), PAYLOAD_OFFSET + 128);
         assert_eq!(s.payload()[15], 7);
     }
 }

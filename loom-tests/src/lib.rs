@@ -21,27 +21,29 @@
 //! | `batch_claim_and_read` | batch claim/commit and batch read/release, with wrap-around |
 //! | `close_drains_committed_tail` | a consumer that sees the producer closed still drains all |
 //! | `unread_values_dropped_once` | values left in the ring are dropped exactly once |
+//! | `len_promises_values` | a value `len()` counts is found by `try_pop` |
 //!
 //! Every `Acquire`/`Release` in the ring was weakened to `Relaxed` by hand, one at a time, and
 //! the suite re-run; the model that failed is listed here (loom reports a causality violation on
 //! a slot's `UnsafeCell`, or an assertion fails):
 //!
-//! | ordering weakened to `Relaxed` | caught by |
+//! | ordering weakened to `Relaxed` (or fence removed) | caught by |
 //! |---|---|
-//! | `Producer::try_push`: `tail.store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries`, `close_drains_committed_tail`, `unread_values_dropped_once` |
-//! | `Claim::drop`: `tail.store(Release)` | `batch_claim_and_read` |
+//! | `Producer::try_push`: stamp `store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries`, `close_drains_committed_tail`, `unread_values_dropped_once` |
+//! | `Claim::drop`: `fence(Release)` before the stamps | `batch_claim_and_read` |
 //! | `Producer::has_room`: `head.load(Acquire)` | `fifo_over_two_laps`, `full_and_empty_boundaries`, `batch_claim_and_read` |
 //! | `Producer::drop`: `producer_closed.store(Release)` | `close_drains_committed_tail` |
-//! | `Consumer::available`: `tail.load(Acquire)` | all five models |
+//! | `Producer::publish_tail`: `tail.store(Release)` | `len_promises_values` |
+//! | `Shared::is_committed`: stamp `load(Acquire)` | all but `len_promises_values` |
 //! | `Consumer::try_pop`: `head.store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries` |
 //! | `ReadChunk::drop`: `head.store(Release)` | `batch_claim_and_read` |
 //! | `Consumer::is_closed`: `producer_closed.load(Acquire)` | `close_drains_committed_tail` |
+//! | `Consumer::len`: `tail.load(Acquire)` | `len_promises_values` |
 //!
 //! `scripts/loom-weaken.sh` repeats the experiment (it is not part of the test command, since it
 //! rebuilds the suite once per ordering) and prints this table's right-hand column.
 //!
-//! Two orderings are `Relaxed` by design, because no reader depends on them: `Consumer::len`
-//! (a count; reading a value goes through `available`'s `Acquire`) and `consumer_closed` (it
+//! One ordering is `Relaxed` by design, because no reader depends on it: `consumer_closed` (it
 //! publishes nothing but itself).
 
 /// The preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set.

@@ -79,8 +79,9 @@ fn batch_claim_and_read() {
         let producer = thread::spawn(move || {
             let mut next = 0;
             while next < 4 {
-                // Claim whatever is free (0..=2 slots) and commit it as one batch.
-                let mut claim = tx.claim_up_to(2);
+                // Claim whatever is free (up to 2 cells, never past value 3) and commit it as one
+                // batch.
+                let mut claim = tx.claim_up_to(2.min(4 - next as usize));
                 while claim.remaining() > 0 {
                     claim.push(next).unwrap();
                     next += 1;
@@ -158,5 +159,25 @@ fn unread_values_dropped_once() {
         producer.join().unwrap();
         consumer.join().unwrap();
         assert_eq!(drops.load(SeqCst), 2, "each value dropped exactly once");
+    });
+}
+
+#[test]
+fn len_promises_values() {
+    model(|| {
+        let (mut tx, mut rx) = spsc::<u32>(2).unwrap();
+        let producer = thread::spawn(move || {
+            let mut claim = tx.claim(2).unwrap();
+            claim.push(1).unwrap();
+            claim.push(2).unwrap();
+            claim.commit();
+        });
+        // Whatever len() counts, try_pop finds.
+        let counted = rx.len();
+        assert!(counted <= 2);
+        for i in 0..counted {
+            assert_eq!(rx.try_pop(), Some(i as u32 + 1), "counted {counted}");
+        }
+        producer.join().unwrap();
     });
 }

@@ -1,5 +1,6 @@
-//! The consuming side of the ring: single pops and in-place batch reads, released with one
-//! `Release` store of `head` each.
+//! The consuming side of the ring: single pops and in-place batch reads. A cell is known to be
+//! full from its own stamp (the line that carries the data); slots are released with one
+//! `Release` store of `head` per pop or per batch.
 
 use super::{NotSync, Shared};
 use crate::sync::{Arc, Ordering};
@@ -10,9 +11,6 @@ pub struct Consumer<T> {
     /// Next position to read. Equal to `shared.head` outside a [`ReadChunk`]; only this side
     /// writes `shared.head`.
     head: usize,
-    /// The last `tail` loaded. `tail` only grows, so `cached_tail - head` under-estimates the
-    /// values available: an "available" answer from the cache is always true.
-    cached_tail: usize,
     _not_sync: NotSync,
 }
 
@@ -21,7 +19,6 @@ impl<T> Consumer<T> {
         Consumer {
             shared,
             head: 0,
-            cached_tail: 0,
             _not_sync: NotSync::default(),
         }
     }
@@ -36,33 +33,26 @@ impl<T> Consumer<T> {
     /// after this returns `true`, popping until empty drains them all.
     #[inline]
     pub fn is_closed(&self) -> bool {
-        // Acquire pairs with the producer's Release store in its `Drop`: the final `tail` is
-        // visible from here on.
+        // Acquire pairs with the producer's Release store in its `Drop`: every stamp it stored
+        // is visible from here on.
         self.shared.producer_closed.load(Ordering::Acquire)
     }
 
-    /// Values that can be read now, reloading `tail` only when the cache has fewer than `n`.
-    #[inline(always)]
-    fn available(&mut self, n: usize) -> usize {
-        let cached = self.cached_tail.wrapping_sub(self.head);
-        if cached >= n {
-            return cached;
-        }
-        // Acquire pairs with the producer's Release store of `tail`: the values before it are
-        // fully written.
-        self.cached_tail = self.shared.tail.load(Ordering::Acquire);
-        self.cached_tail.wrapping_sub(self.head)
-    }
-
-    /// The number of values waiting to be read.
+    /// The number of values waiting to be read. A value counted here is found by the next
+    /// `try_pop` or `read`.
     #[inline]
     pub fn len(&self) -> usize {
-        // Relaxed: a count only. Reading a value goes through `available`, whose Acquire load
-        // is what makes the value visible.
-        self.shared
-            .tail
-            .load(Ordering::Relaxed)
-            .wrapping_sub(self.head)
+        // Acquire pairs with the producer's Release store of `tail`, which follows the stamps
+        // of every position before it.
+        let tail = self.shared.tail.load(Ordering::Acquire);
+        let n = tail.wrapping_sub(self.head);
+        // `tail` trails the stamps, so a consumer that took a value by its stamp can be ahead
+        // of the `tail` it sees for a moment: that is "nothing counted", not a huge number.
+        if n > self.shared.capacity() {
+            0
+        } else {
+            n
+        }
     }
 
     /// Whether no value is waiting.
@@ -74,18 +64,19 @@ impl<T> Consumer<T> {
     /// Takes the oldest value, if any. Never waits.
     #[inline]
     pub fn try_pop(&mut self) -> Option<T> {
-        if self.available(1) == 0 {
+        let pos = self.head;
+        if !self.shared.is_committed(pos) {
             return None;
         }
-        let value = self.shared.slot(self.head).with(|p| {
-            // SAFETY: `head` is in `[head, tail)`, so the slot holds an initialised value the
-            // producer will not touch until `head` moves past it; it is moved out exactly once
-            // because `head` advances right after.
+        let value = self.shared.cell(pos).value.with(|p| {
+            // SAFETY: the stamp says `pos` is committed, so the cell holds an initialised value
+            // the producer will not touch until `head` moves past it; it is moved out exactly
+            // once because `head` advances right after.
             unsafe { (*p).assume_init_read() }
         });
-        self.head = self.head.wrapping_add(1);
+        self.head = pos.wrapping_add(1);
         // Release pairs with the producer's Acquire load of `head`: the read above happens
-        // before the producer may overwrite the slot.
+        // before the producer may overwrite the cell.
         self.shared.head.store(self.head, Ordering::Release);
         Some(value)
     }
@@ -93,12 +84,12 @@ impl<T> Consumer<T> {
     /// The oldest value, by reference, without taking it.
     #[inline]
     pub fn peek(&mut self) -> Option<&T> {
-        if self.available(1) == 0 {
+        if !self.shared.is_committed(self.head) {
             return None;
         }
-        Some(self.shared.slot(self.head).with(|p| {
+        Some(self.shared.cell(self.head).value.with(|p| {
             // SAFETY: as in `try_pop`; the reference lives no longer than `&mut self`, during
-            // which `head` cannot move, so the producer cannot overwrite the slot.
+            // which `head` cannot move, so the producer cannot overwrite the cell.
             unsafe { (*p).assume_init_ref() }
         }))
     }
@@ -116,7 +107,14 @@ impl<T> Consumer<T> {
     /// ```
     #[inline]
     pub fn read(&mut self, max: usize) -> ReadChunk<'_, T> {
-        let len = self.available(max).min(max);
+        // Committed positions are consecutive from `head`, and at most `capacity` of them (the
+        // cell after the last one carries an older lap's stamp), so the scan ends. Each stamp
+        // sits on the line the value is read from next, so the scan costs no extra transfer
+        // (measured: scanning stamps beats loading `tail` for the count, see the README).
+        let mut len = 0;
+        while len < max && self.shared.is_committed(self.head.wrapping_add(len)) {
+            len += 1;
+        }
         ReadChunk {
             consumer: self,
             len,
@@ -141,14 +139,15 @@ impl<T> core::fmt::Debug for Consumer<T> {
 }
 
 /// Values borrowed in place by [`Consumer::read`]. Releasing (or dropping) the chunk drops the
-/// values and frees their slots with one `Release` store.
+/// values and frees their cells with one `Release` store.
 pub struct ReadChunk<'a, T> {
     consumer: &'a mut Consumer<T>,
-    /// Values borrowed; invariant: the `len` positions from `consumer.head` are in `[head, tail)`.
+    /// Values borrowed; invariant: the `len` positions from `consumer.head` are committed (their
+    /// stamps were loaded with Acquire).
     len: usize,
 }
 
-impl<'a, T> ReadChunk<'a, T> {
+impl<T> ReadChunk<'_, T> {
     /// Values in the chunk.
     #[inline]
     pub fn len(&self) -> usize {
@@ -168,9 +167,10 @@ impl<'a, T> ReadChunk<'a, T> {
             return None;
         }
         let pos = self.consumer.head.wrapping_add(i);
-        Some(self.consumer.shared.slot(pos).with(|p| {
-            // SAFETY: `pos` is in `[head, tail)`, initialised and not writable by the producer
-            // until the chunk is released, which needs `self` (the reference cannot outlive it).
+        Some(self.consumer.shared.cell(pos).value.with(|p| {
+            // SAFETY: `pos` is committed (`read` saw its stamp with Acquire), so it
+            // is initialised and not writable by the producer until the chunk is released,
+            // which needs `self`: the reference cannot outlive it.
             unsafe { (*p).assume_init_ref() }
         }))
     }
@@ -181,28 +181,7 @@ impl<'a, T> ReadChunk<'a, T> {
         (0..self.len).map(move |i| self.get(i).expect("i < len"))
     }
 
-    /// The values as (at most) two contiguous slices, oldest first; the second is non-empty
-    /// when the chunk wraps around the end of the buffer.
-    #[cfg(not(loom))]
-    #[inline]
-    pub fn as_slices(&self) -> (&[T], &[T]) {
-        let shared = &*self.consumer.shared;
-        let start = self.consumer.head & shared.mask;
-        let first = self.len.min(shared.capacity() - start);
-        let cells = &shared.buffer;
-        // SAFETY: `UnsafeCell` (the std shim, `repr(transparent)`) and `MaybeUninit<T>` have
-        // the layout of `T`, so `cells[start..start + first]` and `cells[..len - first]` are
-        // arrays of `T`; every one of them is an initialised value in `[head, tail)`, which the
-        // producer cannot write until the chunk (borrowed here) is released.
-        unsafe {
-            (
-                core::slice::from_raw_parts(cells.as_ptr().add(start).cast::<T>(), first),
-                core::slice::from_raw_parts(cells.as_ptr().cast::<T>(), self.len - first),
-            )
-        }
-    }
-
-    /// Drops the values and frees their slots.
+    /// Drops the values and frees their cells.
     #[inline]
     pub fn release(self) {
         // Drop releases.
@@ -218,15 +197,15 @@ impl<T> Drop for ReadChunk<'_, T> {
         let c = &mut *self.consumer;
         if core::mem::needs_drop::<T>() {
             for i in 0..self.len {
-                c.shared.slot(c.head.wrapping_add(i)).with_mut(|p| {
-                    // SAFETY: each position is in `[head, tail)` and is dropped exactly once,
-                    // here, before `head` moves past it.
+                c.shared.cell(c.head.wrapping_add(i)).value.with_mut(|p| {
+                    // SAFETY: each position is committed and is dropped exactly once, here,
+                    // before `head` moves past it.
                     unsafe { (*p).assume_init_drop() }
                 });
             }
         }
         c.head = c.head.wrapping_add(self.len);
-        // Release pairs with the producer's Acquire load of `head`: every read of these slots
+        // Release pairs with the producer's Acquire load of `head`: every read of these cells
         // happens before the producer may overwrite them.
         c.shared.head.store(c.head, Ordering::Release);
     }

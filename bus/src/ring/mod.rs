@@ -1,29 +1,39 @@
 //! tracebus's SPSC ring: a bounded, wait-free, single-producer/single-consumer queue.
 //!
-//! The algorithm is rtrb's (itself the classic Lamport queue with cached indices):
+//! The design is rtrb's (a Lamport queue with cached indices) with one change taken from the
+//! disruptor and FastForward: the consumer learns that a slot is full from a *stamp in the slot
+//! itself*, not from the producer's shared `tail`. A message then costs the consumer one cache
+//! line transfer (the line that carries both the stamp and the data) instead of two (the `tail`
+//! line, then the data line), which is most of a round trip between two cores.
 //!
-//! - a power-of-two array of slots and two free-running positions, `head` (next slot the
-//!   consumer reads) and `tail` (next slot the producer writes), each on its own cache line
-//!   (`CachePadded`) so the two sides never write the same line;
-//! - each side keeps a private copy of its own position and a cached copy of the other side's,
-//!   and reloads the other side's only when the cache says "full" (producer) or "empty"
-//!   (consumer), so in steady state each side touches the shared line of the other rarely;
-//! - writes and reads happen in place: the producer claims slots, fills them and commits the
-//!   batch with one `Release` store of `tail`; the consumer borrows a batch by reference and
-//!   releases it with one `Release` store of `head`.
+//! - The buffer is a power-of-two array of `Cell`s; each cell is cache-line aligned and holds
+//!   the value and its stamp, so no two messages share a line.
+//! - Positions are free-running `usize`s. The producer writes position `p` into cell
+//!   `p & mask` and then sets that cell's stamp to `p + 1`; the consumer at position `h` knows
+//!   the cell is full exactly when its stamp equals `h + 1` (a stamp left from an earlier lap
+//!   is `h + 1 - capacity` or less, and a fresh cell's is 0).
+//! - `head` (next position to read) is on its own cache line; the consumer publishes it when it
+//!   releases slots, and the producer reloads it only when its cached copy says "full".
+//! - `tail` (next position to write) is on its own line too, but only [`Consumer::len`] and the
+//!   ring's destructor read it; the data path never does. It is stored after the stamps, with
+//!   `Release`, so a `len()` that counts a value promises that `try_pop` finds it.
+//! - Writes and reads happen in place: the producer claims slots, fills them and commits the
+//!   batch with one `Release` fence followed by one store per stamp; the consumer borrows a
+//!   batch by reference and releases it with one `Release` store of `head`.
 //!
-//! Memory orderings (each one is checked by a loom model in `loom-tests`, which fails when it is
-//! weakened to `Relaxed`):
+//! Memory orderings (each `Acquire`/`Release` is checked by a loom model in `loom-tests` that
+//! fails when it is weakened or removed):
 //!
-//! | store (Release)            | paired load (Acquire)        | what it publishes                  |
-//! |----------------------------|------------------------------|------------------------------------|
-//! | `tail` by the producer     | `tail` by the consumer       | the values written into the slots  |
-//! | `head` by the consumer     | `head` by the producer       | that the slots were read and freed |
-//! | `producer_closed` on drop  | `producer_closed` (consumer) | the final `tail`                   |
+//! | release side                              | acquire side                   | publishes |
+//! |-------------------------------------------|--------------------------------|-----------|
+//! | stamp store (`Release`) in `try_push`      | stamp load in the consumer     | the value written into the cell |
+//! | `fence(Release)` in `Claim`'s commit, then `Relaxed` stamp stores | stamp load in the consumer | every value of the batch |
+//! | `head` store by the consumer               | `head` load by the producer    | that the cells were read and freed |
+//! | `producer_closed` store on drop            | `producer_closed` load         | the final stamps |
+//! | `tail` store after a commit                | `tail` load in `len()`         | the stamps it counts |
 //!
-//! `consumer_closed` is `Relaxed` on both sides: it publishes nothing but itself. The producer
-//! reads no memory the consumer wrote on the strength of it (values left in the ring are dropped
-//! by the last owner of the shared state, which `Arc` synchronises), so no model can need more.
+//! `consumer_closed` is `Relaxed` on both sides: it publishes nothing but itself (values left in
+//! the ring are dropped by the last owner of the shared state, which `Arc` synchronises).
 //!
 //! A full ring hands the value back ([`Full`]); nothing is dropped silently. Dropping either
 //! side is seen by the other through [`Producer::is_closed`] / [`Consumer::is_closed`]; the
@@ -33,7 +43,6 @@
 mod consumer;
 mod producer;
 
-use core::cell::Cell;
 use core::mem::MaybeUninit;
 
 use crossbeam_utils::CachePadded;
@@ -91,29 +100,53 @@ pub struct ClaimError {
     pub available: usize,
 }
 
+/// One message's cache line(s): the value, then its stamp.
+///
+/// Invariant: `stamp == p + 1` exactly while position `p` (with `p & mask` naming this cell)
+/// has been committed and not yet released; otherwise the value may be uninitialised.
+#[repr(C, align(64))]
+pub(crate) struct Cell<T> {
+    value: UnsafeCell<MaybeUninit<T>>,
+    stamp: AtomicUsize,
+}
+
 /// State shared by the two sides.
 pub(crate) struct Shared<T> {
     /// Next position the consumer reads. Written only by the consumer (`Release`, after the
-    /// slots before it were read); `tail - head <= capacity` always.
+    /// cells before it were read and dropped); `tail - head <= capacity` always.
     head: CachePadded<AtomicUsize>,
-    /// Next position the producer writes. Written only by the producer (`Release`, after the
-    /// slots before it were written); slots in `[head, tail)` hold initialised values.
+    /// Next position the producer writes; cells in `[head, tail)` hold initialised values.
+    /// Written only by the producer (`Release`, after the stamps before it), read only by
+    /// `len()` and the destructor.
     tail: CachePadded<AtomicUsize>,
-    /// Set once, when the producer is dropped, after its last `tail` store.
+    /// Set once, when the producer is dropped, after its last commit.
     producer_closed: AtomicBool,
     /// Set once, when the consumer is dropped.
     consumer_closed: AtomicBool,
     /// `capacity - 1`; capacity is a power of two.
     mask: usize,
-    /// The slots. Slot `i & mask` is owned by the producer while `i` is outside `[head, tail)`
-    /// and by the consumer while inside.
-    buffer: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    /// The cells. Cell `p & mask` is the producer's while `p` is outside `[head, tail)` and
+    /// the consumer's while inside.
+    buffer: Box<[Cell<T>]>,
 }
 
+/// A slot with a payload of up to 16 bytes and its stamp share one cache line; bigger ones
+/// take whole lines.
+#[cfg(not(loom))]
+const _: () = {
+    use crate::slot::{Slot, CACHE_LINE, MAX_ONE_LINE_PAYLOAD};
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<Cell<Slot<u64>>>() == CACHE_LINE);
+    assert!(size_of::<Cell<Slot<[u8; MAX_ONE_LINE_PAYLOAD]>>>() == CACHE_LINE);
+    assert!(offset_of!(Cell<Slot<u64>>, stamp) == 48);
+    assert!(size_of::<Cell<Slot<[u8; MAX_ONE_LINE_PAYLOAD + 1]>>>() == 2 * CACHE_LINE);
+    assert!(size_of::<Cell<u8>>() == CACHE_LINE);
+};
+
 // SAFETY: the ring moves `T`s from one thread to another, so `T: Send` is required and enough;
-// every slot is accessed by one side at a time, as the head/tail protocol above guarantees.
+// every cell's value is accessed by one side at a time, as the protocol above guarantees.
 unsafe impl<T: Send> Send for Shared<T> {}
-// SAFETY: as above; the shared fields are atomics, and slot access follows the protocol.
+// SAFETY: as above; the shared fields are atomics, and value access follows the protocol.
 unsafe impl<T: Send> Sync for Shared<T> {}
 
 impl<T> Shared<T> {
@@ -123,10 +156,17 @@ impl<T> Shared<T> {
     }
 
     #[inline(always)]
-    fn slot(&self, position: usize) -> &UnsafeCell<MaybeUninit<T>> {
-        // `mask` is `buffer.len() - 1`, so the index is always in bounds; the compiler sees the
-        // `&` and elides the check in release builds.
+    fn cell(&self, position: usize) -> &Cell<T> {
+        // `mask` is `buffer.len() - 1`, so the index is always in bounds.
         &self.buffer[position & self.mask]
+    }
+
+    /// Whether position `p` is committed: its cell's stamp says `p + 1`.
+    #[inline(always)]
+    fn is_committed(&self, p: usize) -> bool {
+        // Acquire pairs with the producer's Release stamp store (single push) or its Release
+        // fence before a batch's stamp stores: the value in the cell is fully written.
+        self.cell(p).stamp.load(Ordering::Acquire) == p.wrapping_add(1)
     }
 }
 
@@ -138,7 +178,7 @@ impl<T> Drop for Shared<T> {
         let tail = self.tail.load(Ordering::Relaxed);
         let mut pos = head;
         while pos != tail {
-            self.slot(pos).with_mut(|p| {
+            self.cell(pos).value.with_mut(|p| {
                 // SAFETY: positions in `[head, tail)` hold initialised values that nobody else
                 // can reach any more; each is dropped once, here.
                 unsafe { (*p).assume_init_drop() }
@@ -148,7 +188,9 @@ impl<T> Drop for Shared<T> {
     }
 }
 
-/// Creates a ring holding at least `capacity` values (rounded up to a power of two).
+/// Creates a ring holding at least `capacity` values (rounded up to a power of two). Each value
+/// takes a whole number of cache lines (with its 8-byte stamp), so the ring is meant for
+/// messages, not for bytes.
 ///
 /// ```
 /// let (mut tx, mut rx) = tracebus::ring::spsc::<u64>(4).unwrap();
@@ -171,7 +213,10 @@ pub fn spsc<T: Send>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Ring
         }
     };
     let buffer = (0..capacity)
-        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .map(|_| Cell {
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+            stamp: AtomicUsize::new(0),
+        })
         .collect();
     let shared = Arc::new(Shared {
         head: CachePadded::new(AtomicUsize::new(0)),
@@ -184,9 +229,9 @@ pub fn spsc<T: Send>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Ring
     Ok((Producer::new(Arc::clone(&shared)), Consumer::new(shared)))
 }
 
-/// The largest power-of-two capacity whose slots fit in `isize::MAX` bytes.
+/// The largest power-of-two capacity whose cells fit in `isize::MAX` bytes.
 fn max_capacity<T>() -> usize {
-    let size = core::mem::size_of::<UnsafeCell<MaybeUninit<T>>>().max(1);
+    let size = core::mem::size_of::<Cell<T>>();
     let by_memory = (isize::MAX as usize) / size;
     let limit = by_memory.min(MAX_CAPACITY);
     // Largest power of two <= limit.
@@ -194,7 +239,7 @@ fn max_capacity<T>() -> usize {
 }
 
 /// A `!Sync` marker: each side is used by one thread at a time (`Send`, not `Sync`).
-pub(crate) type NotSync = core::marker::PhantomData<Cell<()>>;
+pub(crate) type NotSync = core::marker::PhantomData<core::cell::Cell<()>>;
 
 #[cfg(all(test, not(loom)))]
 mod tests;

@@ -1,10 +1,11 @@
-//! The producing side of the ring: single pushes and batch claims, committed with one `Release`
-//! store of `tail` each.
+//! The producing side of the ring: single pushes and batch claims. A push publishes its cell
+//! with one `Release` stamp store; a batch with one `Release` fence and a `Relaxed` stamp store
+//! per cell.
 
 use core::mem::MaybeUninit;
 
 use super::{ClaimError, Full, NotSync, Shared};
-use crate::sync::{Arc, Ordering};
+use crate::sync::{fence, Arc, Ordering};
 
 /// The producing side of a ring made by [`spsc`](super::spsc). `Send`, not `Sync`, not `Clone`:
 /// there is exactly one.
@@ -39,11 +40,11 @@ impl<T> Producer<T> {
     /// dropped with the ring).
     #[inline]
     pub fn is_closed(&self) -> bool {
-        // Relaxed: the flag publishes nothing else (see the module table).
+        // Relaxed: the flag publishes nothing else (see the module docs).
         self.shared.consumer_closed.load(Ordering::Relaxed)
     }
 
-    /// Whether at least `n` slots are free, reloading `head` only when the cache says no.
+    /// Whether at least `n` cells are free, reloading `head` only when the cache says no.
     #[inline(always)]
     fn has_room(&mut self, n: usize) -> bool {
         let cap = self.shared.capacity();
@@ -51,17 +52,44 @@ impl<T> Producer<T> {
             return true;
         }
         // Acquire pairs with the consumer's Release store of `head`: the consumer has finished
-        // reading (and dropping) every slot before `head`, so they may be overwritten.
+        // reading (and dropping) every cell before `head`, so they may be overwritten.
         self.cached_head = self.shared.head.load(Ordering::Acquire);
         cap - self.tail.wrapping_sub(self.cached_head) >= n
     }
 
-    /// The number of free slots right now (reloads the consumer's position). As the only
-    /// producer, this side can rely on the answer: free slots only grow until it writes.
+    /// Free cells, by the cache (no reload).
+    #[inline(always)]
+    fn cached_free(&self) -> usize {
+        self.shared.capacity() - self.tail.wrapping_sub(self.cached_head)
+    }
+
+    /// The number of free cells right now (reloads the consumer's position). As the only
+    /// producer, this side can rely on the answer: free cells only grow until it writes.
     #[inline]
     pub fn free_slots(&mut self) -> usize {
         self.has_room(usize::MAX);
-        self.shared.capacity() - self.tail.wrapping_sub(self.cached_head)
+        self.cached_free()
+    }
+
+    /// Writes `value` into the cell of position `pos`.
+    ///
+    /// # Safety
+    /// `pos` must be in `[tail, head + capacity)`: a free cell the consumer cannot reach before
+    /// its stamp says `pos + 1`.
+    #[inline(always)]
+    unsafe fn write(&self, pos: usize, value: T) {
+        self.shared.cell(pos).value.with_mut(|p| {
+            // SAFETY: the caller guarantees the cell is free and unreachable by the consumer.
+            unsafe { p.write(MaybeUninit::new(value)) }
+        });
+    }
+
+    /// Publishes the new `tail` for `len()`, after the stamps it counts.
+    #[inline(always)]
+    fn publish_tail(&self) {
+        // Release pairs with the Acquire load in `Consumer::len`: a consumer that counts a
+        // position also sees its stamp.
+        self.shared.tail.store(self.tail, Ordering::Release);
     }
 
     /// Pushes `value`, or hands it back if the ring is full. Never waits.
@@ -70,19 +98,21 @@ impl<T> Producer<T> {
         if !self.has_room(1) {
             return Err(Full(value));
         }
-        self.shared.slot(self.tail).with_mut(|p| {
-            // SAFETY: `tail` is outside `[head, tail)` and `has_room` proved the slot free: the
-            // consumer is done with it and will not touch it before the `tail` store below.
-            unsafe { p.write(MaybeUninit::new(value)) }
-        });
-        self.tail = self.tail.wrapping_add(1);
-        // Release pairs with the consumer's Acquire load of `tail`: the value written above is
-        // visible to it before it can see the new position.
-        self.shared.tail.store(self.tail, Ordering::Release);
+        let pos = self.tail;
+        // SAFETY: `has_room(1)` proved the cell of `tail` free.
+        unsafe { self.write(pos, value) };
+        self.tail = pos.wrapping_add(1);
+        // Release pairs with the consumer's Acquire stamp load: the value written above is
+        // visible to it before the stamp that announces it.
+        self.shared
+            .cell(pos)
+            .stamp
+            .store(self.tail, Ordering::Release);
+        self.publish_tail();
         Ok(())
     }
 
-    /// Claims exactly `n` free slots to fill in place, or says how many are free.
+    /// Claims exactly `n` free cells to fill in place, or says how many are free.
     ///
     /// ```
     /// let (mut tx, mut rx) = tracebus::ring::spsc::<u32>(8).unwrap();
@@ -90,7 +120,7 @@ impl<T> Producer<T> {
     /// for v in [1, 2, 3] {
     ///     claim.push(v).unwrap();
     /// }
-    /// claim.commit(); // one Release store for the three values
+    /// claim.commit(); // one Release fence for the three values
     /// assert_eq!(rx.len(), 3);
     /// assert!(tx.claim(6).is_err());
     /// ```
@@ -99,7 +129,7 @@ impl<T> Producer<T> {
         if !self.has_room(n) {
             return Err(ClaimError {
                 requested: n,
-                available: self.shared.capacity() - self.tail.wrapping_sub(self.cached_head),
+                available: self.cached_free(),
             });
         }
         Ok(Claim {
@@ -109,34 +139,30 @@ impl<T> Producer<T> {
         })
     }
 
-    /// Claims up to `n` free slots (possibly none).
+    /// Claims up to `n` free cells (possibly none).
     #[inline]
     pub fn claim_up_to(&mut self, n: usize) -> Claim<'_, T> {
-        let free = if self.has_room(n) {
+        let len = if self.has_room(n) {
             n
         } else {
-            self.shared.capacity() - self.tail.wrapping_sub(self.cached_head)
+            self.cached_free()
         };
         Claim {
             producer: self,
-            len: free.min(n),
+            len,
             written: 0,
         }
     }
 
-    /// Pushes values from `iter` while there is room, committing them with one store; returns
+    /// Pushes values from `iter` while there is room, committing them as one batch; returns
     /// how many were pushed. The iterator is not advanced past the last value pushed.
     pub fn push_iter<I: IntoIterator<Item = T>>(&mut self, iter: I) -> usize {
         let mut iter = iter.into_iter();
         let mut claim = self.claim_up_to(usize::MAX);
         while claim.remaining() > 0 {
-            match iter.next() {
-                Some(v) => {
-                    if claim.push(v).is_err() {
-                        unreachable!("remaining() > 0")
-                    }
-                }
-                None => break,
+            let Some(v) = iter.next() else { break };
+            if claim.push(v).is_err() {
+                unreachable!("remaining() > 0");
             }
         }
         claim.written
@@ -146,7 +172,7 @@ impl<T> Producer<T> {
 impl<T> Drop for Producer<T> {
     fn drop(&mut self) {
         // Release pairs with the consumer's Acquire in `is_closed`: a consumer that sees the
-        // flag also sees the final `tail`, so it can drain everything committed.
+        // flag also sees every stamp this side stored, so it can drain everything committed.
         self.shared.producer_closed.store(true, Ordering::Release);
     }
 }
@@ -160,31 +186,32 @@ impl<T> core::fmt::Debug for Producer<T> {
     }
 }
 
-/// Slots claimed by [`Producer::claim`]: fill them in order with [`Claim::push`]; the values
-/// written become visible to the consumer together, with one `Release` store, when the claim is
-/// committed or dropped (whichever comes first). Nothing written is ever lost.
+/// Cells claimed by [`Producer::claim`]: fill them in order with [`Claim::push`]; the values
+/// written become visible to the consumer together when the claim is committed or dropped
+/// (whichever comes first). Nothing written is ever lost.
 pub struct Claim<'a, T> {
     producer: &'a mut Producer<T>,
-    /// Slots claimed; invariant: `written <= len` and `len` slots after `producer.tail` are free.
+    /// Cells claimed; invariant: `written <= len` and the `len` cells from `producer.tail` are
+    /// free.
     len: usize,
-    /// Slots filled so far, from `producer.tail`.
+    /// Cells filled so far, from `producer.tail`.
     written: usize,
 }
 
 impl<T> Claim<'_, T> {
-    /// Slots claimed.
+    /// Cells claimed.
     #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
-    /// Whether no slot was claimed.
+    /// Whether no cell was claimed.
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    /// Slots claimed and not written yet.
+    /// Cells claimed and not written yet.
     #[inline]
     pub fn remaining(&self) -> usize {
         self.len - self.written
@@ -196,23 +223,21 @@ impl<T> Claim<'_, T> {
         self.written
     }
 
-    /// Writes `value` into the next claimed slot, or hands it back if all are written.
+    /// Writes `value` into the next claimed cell, or hands it back if all are written.
     #[inline]
     pub fn push(&mut self, value: T) -> Result<(), Full<T>> {
         if self.written == self.len {
             return Err(Full(value));
         }
         let pos = self.producer.tail.wrapping_add(self.written);
-        self.producer.shared.slot(pos).with_mut(|p| {
-            // SAFETY: `pos` is one of the `len` free slots the claim proved free; the consumer
-            // cannot reach it before the commit's `tail` store.
-            unsafe { p.write(MaybeUninit::new(value)) }
-        });
+        // SAFETY: `pos` is one of the `len` cells the claim proved free; the consumer cannot
+        // reach it before the commit stores its stamp.
+        unsafe { self.producer.write(pos, value) };
         self.written += 1;
         Ok(())
     }
 
-    /// Publishes the values written (one `Release` store) and ends the claim.
+    /// Publishes the values written and ends the claim.
     #[inline]
     pub fn commit(self) {
         // Drop commits.
@@ -226,9 +251,17 @@ impl<T> Drop for Claim<'_, T> {
             return;
         }
         let p = &mut *self.producer;
+        // One Release fence for the batch: it pairs with the consumer's Acquire load of any of
+        // the stamps stored after it, so every value written above is visible with its stamp.
+        fence(Ordering::Release);
+        for i in 0..self.written {
+            let pos = p.tail.wrapping_add(i);
+            p.shared
+                .cell(pos)
+                .stamp
+                .store(pos.wrapping_add(1), Ordering::Relaxed);
+        }
         p.tail = p.tail.wrapping_add(self.written);
-        // Release pairs with the consumer's Acquire load of `tail`: all `written` values are
-        // visible before the new position is.
-        p.shared.tail.store(p.tail, Ordering::Release);
+        p.publish_tail();
     }
 }
