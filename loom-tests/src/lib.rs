@@ -23,6 +23,10 @@
 //! | `unread_values_dropped_once` | values left in the ring are dropped exactly once |
 //! | `len_promises_values` | a value `len()` counts is found by `try_pop` |
 //!
+//! Under loom the consumer's idle threshold is 0, so every empty poll also watches the stamps:
+//! the models reach both ways a consumer learns of a message (through `tail` and through a
+//! stamp).
+//!
 //! Every `Acquire`/`Release` in the ring was weakened to `Relaxed` by hand, one at a time, and
 //! the suite re-run; the model that failed is listed here (loom reports a causality violation on
 //! a slot's `UnsafeCell`, or an assertion fails):
@@ -33,18 +37,19 @@
 //! | `Claim::drop`: `fence(Release)` before the stamps | `batch_claim_and_read` |
 //! | `Producer::has_room`: `head.load(Acquire)` | `fifo_over_two_laps`, `full_and_empty_boundaries`, `batch_claim_and_read` |
 //! | `Producer::drop`: `producer_closed.store(Release)` | `close_drains_committed_tail` |
-//! | `Producer::publish_tail`: `tail.store(Release)` | `len_promises_values` |
+//! | `Producer::publish_tail`: `tail.store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries`, `close_drains_committed_tail`, `unread_values_dropped_once` |
 //! | `Shared::is_committed`: stamp `load(Acquire)` | all but `len_promises_values` |
+//! | `Consumer::available`: `tail.load(Acquire)` | all but `len_promises_values` |
 //! | `Consumer::try_pop`: `head.store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries` |
 //! | `ReadChunk::drop`: `head.store(Release)` | `batch_claim_and_read` |
 //! | `Consumer::is_closed`: `producer_closed.load(Acquire)` | `close_drains_committed_tail` |
-//! | `Consumer::len`: `tail.load(Acquire)` | `len_promises_values` |
 //!
 //! `scripts/loom-weaken.sh` repeats the experiment (it is not part of the test command, since it
 //! rebuilds the suite once per ordering) and prints this table's right-hand column.
 //!
-//! One ordering is `Relaxed` by design, because no reader depends on it: `consumer_closed` (it
-//! publishes nothing but itself).
+//! Two orderings are `Relaxed` by design, because no reader depends on them: `consumer_closed`
+//! (it publishes nothing but itself) and `Consumer::len`'s load of `tail` (a count; the next
+//! `Acquire` load in `available` cannot read less, so `len_promises_values` holds without it).
 
 /// The preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set.
 pub const DEFAULT_PREEMPTIONS: usize = 3;

@@ -11,14 +11,31 @@ pub struct Consumer<T> {
     /// Next position to read. Equal to `shared.head` outside a [`ReadChunk`]; only this side
     /// writes `shared.head`.
     head: usize,
+    /// The last `tail` loaded. Positions in `[head, cached_tail)` are known committed (when
+    /// `head` ran ahead of it by taking values by their stamps, the range is empty).
+    cached_tail: usize,
+    /// Consecutive polls that found nothing through `tail`; past [`IDLE_POLLS`] the consumer
+    /// also polls the next cell's stamp.
+    idle: u32,
     _not_sync: NotSync,
 }
+
+/// Empty polls after which the consumer watches the next cell's stamp as well as `tail`.
+///
+/// Watching the stamp lets an idle consumer learn of a message from the line that carries it
+/// (one transfer instead of two: the round-trip latency win). While messages stream, the next
+/// cell is usually being written, and polling it would pull its line away from the producer
+/// between its stores; so a consumer that keeps finding messages watches `tail` only.
+/// Under loom it is 0, so the models reach the stamp path on every empty poll.
+const IDLE_POLLS: u32 = if cfg!(loom) { 0 } else { 4 };
 
 impl<T> Consumer<T> {
     pub(super) fn new(shared: Arc<Shared<T>>) -> Consumer<T> {
         Consumer {
             shared,
             head: 0,
+            cached_tail: 0,
+            idle: 0,
             _not_sync: NotSync::default(),
         }
     }
@@ -42,9 +59,10 @@ impl<T> Consumer<T> {
     /// `try_pop` or `read`.
     #[inline]
     pub fn len(&self) -> usize {
-        // Acquire pairs with the producer's Release store of `tail`, which follows the stamps
-        // of every position before it.
-        let tail = self.shared.tail.load(Ordering::Acquire);
+        // Relaxed: a count only. The promise that `try_pop` then finds what is counted comes
+        // from `available`, whose own Acquire load of `tail` cannot read an older value than
+        // this one (read-read coherence) and synchronises with the producer's Release store.
+        let tail = self.shared.tail.load(Ordering::Relaxed);
         let n = tail.wrapping_sub(self.head);
         // `tail` trails the stamps, so a consumer that took a value by its stamp can be ahead
         // of the `tail` it sees for a moment: that is "nothing counted", not a huge number.
@@ -61,17 +79,56 @@ impl<T> Consumer<T> {
         self.len() == 0
     }
 
+    /// Positions known committed from the cached `tail`.
+    #[inline(always)]
+    fn known(&self) -> usize {
+        let d = self.cached_tail.wrapping_sub(self.head);
+        if d > self.shared.capacity() {
+            0
+        } else {
+            d
+        }
+    }
+
+    /// How many positions from `head` are committed (at least one, or none), up to `max`.
+    #[inline(always)]
+    fn available(&mut self, max: usize) -> usize {
+        let known = self.known();
+        if known >= max {
+            self.idle = 0;
+            return max;
+        }
+        // Acquire pairs with the producer's Release store of `tail`, which follows the stamps
+        // (and so the values) of every position before it.
+        self.cached_tail = self.shared.tail.load(Ordering::Acquire);
+        let known = self.known();
+        if known > 0 {
+            self.idle = 0;
+            return known.min(max);
+        }
+        if self.idle < IDLE_POLLS {
+            self.idle += 1;
+            return 0;
+        }
+        // Idle: watch the stamps (committed positions are consecutive from `head`).
+        let mut n = 0;
+        while n < max && self.shared.is_committed(self.head.wrapping_add(n)) {
+            n += 1;
+        }
+        n
+    }
+
     /// Takes the oldest value, if any. Never waits.
     #[inline]
     pub fn try_pop(&mut self) -> Option<T> {
-        let pos = self.head;
-        if !self.shared.is_committed(pos) {
+        if self.available(1) == 0 {
             return None;
         }
+        let pos = self.head;
         let value = self.shared.cell(pos).value.with(|p| {
-            // SAFETY: the stamp says `pos` is committed, so the cell holds an initialised value
-            // the producer will not touch until `head` moves past it; it is moved out exactly
-            // once because `head` advances right after.
+            // SAFETY: `available` saw `pos` committed (its stamp or `tail`, with Acquire), so
+            // the cell holds an initialised value the producer will not touch until `head`
+            // moves past it; it is moved out exactly once because `head` advances right after.
             unsafe { (*p).assume_init_read() }
         });
         self.head = pos.wrapping_add(1);
@@ -84,7 +141,7 @@ impl<T> Consumer<T> {
     /// The oldest value, by reference, without taking it.
     #[inline]
     pub fn peek(&mut self) -> Option<&T> {
-        if !self.shared.is_committed(self.head) {
+        if self.available(1) == 0 {
             return None;
         }
         Some(self.shared.cell(self.head).value.with(|p| {
@@ -107,14 +164,7 @@ impl<T> Consumer<T> {
     /// ```
     #[inline]
     pub fn read(&mut self, max: usize) -> ReadChunk<'_, T> {
-        // Committed positions are consecutive from `head`, and at most `capacity` of them (the
-        // cell after the last one carries an older lap's stamp), so the scan ends. Each stamp
-        // sits on the line the value is read from next, so the scan costs no extra transfer
-        // (measured: scanning stamps beats loading `tail` for the count, see the README).
-        let mut len = 0;
-        while len < max && self.shared.is_committed(self.head.wrapping_add(len)) {
-            len += 1;
-        }
+        let len = self.available(max);
         ReadChunk {
             consumer: self,
             len,
@@ -143,7 +193,7 @@ impl<T> core::fmt::Debug for Consumer<T> {
 pub struct ReadChunk<'a, T> {
     consumer: &'a mut Consumer<T>,
     /// Values borrowed; invariant: the `len` positions from `consumer.head` are committed (their
-    /// stamps were loaded with Acquire).
+    /// stamps, or a `tail` past them, were loaded with Acquire).
     len: usize,
 }
 
@@ -168,7 +218,7 @@ impl<T> ReadChunk<'_, T> {
         }
         let pos = self.consumer.head.wrapping_add(i);
         Some(self.consumer.shared.cell(pos).value.with(|p| {
-            // SAFETY: `pos` is committed (`read` saw its stamp with Acquire), so it
+            // SAFETY: `pos` is committed (`read` saw its stamp or `tail` with Acquire), so it
             // is initialised and not writable by the producer until the chunk is released,
             // which needs `self`: the reference cannot outlive it.
             unsafe { (*p).assume_init_ref() }

@@ -14,9 +14,11 @@
 //!   is `h + 1 - capacity` or less, and a fresh cell's is 0).
 //! - `head` (next position to read) is on its own cache line; the consumer publishes it when it
 //!   releases slots, and the producer reloads it only when its cached copy says "full".
-//! - `tail` (next position to write) is on its own line too, but only [`Consumer::len`] and the
-//!   ring's destructor read it; the data path never does. It is stored after the stamps, with
-//!   `Release`, so a `len()` that counts a value promises that `try_pop` finds it.
+//! - `tail` (next position to write) is on its own line too. It is stored after the stamps,
+//!   with `Release`. The consumer watches `tail` while messages stream and the next cell's stamp
+//!   once it has been idle for a few polls: watching a cell that is still being written would
+//!   pull its line away from the producer between its stores, while an idle consumer learns of
+//!   the next message from the line that carries it (see `IDLE_POLLS` in `consumer.rs`).
 //! - Writes and reads happen in place: the producer claims slots, fills them and commits the
 //!   batch with one `Release` fence followed by one store per stamp; the consumer borrows a
 //!   batch by reference and releases it with one `Release` store of `head`.
@@ -30,10 +32,12 @@
 //! | `fence(Release)` in `Claim`'s commit, then `Relaxed` stamp stores | stamp load in the consumer | every value of the batch |
 //! | `head` store by the consumer               | `head` load by the producer    | that the cells were read and freed |
 //! | `producer_closed` store on drop            | `producer_closed` load         | the final stamps |
-//! | `tail` store after a commit                | `tail` load in `len()`         | the stamps it counts |
+//! | `tail` store after a commit                | `tail` load in the consumer    | the values before it |
 //!
 //! `consumer_closed` is `Relaxed` on both sides: it publishes nothing but itself (values left in
 //! the ring are dropped by the last owner of the shared state, which `Arc` synchronises).
+//! `Consumer::len` loads `tail` `Relaxed`: it is a count, and the consumer's next `Acquire` load
+//! of `tail` cannot see less (read-read coherence), so what it counts is found.
 //!
 //! A full ring hands the value back ([`Full`]); nothing is dropped silently. Dropping either
 //! side is seen by the other through [`Producer::is_closed`] / [`Consumer::is_closed`]; the

@@ -104,10 +104,8 @@ impl<T> Producer<T> {
         self.tail = pos.wrapping_add(1);
         // Release pairs with the consumer's Acquire stamp load: the value written above is
         // visible to it before the stamp that announces it.
-        self.shared
-            .cell(pos)
-            .stamp
-            .store(self.tail, Ordering::Release);
+        let stamp = &self.shared.cell(pos).stamp;
+        stamp.store(self.tail, Ordering::Release);
         self.publish_tail();
         Ok(())
     }

@@ -1,0 +1,74 @@
+//! How an idle worker waits, and how a publisher wakes it without a lost wake-up.
+//!
+//! [`WaitStrategy`] picks between busy-spinning (lowest latency, burns a core), spinning then
+//! yielding, and spinning then parking the thread (no CPU while idle). Parking uses a Dekker-style
+//! handshake on [`Sleeper`]:
+//!
+//! - the worker announces `sleeping = true`, issues a `SeqCst` fence, checks its rings once more,
+//!   and parks only if they are still empty;
+//! - a publisher commits its message, issues a `SeqCst` fence, and unparks the worker if it sees
+//!   `sleeping == true`.
+//!
+//! The two fences forbid the outcome where the worker misses the message *and* the publisher
+//! misses the flag: at least one of them sees the other's write. `thread::park` keeps a token,
+//! so an unpark that lands before the park is not lost either.
+
+use crate::sync::{fence, AtomicBool, Ordering};
+
+/// How an idle worker waits for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitStrategy {
+    /// Spin on the rings forever: lowest latency, one busy core per worker. Use only with as
+    /// many cores as workers plus publishers.
+    BusySpin,
+    /// Spin for a while, then `thread::yield_now` between polls.
+    SpinThenYield,
+    /// Spin, yield, then park until a publisher wakes the worker (the default: no CPU while
+    /// idle, a wake-up costs a futex call).
+    #[default]
+    SpinThenPark,
+}
+
+/// Polls before an idle worker starts yielding.
+pub(crate) const SPIN_POLLS: u32 = if cfg!(loom) { 1 } else { 256 };
+/// Polls (spinning and yielding) before an idle worker parks.
+pub(crate) const YIELD_POLLS: u32 = if cfg!(loom) { 2 } else { 512 };
+
+/// The "I am about to sleep" flag of one worker.
+#[derive(Debug, Default)]
+pub struct Sleeper {
+    sleeping: AtomicBool,
+}
+
+impl Sleeper {
+    /// A flag for an awake worker.
+    pub fn new() -> Sleeper {
+        Sleeper {
+            sleeping: AtomicBool::new(false),
+        }
+    }
+
+    /// Worker side, step 1: announce the intent to sleep. The caller must then re-check its
+    /// rings and either [`Sleeper::cancel`] or park.
+    #[inline]
+    pub fn prepare(&self) {
+        self.sleeping.store(true, Ordering::Relaxed);
+        // SeqCst fence: orders the flag store before the caller's re-check of the rings,
+        // against the publisher's fence between its commit and its flag load.
+        fence(Ordering::SeqCst);
+    }
+
+    /// Worker side: awake again (after a park, or instead of one).
+    #[inline]
+    pub fn cancel(&self) {
+        self.sleeping.store(false, Ordering::Relaxed);
+    }
+
+    /// Publisher side, after committing: whether the worker may be asleep and needs an unpark.
+    #[inline]
+    pub fn needs_wake(&self) -> bool {
+        // SeqCst fence: orders the caller's commit before the flag load (see `prepare`).
+        fence(Ordering::SeqCst);
+        self.sleeping.load(Ordering::Relaxed)
+    }
+}
