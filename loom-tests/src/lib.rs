@@ -39,7 +39,7 @@
 //! | `Producer::drop`: `producer_closed.store(Release)` | `close_drains_committed_tail` |
 //! | `Producer::publish_tail`: `tail.store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries`, `close_drains_committed_tail`, `unread_values_dropped_once` |
 //! | `Shared::is_committed`: stamp `load(Acquire)` | all but `len_promises_values` |
-//! | `Consumer::available`: `tail.load(Acquire)` | all but `len_promises_values` |
+//! | `Consumer::available`: `tail.load(Acquire)` | all six models |
 //! | `Consumer::try_pop`: `head.store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries` |
 //! | `ReadChunk::drop`: `head.store(Release)` | `batch_claim_and_read` |
 //! | `Consumer::is_closed`: `producer_closed.load(Acquire)` | `close_drains_committed_tail` |
