@@ -1,0 +1,155 @@
+//! `BusBuilder`: the settings of a bus, checked before any thread starts.
+
+use crate::wait::WaitStrategy;
+
+/// Default ring capacity (messages per ring; each endpoint has one ring to each worker).
+pub const DEFAULT_CAPACITY: usize = if cfg!(loom) { 2 } else { 1024 };
+
+/// Why a bus could not be built. Nothing was started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A bus needs at least one worker.
+    #[error("a bus needs at least one worker")]
+    NoWorkers,
+    /// The ring capacity is 0 or too large for the message type.
+    #[error("invalid ring capacity {capacity}: {reason}")]
+    Capacity {
+        /// The capacity asked for.
+        capacity: usize,
+        /// Why the ring refused it.
+        reason: crate::ring::RingError,
+    },
+    /// A core in the pinning list does not exist on this machine.
+    #[error("core {core} does not exist (this machine has cores {available:?})")]
+    MissingCore {
+        /// The core asked for.
+        core: usize,
+        /// The cores this process can use.
+        available: Vec<usize>,
+    },
+    /// The pinning list names fewer cores than there are workers.
+    #[error("{workers} workers but only {cores} cores listed to pin them to")]
+    TooFewCores {
+        /// Workers asked for.
+        workers: usize,
+        /// Cores listed.
+        cores: usize,
+    },
+    /// The operating system refused to start a worker thread.
+    #[error("could not start worker thread: {0}")]
+    Spawn(String),
+}
+
+/// Where workers run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Pinning {
+    /// Worker `i` on the `i`-th core this process may use; with fewer cores than workers, a
+    /// warning (see [`crate::Bus::warnings`]) and unpinned threads.
+    #[default]
+    Auto,
+    /// Worker `i` on core `cores[i]`; every core must exist.
+    Cores(Vec<usize>),
+    /// No pinning.
+    Off,
+}
+
+/// Settings of a [`crate::Bus`]; build one with [`crate::Bus::builder`].
+#[derive(Debug, Clone)]
+pub struct BusBuilder {
+    pub(crate) workers: usize,
+    pub(crate) pinning: Pinning,
+    pub(crate) capacity: usize,
+    pub(crate) wait: WaitStrategy,
+    pub(crate) record_publish_time: bool,
+}
+
+impl Default for BusBuilder {
+    fn default() -> Self {
+        BusBuilder {
+            workers: 1,
+            pinning: Pinning::Auto,
+            capacity: DEFAULT_CAPACITY,
+            wait: WaitStrategy::default(),
+            record_publish_time: false,
+        }
+    }
+}
+
+impl BusBuilder {
+    /// Number of worker threads (default 1).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// Where to run the workers (default [`Pinning::Auto`]).
+    pub fn pinning(mut self, pinning: Pinning) -> Self {
+        self.pinning = pinning;
+        self
+    }
+
+    /// Messages per ring (rounded up to a power of two; default [`DEFAULT_CAPACITY`]).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// How idle workers wait (default [`WaitStrategy::SpinThenPark`]).
+    pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Whether every message records its publish time, so handlers see how long it waited in
+    /// the ring. Off by default: a clock read per message costs more than the ring itself.
+    pub fn record_publish_time(mut self, on: bool) -> Self {
+        self.record_publish_time = on;
+        self
+    }
+
+    /// Checks the settings; returns the cores to pin worker `i` to (or `None` per worker) and
+    /// any warnings.
+    pub(crate) fn validate<T: Send>(&self) -> Result<(Vec<Option<usize>>, Vec<String>), BuildError> {
+        if self.workers == 0 {
+            return Err(BuildError::NoWorkers);
+        }
+        crate::ring::spsc::<T>(self.capacity).map_err(|reason| BuildError::Capacity {
+            capacity: self.capacity,
+            reason,
+        })?;
+        let available: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let mut warnings = Vec::new();
+        let cores = match &self.pinning {
+            Pinning::Off => vec![None; self.workers],
+            Pinning::Auto if available.len() >= self.workers => {
+                available[..self.workers].iter().map(|&c| Some(c)).collect()
+            }
+            Pinning::Auto => {
+                warnings.push(format!(
+                    "tracebus: {} workers but {} cores available; running unpinned",
+                    self.workers,
+                    available.len()
+                ));
+                vec![None; self.workers]
+            }
+            Pinning::Cores(list) => {
+                if list.len() < self.workers {
+                    return Err(BuildError::TooFewCores {
+                        workers: self.workers,
+                        cores: list.len(),
+                    });
+                }
+                if let Some(&core) = list.iter().find(|c| !available.contains(c)) {
+                    return Err(BuildError::MissingCore { core, available });
+                }
+                list[..self.workers].iter().map(|&c| Some(c)).collect()
+            }
+        };
+        Ok((cores, warnings))
+    }
+}
