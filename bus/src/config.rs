@@ -110,7 +110,9 @@ impl BusBuilder {
 
     /// Checks the settings; returns the cores to pin worker `i` to (or `None` per worker) and
     /// any warnings.
-    pub(crate) fn validate<T: Send>(&self) -> Result<(Vec<Option<usize>>, Vec<String>), BuildError> {
+    pub(crate) fn validate<T: Send>(
+        &self,
+    ) -> Result<(Vec<Option<usize>>, Vec<String>), BuildError> {
         if self.workers == 0 {
             return Err(BuildError::NoWorkers);
         }

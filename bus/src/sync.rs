@@ -10,7 +10,11 @@ pub(crate) use loom::{
     cell::UnsafeCell,
     sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering},
     sync::Arc,
+    thread,
 };
+
+#[cfg(not(loom))]
+pub(crate) use std::thread;
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::{

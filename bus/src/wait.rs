@@ -64,11 +64,10 @@ impl Sleeper {
         self.sleeping.store(false, Ordering::Relaxed);
     }
 
-    /// Publisher side, after committing: whether the worker may be asleep and needs an unpark.
+    /// Publisher side, after committing and a `SeqCst` fence: whether the worker may be asleep
+    /// and needs an unpark. (The fence is the caller's, so one fence serves all destinations.)
     #[inline]
-    pub fn needs_wake(&self) -> bool {
-        // SeqCst fence: orders the caller's commit before the flag load (see `prepare`).
-        fence(Ordering::SeqCst);
+    pub fn is_sleeping(&self) -> bool {
         self.sleeping.load(Ordering::Relaxed)
     }
 }

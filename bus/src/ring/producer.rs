@@ -44,9 +44,10 @@ impl<T> Producer<T> {
         self.shared.consumer_closed.load(Ordering::Relaxed)
     }
 
-    /// Whether at least `n` cells are free, reloading `head` only when the cache says no.
+    /// Whether at least `n` cells are free, reloading `head` only when the cache says no. As
+    /// the only producer, this side can rely on a `true`: free cells only grow until it writes.
     #[inline(always)]
-    fn has_room(&mut self, n: usize) -> bool {
+    pub fn has_room(&mut self, n: usize) -> bool {
         let cap = self.shared.capacity();
         if cap - self.tail.wrapping_sub(self.cached_head) >= n {
             return true;

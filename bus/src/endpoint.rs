@@ -1,0 +1,155 @@
+//! An endpoint: one producer of messages (an external [`crate::Publisher`] or a worker), with
+//! its own SPSC ring to every worker, so no ring ever has two producers and the data path needs
+//! no CAS.
+//!
+//! A publish to a topic with subscribers on `k` workers writes one slot into each of the `k`
+//! rings. Because this endpoint is the only producer of those rings, it checks that all `k` have
+//! room first and only then writes: either every destination gets the message or the caller
+//! gets it back. Free space cannot shrink between the check and the write.
+//!
+//! Shutdown handshake (`busy` / `closed`): a publish sets its endpoint's `busy` flag, issues a
+//! `SeqCst` fence, then checks the bus's `closed` flag; shutdown sets `closed`, issues a `SeqCst`
+//! fence, then waits until every endpoint's `busy` is clear. So every publish either sees
+//! `closed` and is refused, or is waited for: each accepted message is in its rings before the
+//! workers are told to drain.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytemuck::Pod;
+use crossbeam_utils::CachePadded;
+
+use crate::error::PublishError;
+use crate::ring::Producer;
+use crate::routing::{RouteCache, Topic};
+use crate::slot::Slot;
+use crate::sync::{fence, AtomicBool, AtomicUsize, Ordering};
+use crate::wait::WaitStrategy;
+use crate::BusShared;
+
+/// The part of an endpoint that shutdown and the report read.
+#[derive(Debug, Default)]
+pub(crate) struct EndpointState {
+    /// Set for the duration of a publish (see the module docs).
+    pub(crate) busy: CachePadded<AtomicBool>,
+    /// Publishes accepted with fanout >= 1. Written only by the owner.
+    pub(crate) published: AtomicUsize,
+}
+
+/// The result of an accepted publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// Subscribers the message was addressed to (0: nobody subscribed, nothing written).
+    pub fanout: usize,
+    /// Workers (rings) it was written to.
+    pub workers: usize,
+}
+
+pub(crate) struct Endpoint<T: Pod + Send> {
+    /// `rings[w]` goes to worker `w`.
+    rings: Vec<Producer<Slot<T>>>,
+    pub(crate) state: Arc<EndpointState>,
+    bus: Arc<BusShared>,
+    routes: RouteCache,
+    /// Bus epoch, for publish times.
+    epoch: Instant,
+}
+
+impl<T: Pod + Send> Endpoint<T> {
+    pub(crate) fn new(rings: Vec<Producer<Slot<T>>>, bus: Arc<BusShared>) -> Self {
+        let routes = bus.routes.cache();
+        let epoch = bus.epoch;
+        Endpoint {
+            rings,
+            state: Arc::default(),
+            bus,
+            routes,
+            epoch,
+        }
+    }
+
+    /// Publishes without waiting: delivered to every subscriber's worker, or handed back.
+    pub(crate) fn try_publish(
+        &mut self,
+        topic: Topic,
+        payload: T,
+    ) -> Result<Published, PublishError<T>> {
+        let state = Arc::clone(&self.state);
+        state.busy.store(true, Ordering::Relaxed);
+        // SeqCst fence: the busy flag is visible before `closed` is read (see module docs).
+        fence(Ordering::SeqCst);
+        let result = self.publish_inner(topic, payload);
+        // Release pairs with shutdown's Acquire load: the commits above happen before it
+        // tells the workers to drain.
+        state.busy.store(false, Ordering::Release);
+        result
+    }
+
+    fn publish_inner(&mut self, topic: Topic, payload: T) -> Result<Published, PublishError<T>> {
+        if self.bus.closed.load(Ordering::Relaxed) {
+            return Err(PublishError::Closed(payload));
+        }
+        self.bus.routes.refresh(&mut self.routes);
+        let Some(route) = self.routes.get(topic) else {
+            return Ok(Published {
+                fanout: 0,
+                workers: 0,
+            });
+        };
+        for &(w, _) in &route.workers {
+            if !self.rings[w].has_room(1) {
+                return Err(PublishError::Full { payload, worker: w });
+            }
+        }
+        let publish_ns = self
+            .bus
+            .record_publish_time
+            .then(|| self.epoch.elapsed().as_nanos() as u64);
+        let slot = Slot::new(topic, None, publish_ns, payload);
+        for &(w, _) in &route.workers {
+            if self.rings[w].try_push(slot).is_err() {
+                unreachable!("room was checked and this endpoint is the ring's only producer");
+            }
+        }
+        let published = Published {
+            fanout: route.fanout,
+            workers: route.workers.len(),
+        };
+        if self.bus.wait == WaitStrategy::SpinThenPark {
+            // SeqCst fence: the commits above are ordered before the sleep-flag loads, against
+            // the worker's fence between its flag store and its last look at the rings.
+            fence(Ordering::SeqCst);
+            for &(w, _) in &route.workers {
+                if self.bus.sleepers[w].is_sleeping() {
+                    self.bus.wake(w);
+                }
+            }
+        }
+        let p = &self.state.published;
+        p.store(p.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        Ok(published)
+    }
+
+    /// Publishes, waiting with backoff while a destination ring is full.
+    pub(crate) fn publish(
+        &mut self,
+        topic: Topic,
+        payload: T,
+    ) -> Result<Published, PublishError<T>> {
+        let backoff = crossbeam_utils::Backoff::new();
+        let mut payload = payload;
+        loop {
+            match self.try_publish(topic, payload) {
+                Err(PublishError::Full { payload: back, .. }) => {
+                    payload = back;
+                    if backoff.is_completed() {
+                        std::thread::yield_now();
+                    } else {
+                        backoff.snooze();
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! The bus's typed errors. Every error that refuses a message hands the message back.
+
+/// Why a publish was refused. The payload is handed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError<T> {
+    /// The ring to this worker is full (only from `try_publish`; `publish` waits). Nothing was
+    /// written to any worker.
+    #[error("the ring to worker {worker} is full; nothing was written")]
+    Full {
+        /// The message, not published.
+        payload: T,
+        /// The first worker whose ring had no room.
+        worker: usize,
+    },
+    /// The bus is shutting down or gone.
+    #[error("the bus is shut down")]
+    Closed(T),
+}
+
+impl<T> PublishError<T> {
+    /// The message that was not published.
+    pub fn into_payload(self) -> T {
+        match self {
+            PublishError::Full { payload, .. } | PublishError::Closed(payload) => payload,
+        }
+    }
+}
+
+/// Why a subscription or a publisher could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// The bus is shutting down or gone.
+    #[error("the bus is shut down")]
+    Closed,
+    /// No such worker.
+    #[error("worker {worker} does not exist (the bus has {workers})")]
+    NoSuchWorker {
+        /// The worker asked for.
+        worker: usize,
+        /// Workers the bus has.
+        workers: usize,
+    },
+    /// No such subscription (already removed, or from another bus).
+    #[error("no subscription {0}")]
+    NoSuchSubscription(u64),
+}

@@ -1,0 +1,214 @@
+//! A worker: one thread that drains its inbound rings (one per endpoint) and runs the local
+//! subscribers of each message's topic, by reference, in the slot.
+//!
+//! Control messages (new inbound rings, subscribe, unsubscribe, drain) arrive on a channel and
+//! are applied between batches, so a handler never changes under a running delivery. A handler
+//! panic is caught, counted, and the worker goes on with the next subscriber and message.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytemuck::Pod;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+
+use crate::endpoint::Endpoint;
+use crate::handler::{Context, Delivery};
+use crate::ring::Consumer;
+use crate::routing::{Topic, TopicMap};
+use crate::slot::Slot;
+use crate::sync::thread;
+use crate::wait::{WaitStrategy, SPIN_POLLS, YIELD_POLLS};
+use crate::BusShared;
+
+/// A subscriber's handler.
+pub(crate) type Handler<T> = Box<dyn FnMut(&Delivery<'_, T>, &mut Context<'_, T>) + Send>;
+
+/// Messages to a worker.
+pub(crate) enum Control<T: Pod + Send> {
+    /// A new endpoint's ring to this worker.
+    Inbound(Consumer<Slot<T>>),
+    /// Add a subscriber; acknowledged once it is in place.
+    Subscribe {
+        id: u64,
+        topic: Topic,
+        handler: Handler<T>,
+        ack: Sender<()>,
+    },
+    /// Remove a subscriber; acknowledged (with whether it existed) once it is gone.
+    Unsubscribe { id: u64, ack: Sender<bool> },
+    /// Deliver everything in the rings, then stop. Sent after every accepted publish committed.
+    Drain,
+}
+
+/// What one worker did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Handler calls that returned.
+    pub delivered: u64,
+    /// Handler calls that panicked (caught).
+    pub handler_panics: u64,
+    /// Whether the thread was pinned to a core.
+    pub pinned: bool,
+}
+
+/// Messages read from one ring per batch.
+const BATCH: usize = 64;
+
+pub(crate) struct Worker<T: Pod + Send> {
+    pub(crate) index: usize,
+    pub(crate) bus: Arc<BusShared>,
+    pub(crate) control: Receiver<Control<T>>,
+    pub(crate) inbound: Vec<Consumer<Slot<T>>>,
+    pub(crate) endpoint: Endpoint<T>,
+    pub(crate) core: Option<usize>,
+    subs: TopicMap<Vec<(u64, Handler<T>)>>,
+    /// Subscription id -> topic, to find it on unsubscribe.
+    topics: HashMap<u64, Topic>,
+    draining: bool,
+    report: WorkerReport,
+}
+
+impl<T: Pod + Send> Worker<T> {
+    pub(crate) fn new(
+        index: usize,
+        bus: Arc<BusShared>,
+        control: Receiver<Control<T>>,
+        inbound: Vec<Consumer<Slot<T>>>,
+        endpoint: Endpoint<T>,
+        core: Option<usize>,
+    ) -> Self {
+        Worker {
+            index,
+            bus,
+            control,
+            inbound,
+            endpoint,
+            core,
+            subs: TopicMap::default(),
+            topics: HashMap::new(),
+            draining: false,
+            report: WorkerReport::default(),
+        }
+    }
+
+    pub(crate) fn run(mut self) -> WorkerReport {
+        if let Some(core) = self.core {
+            self.report.pinned = core_affinity::set_for_current(core_affinity::CoreId { id: core });
+        }
+        let mut idle = 0u32;
+        loop {
+            let control_empty = self.apply_control();
+            if self.deliver_pass() > 0 {
+                idle = 0;
+                continue;
+            }
+            if self.draining && control_empty {
+                // Every accepted message was committed before `Drain` was sent, and this pass
+                // found every ring empty: all delivered.
+                return self.report;
+            }
+            self.idle_wait(&mut idle);
+        }
+    }
+
+    /// Applies pending control messages; returns whether the channel was empty.
+    fn apply_control(&mut self) -> bool {
+        loop {
+            match self.control.try_recv() {
+                Ok(Control::Inbound(c)) => self.inbound.push(c),
+                Ok(Control::Subscribe {
+                    id,
+                    topic,
+                    handler,
+                    ack,
+                }) => {
+                    self.subs.entry(topic).or_default().push((id, handler));
+                    self.topics.insert(id, topic);
+                    let _ = ack.send(());
+                }
+                Ok(Control::Unsubscribe { id, ack }) => {
+                    let found = self.topics.remove(&id).is_some_and(|topic| {
+                        let list = self.subs.entry(topic).or_default();
+                        list.retain(|(i, _)| *i != id);
+                        if list.is_empty() {
+                            self.subs.remove(&topic);
+                        }
+                        true
+                    });
+                    let _ = ack.send(found);
+                }
+                Ok(Control::Drain) => self.draining = true,
+                Err(TryRecvError::Empty) => return true,
+                // The bus is gone without a drain (it always sends one): stop after this pass.
+                Err(TryRecvError::Disconnected) => {
+                    self.draining = true;
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Reads one batch from every inbound ring and delivers it; returns messages read.
+    fn deliver_pass(&mut self) -> usize {
+        let mut total = 0;
+        let mut i = 0;
+        while i < self.inbound.len() {
+            let chunk = self.inbound[i].read(BATCH);
+            let n = chunk.len();
+            for slot in chunk.iter() {
+                let waited = slot.publish_ns().map(|t| {
+                    let now = self.bus.epoch.elapsed().as_nanos() as u64;
+                    Duration::from_nanos(now.saturating_sub(t))
+                });
+                let delivery = Delivery { slot, waited };
+                if let Some(list) = self.subs.get_mut(&slot.topic()) {
+                    let mut ctx = Context {
+                        endpoint: &mut self.endpoint,
+                        worker: self.index,
+                    };
+                    for (_, handler) in list.iter_mut() {
+                        match catch_unwind(AssertUnwindSafe(|| handler(&delivery, &mut ctx))) {
+                            Ok(()) => self.report.delivered += 1,
+                            Err(_) => self.report.handler_panics += 1,
+                        }
+                    }
+                }
+            }
+            drop(chunk);
+            total += n;
+            // A ring whose publisher is gone and which is drained is dropped.
+            if n == 0 && self.inbound[i].is_closed() && self.inbound[i].is_empty() {
+                self.inbound.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        total
+    }
+
+    fn any_pending(&self) -> bool {
+        !self.control.is_empty() || self.inbound.iter().any(|c| !c.is_empty())
+    }
+
+    fn idle_wait(&mut self, idle: &mut u32) {
+        *idle = idle.saturating_add(1);
+        match self.bus.wait {
+            WaitStrategy::BusySpin => core::hint::spin_loop(),
+            WaitStrategy::SpinThenYield if *idle < SPIN_POLLS => core::hint::spin_loop(),
+            WaitStrategy::SpinThenYield => thread::yield_now(),
+            WaitStrategy::SpinThenPark if *idle < SPIN_POLLS => core::hint::spin_loop(),
+            WaitStrategy::SpinThenPark if *idle < YIELD_POLLS => thread::yield_now(),
+            WaitStrategy::SpinThenPark => {
+                let sleeper = &self.bus.sleepers[self.index];
+                sleeper.prepare();
+                if !self.any_pending() {
+                    thread::park();
+                }
+                sleeper.cancel();
+                *idle = 0;
+            }
+        }
+    }
+}
