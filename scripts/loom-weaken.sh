@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Weakens each Acquire/Release of the ring to Relaxed, one at a time, in a scratch copy of the
+# Weakens each Acquire/Release of the ring to Relaxed, and each SeqCst fence of the runtime to
+# AcqRel or removes it, one at a time, in a scratch copy of the
 # tree, runs the loom models, and prints which models fail. Every line must name at least one
 # model: an ordering no model needs is either redundant or a hole in the models. Not part of the
 # test command (it rebuilds the loom suite once per ordering); run it after changing the ring.
@@ -22,6 +23,16 @@ sites=(
   "bus/src/ring/consumer.rs|c.shared.head.store(c.head, Ordering::Release)"
   "bus/src/ring/consumer.rs|self.shared.producer_closed.load(Ordering::Acquire)"
   "bus/src/ring/consumer.rs|self.cached_tail = self.shared.tail.load(Ordering::Acquire)"
+  "bus/src/wait.rs|fence(Ordering::SeqCst); // worker: flag before the re-check|"
+  "bus/src/wait.rs|fence(Ordering::SeqCst); // worker: flag before the re-check|fence(Ordering::AcqRel);"
+  "bus/src/wait.rs|fence(Ordering::SeqCst); // publisher: commits before the flag loads|"
+  "bus/src/wait.rs|fence(Ordering::SeqCst); // publisher: commits before the flag loads|fence(Ordering::AcqRel);"
+  "bus/src/gate.rs|fence(Ordering::SeqCst); // enter: busy before closed|"
+  "bus/src/gate.rs|fence(Ordering::SeqCst); // enter: busy before closed|fence(Ordering::AcqRel);"
+  "bus/src/gate.rs|fence(Ordering::SeqCst); // close: closed before busy|"
+  "bus/src/gate.rs|fence(Ordering::SeqCst); // close: closed before busy|fence(Ordering::AcqRel);"
+  "bus/src/gate.rs|busy.flag.store(false, Ordering::Release)"
+  "bus/src/gate.rs|while busy.flag.load(Ordering::Acquire)"
 )
 
 status=0
@@ -67,10 +78,10 @@ PY
     fi
   done
   if [ -z "$failed" ]; then
-    echo "NOT CAUGHT  $file: $text"
+    echo "NOT CAUGHT  $file: $text -> ${weak:-(removed)}"
     status=1
   else
-    echo "caught      $file: $text  by: $failed"
+    echo "caught      $file: $text -> ${weak:-(removed)}  by: $failed"
   fi
 done
 exit $status

@@ -12,18 +12,19 @@ use crossbeam_utils::CachePadded;
 use crate::config::{BuildError, BusBuilder};
 use crate::endpoint::{Endpoint, EndpointState, Published};
 use crate::error::{BusError, PublishError};
+use crate::gate::Gate;
 use crate::handler::{Context, Delivery};
 use crate::ring::{self, Consumer, Producer};
 use crate::routing::{Routes, Topic};
 use crate::slot::Slot;
-use crate::sync::{fence, AtomicBool, Ordering};
+use crate::sync::Ordering;
 use crate::wait::{Sleeper, WaitStrategy};
 use crate::worker::{Control, Worker, WorkerReport};
 
 /// State every endpoint and worker of one bus shares.
 pub(crate) struct BusShared {
-    /// Set once by shutdown; publishes that see it are refused (see `endpoint.rs`).
-    pub(crate) closed: AtomicBool,
+    /// Closed once by shutdown; publishes pass through it (see `gate.rs`).
+    pub(crate) gate: Gate,
     pub(crate) routes: Routes,
     pub(crate) sleepers: Vec<CachePadded<Sleeper>>,
     /// The worker threads, for unparking; set right after they are spawned.
@@ -103,7 +104,7 @@ impl BusBuilder {
         }
         let n = self.workers;
         let shared = Arc::new(BusShared {
-            closed: AtomicBool::new(false),
+            gate: Gate::new(),
             routes: Routes::default(),
             sleepers: (0..n).map(|_| CachePadded::new(Sleeper::new())).collect(),
             threads: OnceLock::new(),
@@ -234,7 +235,7 @@ impl<T: Pod + Send> Bus<T> {
     /// A new publishing handle with its own ring to every worker. `Send`, not `Sync`: one per
     /// producing thread.
     pub fn publisher(&self) -> Result<Publisher<T>, BusError> {
-        if self.shared.closed.load(Ordering::Relaxed) {
+        if self.shared.gate.is_closed() {
             return Err(BusError::Closed);
         }
         let mut rings = Vec::with_capacity(self.workers());
@@ -258,17 +259,10 @@ impl<T: Pod + Send> Bus<T> {
         if self.threads.is_empty() {
             return Report::default();
         }
-        self.shared.closed.store(true, Ordering::Relaxed);
-        // SeqCst fence: `closed` is visible before the busy flags are read (see endpoint.rs).
-        fence(Ordering::SeqCst);
         let endpoints = lock(&self.endpoints).clone();
-        for e in &endpoints {
-            // Acquire pairs with the publisher's Release clear of `busy`: its commits are
-            // visible, and the `Drain` sent below carries them to the workers.
-            while e.busy.load(Ordering::Acquire) {
-                std::thread::yield_now();
-            }
-        }
+        // After this, every accepted publish has committed; the `Drain` sent below carries
+        // that to the workers.
+        self.shared.gate.close(endpoints.iter().map(|e| &e.busy));
         for w in 0..self.workers() {
             let _ = self.send(w, Control::Drain);
         }

@@ -7,31 +7,28 @@
 //! room first and only then writes: either every destination gets the message or the caller
 //! gets it back. Free space cannot shrink between the check and the write.
 //!
-//! Shutdown handshake (`busy` / `closed`): a publish sets its endpoint's `busy` flag, issues a
-//! `SeqCst` fence, then checks the bus's `closed` flag; shutdown sets `closed`, issues a `SeqCst`
-//! fence, then waits until every endpoint's `busy` is clear. So every publish either sees
-//! `closed` and is refused, or is waited for: each accepted message is in its rings before the
+//! Every publish passes the bus's shutdown [`Gate`](crate::gate::Gate): it is refused once
+//! shutdown began, or shutdown waits for it, so each accepted message is in its rings before the
 //! workers are told to drain.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytemuck::Pod;
-use crossbeam_utils::CachePadded;
-
 use crate::error::PublishError;
+use crate::gate::Busy;
 use crate::ring::Producer;
 use crate::routing::{RouteCache, Topic};
 use crate::slot::Slot;
-use crate::sync::{fence, AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{AtomicUsize, Ordering};
 use crate::wait::WaitStrategy;
 use crate::BusShared;
+use bytemuck::Pod;
 
 /// The part of an endpoint that shutdown and the report read.
 #[derive(Debug, Default)]
 pub(crate) struct EndpointState {
-    /// Set for the duration of a publish (see the module docs).
-    pub(crate) busy: CachePadded<AtomicBool>,
+    /// Set for the duration of a publish (see [`crate::gate`]).
+    pub(crate) busy: Busy,
     /// Publishes accepted with fanout >= 1. Written only by the owner.
     pub(crate) published: AtomicUsize,
 }
@@ -75,20 +72,16 @@ impl<T: Pod + Send> Endpoint<T> {
         payload: T,
     ) -> Result<Published, PublishError<T>> {
         let state = Arc::clone(&self.state);
-        state.busy.store(true, Ordering::Relaxed);
-        // SeqCst fence: the busy flag is visible before `closed` is read (see module docs).
-        fence(Ordering::SeqCst);
-        let result = self.publish_inner(topic, payload);
-        // Release pairs with shutdown's Acquire load: the commits above happen before it
-        // tells the workers to drain.
-        state.busy.store(false, Ordering::Release);
+        let result = if self.bus.gate.enter(&state.busy) {
+            self.publish_inner(topic, payload)
+        } else {
+            Err(PublishError::Closed(payload))
+        };
+        self.bus.gate.leave(&state.busy);
         result
     }
 
     fn publish_inner(&mut self, topic: Topic, payload: T) -> Result<Published, PublishError<T>> {
-        if self.bus.closed.load(Ordering::Relaxed) {
-            return Err(PublishError::Closed(payload));
-        }
         self.bus.routes.refresh(&mut self.routes);
         let Some(route) = self.routes.get(topic) else {
             return Ok(Published {
@@ -116,9 +109,8 @@ impl<T: Pod + Send> Endpoint<T> {
             workers: route.workers.len(),
         };
         if self.bus.wait == WaitStrategy::SpinThenPark {
-            // SeqCst fence: the commits above are ordered before the sleep-flag loads, against
-            // the worker's fence between its flag store and its last look at the rings.
-            fence(Ordering::SeqCst);
+            // One fence for all destinations (see `wait::after_commit`).
+            crate::wait::after_commit();
             for &(w, _) in &route.workers {
                 if self.bus.sleepers[w].is_sleeping() {
                     self.bus.wake(w);

@@ -59,6 +59,7 @@ mod bus;
 mod config;
 mod endpoint;
 mod error;
+pub mod gate;
 mod handler;
 pub mod ring;
 mod routing;

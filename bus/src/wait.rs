@@ -13,7 +13,7 @@
 //! misses the flag: at least one of them sees the other's write. `thread::park` keeps a token,
 //! so an unpark that lands before the park is not lost either.
 
-use crate::sync::{fence, AtomicBool, Ordering};
+use crate::sync::{fence, thread, AtomicBool, Ordering};
 
 /// How an idle worker waits for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,7 +55,20 @@ impl Sleeper {
         self.sleeping.store(true, Ordering::Relaxed);
         // SeqCst fence: orders the flag store before the caller's re-check of the rings,
         // against the publisher's fence between its commit and its flag load.
-        fence(Ordering::SeqCst);
+        fence(Ordering::SeqCst); // worker: flag before the re-check
+    }
+
+    /// Worker side: announce sleep, park unless `pending()` finds work after the announcement,
+    /// then mark awake. A publisher that commits and then calls [`after_commit`] and
+    /// [`Sleeper::is_sleeping`] cannot be missed: either `pending()` sees its message or it sees
+    /// the flag and unparks this thread (a park after that unpark returns at once).
+    #[inline]
+    pub fn sleep_unless(&self, pending: impl FnOnce() -> bool) {
+        self.prepare();
+        if !pending() {
+            thread::park();
+        }
+        self.cancel();
     }
 
     /// Worker side: awake again (after a park, or instead of one).
@@ -70,4 +83,12 @@ impl Sleeper {
     pub fn is_sleeping(&self) -> bool {
         self.sleeping.load(Ordering::Relaxed)
     }
+}
+
+/// Publisher side, after committing to one or more workers' rings and before reading their
+/// [`Sleeper::is_sleeping`] flags: a `SeqCst` fence that orders the commits before the flag
+/// loads, against the fence in [`Sleeper::prepare`].
+#[inline]
+pub fn after_commit() {
+    fence(Ordering::SeqCst); // publisher: commits before the flag loads
 }

@@ -201,12 +201,7 @@ impl<T: Pod + Send> Worker<T> {
             WaitStrategy::SpinThenPark if *idle < SPIN_POLLS => core::hint::spin_loop(),
             WaitStrategy::SpinThenPark if *idle < YIELD_POLLS => thread::yield_now(),
             WaitStrategy::SpinThenPark => {
-                let sleeper = &self.bus.sleepers[self.index];
-                sleeper.prepare();
-                if !self.any_pending() {
-                    thread::park();
-                }
-                sleeper.cancel();
+                self.bus.sleepers[self.index].sleep_unless(|| self.any_pending());
                 *idle = 0;
             }
         }

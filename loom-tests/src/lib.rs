@@ -51,6 +51,28 @@
 //! (it publishes nothing but itself) and `Consumer::len`'s load of `tail` (a count; the next
 //! `Acquire` load in `available` cannot read less, so `len_promises_values` holds without it).
 
+//!
+//! ## The runtime (`tests/runtime.rs`)
+//!
+//! | model | proves |
+//! |---|---|
+//! | `park_has_no_lost_wakeup` | a worker that parks on an empty ring is always woken by a racing publish (`tracebus::wait`) |
+//! | `shutdown_gate_accepted_means_drained` | after shutdown's gate closes, every accepted publish is in the ring and every other one was refused (`tracebus::gate`) |
+//!
+//! | fence or ordering weakened | caught by |
+//! |---|---|
+//! | `Sleeper::prepare`: `fence(SeqCst)` removed, or made `AcqRel` | `park_has_no_lost_wakeup` |
+//! | `wait::after_commit`: `fence(SeqCst)` removed, or made `AcqRel` | `park_has_no_lost_wakeup` |
+//! | `Gate::enter`: `fence(SeqCst)` removed, or made `AcqRel` | `shutdown_gate_accepted_means_drained` |
+//! | `Gate::close`: `fence(SeqCst)` removed, or made `AcqRel` | `shutdown_gate_accepted_means_drained` |
+//! | `Gate::leave`: `store(Release)` | `shutdown_gate_accepted_means_drained` |
+//! | `Gate::close`: `load(Acquire)` | `shutdown_gate_accepted_means_drained` |
+//!
+//! Not yet modelled (threaded tests cover them in `bus/tests/bus_runtime.rs`): how subscription
+//! changes reach publishers and workers. The routing table is copied under a mutex and the
+//! subscribe/unsubscribe acknowledgements travel over channels, neither of which loom sees
+//! through the `sync` shim yet.
+
 /// The preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set.
 pub const DEFAULT_PREEMPTIONS: usize = 3;
 
