@@ -149,18 +149,24 @@ pub fn atomic_ping_pong(samples: u64) -> Histogram<u64> {
             other.store(2 * i + 2, Ordering::Release);
         }
     });
-    pin(cores.map(|c| c[0]));
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
-    for i in 0..total {
-        let t0 = Instant::now();
-        line.store(2 * i + 1, Ordering::Release);
-        while line.load(Ordering::Acquire) != 2 * i + 2 {
-            std::hint::spin_loop();
+    // The pinger runs on its own thread too: pinning the caller would leave every thread it
+    // spawns later on the same core (Linux threads inherit their creator's affinity).
+    let pinger = thread::spawn(move || {
+        pin(cores.map(|c| c[0]));
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+        for i in 0..total {
+            let t0 = Instant::now();
+            line.store(2 * i + 1, Ordering::Release);
+            while line.load(Ordering::Acquire) != 2 * i + 2 {
+                std::hint::spin_loop();
+            }
+            if i >= warmup {
+                hist.saturating_record((t0.elapsed().as_nanos() as u64).max(1));
+            }
         }
-        if i >= warmup {
-            hist.saturating_record((t0.elapsed().as_nanos() as u64).max(1));
-        }
-    }
+        hist
+    });
+    let hist = pinger.join().expect("pinger thread");
     echo.join().expect("echo thread");
     hist
 }

@@ -4,7 +4,8 @@
 //! JSON document. `--quick` runs fewer repetitions. Every ratio is computed between figures taken
 //! in the same run.
 //!
-//! Sections so far: the machine; SPSC throughput and round-trip latency of the tracebus ring
+//! Sections so far: the machine; bus throughput against fanout and publish-to-handler latency;
+//! SPSC throughput and round-trip latency of the tracebus ring
 //! against rtrb, the disruptor, crossbeam and std, with the physical floor; the fast
 //! sampled-flag filter against a full decode, an OpenTelemetry `SpanContext`, and the SDK
 //! propagator's extract.
@@ -12,6 +13,7 @@
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
+use tracebus_benches::fanout;
 use tracebus_benches::filter_cases::Cases;
 use tracebus_benches::spsc::{self, Floor, Row};
 use tracebus_benches::{machine, measure};
@@ -182,6 +184,56 @@ fn spsc_section(quick: bool) -> Value {
     })
 }
 
+fn fanout_section(quick: bool) -> (Value, Value) {
+    let deliveries: u64 = if quick { 2_000_000 } else { 10_000_000 };
+    // One core for the publisher, the rest for workers (at least one).
+    let workers = machine::cores().saturating_sub(1).max(1);
+    println!(
+        "\n## Bus fanout: one publisher, {workers} worker(s), subscribers spread over them, \
+         tracing off"
+    );
+    println!(
+        "{:>12} {:>10} {:>14} {:>18}",
+        "subscribers", "messages", "M msgs/s", "M deliveries/s"
+    );
+    let mut rows = Vec::new();
+    for subscribers in [1usize, 10, 100, 1_000, 10_000] {
+        progress(&format!("fanout: {subscribers} subscribers"));
+        let messages = (deliveries / subscribers as u64).max(200);
+        let r = fanout::fanout(subscribers, workers, messages);
+        println!(
+            "{:>12} {:>10} {:>14.2} {:>18.1}",
+            r.subscribers,
+            r.messages,
+            r.msgs_per_sec / 1e6,
+            r.deliveries_per_sec / 1e6
+        );
+        rows.push(json!({
+            "subscribers": r.subscribers,
+            "workers": r.workers,
+            "tracing": "off",
+            "msgs_per_sec": r.msgs_per_sec,
+            "deliveries_per_sec": r.deliveries_per_sec,
+        }));
+        fanout::settle();
+    }
+    let samples = if quick { 20_000 } else { 200_000 };
+    progress("publish-to-handler latency: bus and raw ring");
+    let (bus50, bus99) = fanout::bus_latency(samples);
+    fanout::settle();
+    let (ring50, ring99) = fanout::ring_latency(samples);
+    println!("\n## Publish to handler, one message in flight ({samples} samples, yield waits)");
+    println!("{:<22} {:>9} {:>9}", "path", "p50 ns", "p99 ns");
+    println!("{:<22} {:>9} {:>9}", "bus (1 worker)", bus50, bus99);
+    println!("{:<22} {:>9} {:>9}", "raw tracebus ring", ring50, ring99);
+    let latency = json!({
+        "bus": {"p50": bus50, "p99": bus99},
+        "ring": {"p50": ring50, "p99": ring99},
+        "samples": samples,
+    });
+    (Value::Array(rows), latency)
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
@@ -210,7 +262,10 @@ fn main() -> ExitCode {
         }
     );
     let spsc = spsc_section(args.quick);
+    let (fanout_rows, latency) = fanout_section(args.quick);
     let doc = json!({
+        "fanout": fanout_rows,
+        "publish_to_handler_ns": latency,
         "machine": m,
         "mode": if args.quick { "quick" } else { "full" },
         "spsc": spsc["queues"],

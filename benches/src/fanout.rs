@@ -1,0 +1,163 @@
+//! The bus sections of busbench: throughput against fanout (1 to 10,000 subscribers spread over
+//! the workers) and publish-to-handler latency through the bus against the raw ring.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tracebus::{Bus, Pinning, WaitStrategy};
+
+/// One fanout measurement.
+#[derive(Debug, Clone)]
+pub struct FanoutRow {
+    /// Subscribers of the topic.
+    pub subscribers: usize,
+    /// Worker threads.
+    pub workers: usize,
+    /// Messages published.
+    pub messages: u64,
+    /// Publishes per second, from the first publish until everything was delivered.
+    pub msgs_per_sec: f64,
+    /// Handler calls per second over the same time.
+    pub deliveries_per_sec: f64,
+}
+
+/// Publishes `messages` to a topic with `subscribers` subscribers spread round-robin over
+/// `workers` workers, and times until the bus has delivered them all (shutdown drains).
+pub fn fanout(subscribers: usize, workers: usize, messages: u64) -> FanoutRow {
+    let bus = Bus::builder()
+        .workers(workers)
+        .capacity(1024)
+        .pinning(Pinning::Off)
+        // Publisher and workers share 2 cores here: yield rather than spin.
+        .wait_strategy(WaitStrategy::SpinThenYield)
+        .build::<u64>()
+        .expect("valid settings");
+    let sink = Arc::new(AtomicU64::new(0));
+    for i in 0..subscribers {
+        let mut local = 0u64;
+        let sink = sink.clone();
+        bus.subscribe(1, Some(i % workers), move |m, _| {
+            local = local.wrapping_add(*m.payload());
+            if local == u64::MAX {
+                sink.store(local, Ordering::Relaxed); // keeps `local` observable
+            }
+        })
+        .expect("subscribe");
+    }
+    let mut publisher = bus.publisher().expect("publisher");
+    let t0 = Instant::now();
+    for i in 0..messages {
+        publisher.publish(1, i).expect("bus open");
+    }
+    let report = bus.shutdown();
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(
+        report.delivered,
+        messages * subscribers as u64,
+        "every delivery made"
+    );
+    FanoutRow {
+        subscribers,
+        workers,
+        messages,
+        msgs_per_sec: messages as f64 / secs,
+        deliveries_per_sec: report.delivered as f64 / secs,
+    }
+}
+
+/// One-way latency percentiles in ns: (p50, p99).
+pub type Latency = (u64, u64);
+
+fn percentiles(h: &Histogram<u64>) -> Latency {
+    (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
+}
+
+/// Publish-to-handler latency through a one-worker bus: one message in flight at a time, the
+/// handler reads the publish time the bus recorded in the slot.
+pub fn bus_latency(samples: u64) -> Latency {
+    let bus = Bus::builder()
+        .workers(1)
+        .pinning(Pinning::Off)
+        .wait_strategy(WaitStrategy::SpinThenYield)
+        .record_publish_time(true)
+        .build::<u64>()
+        .expect("valid settings");
+    let hist = Arc::new(Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds"),
+    ));
+    let done = Arc::new(AtomicU64::new(0));
+    let (h, d) = (hist.clone(), done.clone());
+    bus.subscribe(1, Some(0), move |m, _| {
+        let ns = m.waited().map_or(1, |w| w.as_nanos() as u64).max(1);
+        h.lock().expect("not poisoned").saturating_record(ns);
+        d.store(*m.payload() + 1, Ordering::Release);
+    })
+    .expect("subscribe");
+    let mut publisher = bus.publisher().expect("publisher");
+    for i in 0..samples {
+        publisher.publish(1, i).expect("bus open");
+        while done.load(Ordering::Acquire) != i + 1 {
+            std::hint::spin_loop();
+        }
+    }
+    bus.shutdown();
+    let h = hist.lock().expect("not poisoned");
+    percentiles(&h)
+}
+
+/// The same measurement on a bare tracebus ring: the consumer thread spins and reads the
+/// publish time from the payload.
+pub fn ring_latency(samples: u64) -> Latency {
+    let (mut tx, mut rx) = tracebus::ring::spsc::<(Instant, u64)>(1024).expect("capacity");
+    let done = Arc::new(AtomicU64::new(0));
+    let d = done.clone();
+    let consumer = thread::spawn(move || {
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+        let mut seen = 0;
+        while seen < samples {
+            if let Some((t, i)) = rx.try_pop() {
+                hist.saturating_record((t.elapsed().as_nanos() as u64).max(1));
+                d.store(i + 1, Ordering::Release);
+                seen += 1;
+            } else {
+                thread::yield_now();
+            }
+        }
+        hist
+    });
+    for i in 0..samples {
+        let mut v = (Instant::now(), i);
+        while let Err(back) = tx.try_push(v) {
+            v = back.0;
+        }
+        while done.load(Ordering::Acquire) != i + 1 {
+            std::hint::spin_loop();
+        }
+    }
+    let hist = consumer.join().expect("consumer");
+    percentiles(&hist)
+}
+
+/// Waits a moment between measurements so one's threads are gone before the next starts.
+pub fn settle() {
+    thread::sleep(Duration::from_millis(20));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_runs_deliver_everything() {
+        let row = fanout(10, 2, 100);
+        assert_eq!(row.subscribers, 10);
+        assert!(row.deliveries_per_sec >= row.msgs_per_sec);
+        let (p50, p99) = bus_latency(50);
+        assert!(p50 >= 1 && p99 >= p50);
+        let (p50, p99) = ring_latency(50);
+        assert!(p50 >= 1 && p99 >= p50);
+    }
+}
