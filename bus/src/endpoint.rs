@@ -66,60 +66,31 @@ impl<T: Pod + Send> Endpoint<T> {
     }
 
     /// Publishes without waiting: delivered to every subscriber's worker, or handed back.
+    #[inline]
     pub(crate) fn try_publish(
         &mut self,
         topic: Topic,
         payload: T,
     ) -> Result<Published, PublishError<T>> {
-        let state = Arc::clone(&self.state);
-        let result = if self.bus.gate.enter(&state.busy) {
-            self.publish_inner(topic, payload)
+        let gate = &self.bus.gate;
+        let result = if gate.enter(&self.state.busy) {
+            write(
+                &mut self.rings,
+                &self.bus,
+                &mut self.routes,
+                self.epoch,
+                topic,
+                payload,
+            )
         } else {
             Err(PublishError::Closed(payload))
         };
-        self.bus.gate.leave(&state.busy);
+        gate.leave(&self.state.busy);
+        if result.as_ref().is_ok_and(|p| p.fanout > 0) {
+            let p = &self.state.published;
+            p.store(p.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
         result
-    }
-
-    fn publish_inner(&mut self, topic: Topic, payload: T) -> Result<Published, PublishError<T>> {
-        self.bus.routes.refresh(&mut self.routes);
-        let Some(route) = self.routes.get(topic) else {
-            return Ok(Published {
-                fanout: 0,
-                workers: 0,
-            });
-        };
-        for &(w, _) in &route.workers {
-            if !self.rings[w].has_room(1) {
-                return Err(PublishError::Full { payload, worker: w });
-            }
-        }
-        let publish_ns = self
-            .bus
-            .record_publish_time
-            .then(|| self.epoch.elapsed().as_nanos() as u64);
-        let slot = Slot::new(topic, None, publish_ns, payload);
-        for &(w, _) in &route.workers {
-            if self.rings[w].try_push(slot).is_err() {
-                unreachable!("room was checked and this endpoint is the ring's only producer");
-            }
-        }
-        let published = Published {
-            fanout: route.fanout,
-            workers: route.workers.len(),
-        };
-        if self.bus.wait == WaitStrategy::SpinThenPark {
-            // One fence for all destinations (see `wait::after_commit`).
-            crate::wait::after_commit();
-            for &(w, _) in &route.workers {
-                if self.bus.sleepers[w].is_sleeping() {
-                    self.bus.wake(w);
-                }
-            }
-        }
-        let p = &self.state.published;
-        p.store(p.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        Ok(published)
     }
 
     /// Publishes, waiting with backoff while a destination ring is full.
@@ -144,4 +115,51 @@ impl<T: Pod + Send> Endpoint<T> {
             }
         }
     }
+}
+
+/// The publish itself, inside the gate: route, check room on every destination ring, write.
+#[inline]
+fn write<T: Pod + Send>(
+    rings: &mut [Producer<Slot<T>>],
+    bus: &BusShared,
+    routes: &mut RouteCache,
+    epoch: Instant,
+    topic: Topic,
+    payload: T,
+) -> Result<Published, PublishError<T>> {
+    bus.routes.refresh(routes);
+    let Some(route) = routes.get(topic) else {
+        return Ok(Published {
+            fanout: 0,
+            workers: 0,
+        });
+    };
+    for &(w, _) in &route.workers {
+        if !rings[w].has_room(1) {
+            return Err(PublishError::Full { payload, worker: w });
+        }
+    }
+    let publish_ns = bus
+        .record_publish_time
+        .then(|| epoch.elapsed().as_nanos() as u64);
+    let slot = Slot::new(topic, None, publish_ns, payload);
+    for &(w, _) in &route.workers {
+        if rings[w].try_push(slot).is_err() {
+            unreachable!("room was checked and this endpoint is the ring's only producer");
+        }
+    }
+    let published = Published {
+        fanout: route.fanout,
+        workers: route.workers.len(),
+    };
+    if bus.wait == WaitStrategy::SpinThenPark {
+        // One fence for all destinations (see `wait::after_commit`).
+        crate::wait::after_commit();
+        for &(w, _) in &route.workers {
+            if bus.sleepers[w].is_sleeping() {
+                bus.wake(w);
+            }
+        }
+    }
+    Ok(published)
 }
