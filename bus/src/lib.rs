@@ -78,3 +78,8 @@ pub use routing::Topic;
 pub use tracebus_context as context;
 pub use wait::WaitStrategy;
 pub use worker::WorkerReport;
+
+/// The README's Rust examples, compiled and run as doc tests so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

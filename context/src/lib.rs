@@ -63,8 +63,3 @@ pub use header::{header_context, is_sampled, TraceHeader, HEADER_LEN};
 pub use otel::StrictTraceContextPropagator;
 pub use random::{random_span_id, random_trace_id};
 pub use sampler::{Decision, FanoutSampler, RootPolicy, SamplerError};
-
-/// The README's Rust examples, compiled and run as doc tests so they cannot go stale.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
