@@ -11,7 +11,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::config::{BuildError, BusBuilder};
 use crate::endpoint::{Endpoint, EndpointState, Published};
-use crate::error::{BusError, PublishError};
+use crate::error::{BatchError, BusError, PublishError};
 use crate::gate::Gate;
 use crate::handler::{Context, Delivery};
 use crate::ring::{self, Consumer, Producer};
@@ -311,5 +311,22 @@ impl<T: Pod + Send> Publisher<T> {
     /// back with the reason.
     pub fn try_publish(&mut self, topic: Topic, payload: T) -> Result<Published, PublishError<T>> {
         self.endpoint.try_publish(topic, payload)
+    }
+
+    /// Publishes `payloads` in order, each destination ring receiving them as one batch (one
+    /// commit), without waiting: all reach every destination, or none does.
+    pub fn try_publish_batch(
+        &mut self,
+        topic: Topic,
+        payloads: &[T],
+    ) -> Result<Published, BatchError> {
+        self.endpoint.try_publish_batch(topic, payloads)
+    }
+
+    /// Publishes `payloads` in order, in batches of at most a ring's capacity, waiting while a
+    /// destination ring lacks room. On [`BatchError::Closed`], the payloads before `published`
+    /// were accepted and the rest were not.
+    pub fn publish_batch(&mut self, topic: Topic, payloads: &[T]) -> Result<Published, BatchError> {
+        self.endpoint.publish_batch(topic, payloads)
     }
 }

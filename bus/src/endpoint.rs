@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::error::PublishError;
+use crate::error::{BatchError, PublishError};
 use crate::gate::Busy;
 use crate::ring::Producer;
 use crate::routing::{RouteCache, Topic};
@@ -93,6 +93,69 @@ impl<T: Pod + Send> Endpoint<T> {
         result
     }
 
+    /// Publishes `payloads` in order as one batch per destination ring (one commit each),
+    /// without waiting: all of them reach every destination, or none does.
+    pub(crate) fn try_publish_batch(
+        &mut self,
+        topic: Topic,
+        payloads: &[T],
+    ) -> Result<Published, BatchError> {
+        let gate = &self.bus.gate;
+        let result = if gate.enter(&self.state.busy) {
+            write_batch(
+                &mut self.rings,
+                &self.bus,
+                &mut self.routes,
+                self.epoch,
+                topic,
+                payloads,
+            )
+        } else {
+            Err(BatchError::Closed { published: 0 })
+        };
+        gate.leave(&self.state.busy);
+        if result.as_ref().is_ok_and(|p| p.fanout > 0) {
+            let p = &self.state.published;
+            p.store(
+                p.load(Ordering::Relaxed) + payloads.len(),
+                Ordering::Relaxed,
+            );
+        }
+        result
+    }
+
+    /// Publishes `payloads` in order, in batches of at most a ring's capacity, waiting with
+    /// backoff while a destination ring lacks room.
+    pub(crate) fn publish_batch(
+        &mut self,
+        topic: Topic,
+        payloads: &[T],
+    ) -> Result<Published, BatchError> {
+        let capacity = self.rings.first().map_or(1, |r| r.capacity());
+        let mut last = Published {
+            fanout: 0,
+            workers: 0,
+        };
+        for (i, chunk) in payloads.chunks(capacity).enumerate() {
+            let backoff = crossbeam_utils::Backoff::new();
+            last = loop {
+                match self.try_publish_batch(topic, chunk) {
+                    Err(BatchError::Full { .. }) if backoff.is_completed() => {
+                        std::thread::yield_now()
+                    }
+                    Err(BatchError::Full { .. }) => backoff.snooze(),
+                    Err(BatchError::Closed { .. }) => {
+                        return Err(BatchError::Closed {
+                            published: i * capacity,
+                        })
+                    }
+                    other => break other?,
+                }
+            };
+        }
+        Ok(last)
+    }
+
     /// Publishes, waiting with backoff while a destination ring is full.
     pub(crate) fn publish(
         &mut self,
@@ -162,4 +225,62 @@ fn write<T: Pod + Send>(
         }
     }
     Ok(published)
+}
+
+/// A batch publish inside the gate: route, check room for the whole batch on every destination
+/// ring, then claim, fill and commit each ring once.
+fn write_batch<T: Pod + Send>(
+    rings: &mut [Producer<Slot<T>>],
+    bus: &BusShared,
+    routes: &mut RouteCache,
+    epoch: Instant,
+    topic: Topic,
+    payloads: &[T],
+) -> Result<Published, BatchError> {
+    bus.routes.refresh(routes);
+    let Some(route) = routes.get(topic) else {
+        return Ok(Published {
+            fanout: 0,
+            workers: 0,
+        });
+    };
+    let n = payloads.len();
+    for &(w, _) in &route.workers {
+        let capacity = rings[w].capacity();
+        if n > capacity {
+            return Err(BatchError::TooLarge { len: n, capacity });
+        }
+        if !rings[w].has_room(n) {
+            return Err(BatchError::Full { worker: w });
+        }
+    }
+    let publish_ns = bus
+        .record_publish_time
+        .then(|| epoch.elapsed().as_nanos() as u64);
+    for &(w, _) in &route.workers {
+        let Ok(mut claim) = rings[w].claim(n) else {
+            unreachable!("room was checked and this endpoint is the ring's only producer");
+        };
+        for &payload in payloads {
+            if claim
+                .push(Slot::new(topic, None, publish_ns, payload))
+                .is_err()
+            {
+                unreachable!("the claim holds n slots");
+            }
+        }
+        claim.commit();
+    }
+    if bus.wait == WaitStrategy::SpinThenPark {
+        crate::wait::after_commit();
+        for &(w, _) in &route.workers {
+            if bus.sleepers[w].is_sleeping() {
+                bus.wake(w);
+            }
+        }
+    }
+    Ok(Published {
+        fanout: route.fanout,
+        workers: route.workers.len(),
+    })
 }

@@ -46,3 +46,32 @@ pub enum BusError {
     #[error("no subscription {0}")]
     NoSuchSubscription(u64),
 }
+
+/// Why a batch publish stopped. The caller still holds the payloads; `published` says how many
+/// of them, from the start of the slice, were accepted before it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// A destination ring has no room for the whole batch (only from `try_publish_batch`,
+    /// which writes all or nothing).
+    #[error("the ring to worker {worker} has no room for the batch; nothing was written")]
+    Full {
+        /// The first worker whose ring had no room.
+        worker: usize,
+    },
+    /// A batch that never fits: more payloads than a ring holds (`try_publish_batch` only;
+    /// `publish_batch` splits it).
+    #[error("a batch of {len} does not fit rings of {capacity}")]
+    TooLarge {
+        /// Payloads in the batch.
+        len: usize,
+        /// Ring capacity.
+        capacity: usize,
+    },
+    /// The bus shut down; the first `published` payloads were accepted, the rest were not.
+    #[error("the bus is shut down ({published} of the batch were published before)")]
+    Closed {
+        /// Payloads accepted before the refusal.
+        published: usize,
+    },
+}

@@ -72,7 +72,7 @@ pub(crate) use bus::BusShared;
 pub use bus::{Bus, Publisher, Report, SubscriptionId};
 pub use config::{BuildError, BusBuilder, Pinning, DEFAULT_CAPACITY};
 pub use endpoint::Published;
-pub use error::{BusError, PublishError};
+pub use error::{BatchError, BusError, PublishError};
 pub use handler::{Context, Delivery};
 pub use routing::Topic;
 pub use tracebus_context as context;

@@ -351,3 +351,52 @@ fn publish_times_are_recorded_when_asked() {
         assert_eq!(waited[0].is_some(), record);
     }
 }
+
+#[test]
+fn batch_publish_is_all_or_nothing_and_keeps_order() {
+    let bus = bus(2, 8);
+    let logs: Vec<Arc<Mutex<Vec<u64>>>> = (0..2).map(|_| Arc::default()).collect();
+    let gate = Arc::new(AtomicBool::new(false));
+    for (w, log) in logs.iter().enumerate() {
+        let (log, gate) = (log.clone(), gate.clone());
+        bus.subscribe(4, Some(w), move |m, _| {
+            while !gate.load(Relaxed) {
+                thread::yield_now();
+            }
+            log.lock().unwrap().push(*m.payload());
+        })
+        .unwrap();
+    }
+    let mut p = bus.publisher().unwrap();
+    let batch: Vec<u64> = (0..6).collect();
+    let sent = p.try_publish_batch(4, &batch).unwrap();
+    assert_eq!((sent.fanout, sent.workers), (2, 2));
+    // 6 of 8 slots taken (the workers may hold one each in hand): 7 more can never fit all.
+    assert_eq!(
+        p.try_publish_batch(4, &[9; 7]),
+        Err(tracebus::BatchError::Full { worker: 0 })
+    );
+    assert_eq!(
+        p.try_publish_batch(4, &[9; 9]),
+        Err(tracebus::BatchError::TooLarge {
+            len: 9,
+            capacity: 8
+        })
+    );
+    gate.store(true, Relaxed);
+    // Larger than a ring: split, waiting for room.
+    let big: Vec<u64> = (6..100).collect();
+    p.publish_batch(4, &big).unwrap();
+    let report = bus.shutdown();
+    assert_eq!(report.published, 100);
+    for log in &logs {
+        assert!(
+            log.lock().unwrap().iter().copied().eq(0..100),
+            "in order, nothing else"
+        );
+    }
+    assert_eq!(
+        p.publish_batch(4, &[1, 2]),
+        Err(tracebus::BatchError::Closed { published: 0 })
+    );
+}
