@@ -43,10 +43,15 @@ pub struct Published {
 }
 
 pub(crate) struct Endpoint<T: Pod + Send> {
-    /// `rings[w]` goes to worker `w`.
-    rings: Vec<Producer<Slot<T>>>,
+    out: Out<T>,
     pub(crate) state: Arc<EndpointState>,
     bus: Arc<BusShared>,
+}
+
+/// What a publish writes through, borrowed apart from the rest of the endpoint.
+struct Out<T: Pod + Send> {
+    /// `rings[w]` goes to worker `w`.
+    rings: Vec<Producer<Slot<T>>>,
     routes: RouteCache,
     /// Bus epoch, for publish times.
     epoch: Instant,
@@ -57,12 +62,33 @@ impl<T: Pod + Send> Endpoint<T> {
         let routes = bus.routes.cache();
         let epoch = bus.epoch;
         Endpoint {
-            rings,
+            out: Out {
+                rings,
+                routes,
+                epoch,
+            },
             state: Arc::default(),
             bus,
-            routes,
-            epoch,
         }
+    }
+
+    /// Runs `f` inside the shutdown gate (`None` when the gate is closed) and counts the
+    /// `count` messages it published.
+    #[inline]
+    fn gated<E>(
+        &mut self,
+        count: usize,
+        f: impl FnOnce(Option<(&mut Out<T>, &BusShared)>) -> Result<Published, E>,
+    ) -> Result<Published, E> {
+        let gate = &self.bus.gate;
+        let open = gate.enter(&self.state.busy);
+        let result = f(open.then_some((&mut self.out, &*self.bus)));
+        gate.leave(&self.state.busy);
+        if result.as_ref().is_ok_and(|p| p.fanout > 0) {
+            let p = &self.state.published;
+            p.store(p.load(Ordering::Relaxed) + count, Ordering::Relaxed);
+        }
+        result
     }
 
     /// Publishes without waiting: delivered to every subscriber's worker, or handed back.
@@ -72,25 +98,19 @@ impl<T: Pod + Send> Endpoint<T> {
         topic: Topic,
         payload: T,
     ) -> Result<Published, PublishError<T>> {
-        let gate = &self.bus.gate;
-        let result = if gate.enter(&self.state.busy) {
-            write(
-                &mut self.rings,
-                &self.bus,
-                &mut self.routes,
-                self.epoch,
-                topic,
-                payload,
-            )
-        } else {
-            Err(PublishError::Closed(payload))
-        };
-        gate.leave(&self.state.busy);
-        if result.as_ref().is_ok_and(|p| p.fanout > 0) {
-            let p = &self.state.published;
-            p.store(p.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        }
-        result
+        self.gated(1, |open| {
+            let Some((out, bus)) = open else {
+                return Err(PublishError::Closed(payload));
+            };
+            out.write(bus, topic, core::slice::from_ref(&payload))
+                .map_err(|e| match e {
+                    BatchError::Full { worker } => PublishError::Full { payload, worker },
+                    // One message always fits a ring, and `write` does not see the gate.
+                    BatchError::TooLarge { .. } | BatchError::Closed { .. } => {
+                        unreachable!("a single message is never too large or closed here")
+                    }
+                })
+        })
     }
 
     /// Publishes `payloads` in order as one batch per destination ring (one commit each),
@@ -100,28 +120,10 @@ impl<T: Pod + Send> Endpoint<T> {
         topic: Topic,
         payloads: &[T],
     ) -> Result<Published, BatchError> {
-        let gate = &self.bus.gate;
-        let result = if gate.enter(&self.state.busy) {
-            write_batch(
-                &mut self.rings,
-                &self.bus,
-                &mut self.routes,
-                self.epoch,
-                topic,
-                payloads,
-            )
-        } else {
-            Err(BatchError::Closed { published: 0 })
-        };
-        gate.leave(&self.state.busy);
-        if result.as_ref().is_ok_and(|p| p.fanout > 0) {
-            let p = &self.state.published;
-            p.store(
-                p.load(Ordering::Relaxed) + payloads.len(),
-                Ordering::Relaxed,
-            );
-        }
-        result
+        self.gated(payloads.len(), |open| match open {
+            Some((out, bus)) => out.write(bus, topic, payloads),
+            None => Err(BatchError::Closed { published: 0 }),
+        })
     }
 
     /// Publishes `payloads` in order, in batches of at most a ring's capacity, waiting with
@@ -131,7 +133,7 @@ impl<T: Pod + Send> Endpoint<T> {
         topic: Topic,
         payloads: &[T],
     ) -> Result<Published, BatchError> {
-        let capacity = self.rings.first().map_or(1, |r| r.capacity());
+        let capacity = self.out.rings.first().map_or(1, |r| r.capacity());
         let mut last = Published {
             fanout: 0,
             workers: 0,
@@ -180,107 +182,66 @@ impl<T: Pod + Send> Endpoint<T> {
     }
 }
 
-/// The publish itself, inside the gate: route, check room on every destination ring, write.
-#[inline]
-fn write<T: Pod + Send>(
-    rings: &mut [Producer<Slot<T>>],
-    bus: &BusShared,
-    routes: &mut RouteCache,
-    epoch: Instant,
-    topic: Topic,
-    payload: T,
-) -> Result<Published, PublishError<T>> {
-    bus.routes.refresh(routes);
-    let Some(route) = routes.get(topic) else {
-        return Ok(Published {
-            fanout: 0,
-            workers: 0,
-        });
-    };
-    for &(w, _) in &route.workers {
-        if !rings[w].has_room(1) {
-            return Err(PublishError::Full { payload, worker: w });
-        }
-    }
-    let publish_ns = bus
-        .record_publish_time
-        .then(|| epoch.elapsed().as_nanos() as u64);
-    let slot = Slot::new(topic, None, publish_ns, payload);
-    for &(w, _) in &route.workers {
-        if rings[w].try_push(slot).is_err() {
-            unreachable!("room was checked and this endpoint is the ring's only producer");
-        }
-    }
-    let published = Published {
-        fanout: route.fanout,
-        workers: route.workers.len(),
-    };
-    if bus.wait == WaitStrategy::SpinThenPark {
-        // One fence for all destinations (see `wait::after_commit`).
-        crate::wait::after_commit();
-        for &(w, _) in &route.workers {
-            if bus.sleepers[w].is_sleeping() {
-                bus.wake(w);
-            }
-        }
-    }
-    Ok(published)
-}
-
-/// A batch publish inside the gate: route, check room for the whole batch on every destination
-/// ring, then claim, fill and commit each ring once.
-fn write_batch<T: Pod + Send>(
-    rings: &mut [Producer<Slot<T>>],
-    bus: &BusShared,
-    routes: &mut RouteCache,
-    epoch: Instant,
-    topic: Topic,
-    payloads: &[T],
-) -> Result<Published, BatchError> {
-    bus.routes.refresh(routes);
-    let Some(route) = routes.get(topic) else {
-        return Ok(Published {
-            fanout: 0,
-            workers: 0,
-        });
-    };
-    let n = payloads.len();
-    for &(w, _) in &route.workers {
-        let capacity = rings[w].capacity();
-        if n > capacity {
-            return Err(BatchError::TooLarge { len: n, capacity });
-        }
-        if !rings[w].has_room(n) {
-            return Err(BatchError::Full { worker: w });
-        }
-    }
-    let publish_ns = bus
-        .record_publish_time
-        .then(|| epoch.elapsed().as_nanos() as u64);
-    for &(w, _) in &route.workers {
-        let Ok(mut claim) = rings[w].claim(n) else {
-            unreachable!("room was checked and this endpoint is the ring's only producer");
+impl<T: Pod + Send> Out<T> {
+    /// A publish inside the gate: route, check room for all of `payloads` on every destination
+    /// ring, then claim, fill and commit each ring once (a single message is a batch of one).
+    fn write(
+        &mut self,
+        bus: &BusShared,
+        topic: Topic,
+        payloads: &[T],
+    ) -> Result<Published, BatchError> {
+        let Out {
+            rings,
+            routes,
+            epoch,
+        } = self;
+        bus.routes.refresh(routes);
+        let Some(route) = routes.get(topic) else {
+            return Ok(Published {
+                fanout: 0,
+                workers: 0,
+            });
         };
-        for &payload in payloads {
-            if claim
-                .push(Slot::new(topic, None, publish_ns, payload))
-                .is_err()
-            {
-                unreachable!("the claim holds n slots");
-            }
-        }
-        claim.commit();
-    }
-    if bus.wait == WaitStrategy::SpinThenPark {
-        crate::wait::after_commit();
+        let n = payloads.len();
         for &(w, _) in &route.workers {
-            if bus.sleepers[w].is_sleeping() {
-                bus.wake(w);
+            let capacity = rings[w].capacity();
+            if n > capacity {
+                return Err(BatchError::TooLarge { len: n, capacity });
+            }
+            if !rings[w].has_room(n) {
+                return Err(BatchError::Full { worker: w });
             }
         }
+        let publish_ns = bus
+            .record_publish_time
+            .then(|| epoch.elapsed().as_nanos() as u64);
+        for &(w, _) in &route.workers {
+            let Ok(mut claim) = rings[w].claim(n) else {
+                unreachable!("room was checked and this endpoint is the ring's only producer");
+            };
+            for &payload in payloads {
+                if claim
+                    .push(Slot::new(topic, None, publish_ns, payload))
+                    .is_err()
+                {
+                    unreachable!("the claim holds n slots");
+                }
+            }
+            claim.commit();
+        }
+        if bus.wait == WaitStrategy::SpinThenPark {
+            // One fence for all destinations (see `wait::after_commit`).
+            crate::wait::after_commit();
+            for &(w, _) in &route.workers {
+                if bus.sleepers[w].is_sleeping() {
+                    bus.wake(w);
+                }
+            }
+        }
+        Ok(Published {
+            fanout: route.fanout,
+            workers: route.workers.len(),
+        })
     }
-    Ok(Published {
-        fanout: route.fanout,
-        workers: route.workers.len(),
-    })
 }

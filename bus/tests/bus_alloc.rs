@@ -1,31 +1,15 @@
 //! Zero heap allocations per message through the bus (publish, routing, delivery, onward
 //! publish from a handler) in steady state.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use tracebus::{Bus, Pinning, WaitStrategy};
 
-/// Counts every allocation of the process (this test binary holds only this test).
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call unchanged to `System`, adding only an atomic counter.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
 #[test]
 fn no_allocation_per_message() {
@@ -62,14 +46,14 @@ fn no_allocation_per_message() {
     while delivered.load(Relaxed) < 20_000 {
         std::thread::yield_now();
     }
-    let before = ALLOCS.load(Relaxed);
+    let before = common::allocations();
     for i in 0..N {
         p.publish(1, i).unwrap();
     }
     while delivered.load(Relaxed) < 20_000 + 2 * N {
         std::thread::yield_now();
     }
-    let during = ALLOCS.load(Relaxed) - before;
+    let during = common::allocations() - before;
     let report = bus.shutdown();
     assert!(report.delivered >= 2 * (N + 10_000));
     assert_eq!(during, 0, "{during} allocations for {N} publishes");

@@ -1,32 +1,15 @@
 //! Zero heap allocations per message through the ring in steady state.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::thread;
 
 use tracebus::ring;
 use tracebus::slot::Slot;
 use tracebus_context::TraceContext;
 
-/// Counts every allocation of the process (this test binary holds only this test).
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call unchanged to `System`, adding only an atomic counter.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
 #[test]
 fn no_allocation_per_message() {
@@ -52,7 +35,7 @@ fn no_allocation_per_message() {
         sum
     });
     go_tx.send(()).unwrap();
-    let before = ALLOCS.load(Relaxed);
+    let before = common::allocations();
     let mut i = 0u64;
     while i < N {
         let c = (i % 10 == 0).then_some(&ctx);
@@ -70,7 +53,7 @@ fn no_allocation_per_message() {
             }
         }
     }
-    let during = ALLOCS.load(Relaxed) - before;
+    let during = common::allocations() - before;
     let sum = consumer.join().unwrap();
     assert_eq!(sum, (0..N).sum::<u64>());
     // The consumer's thread was already running; the only allocations allowed are none.
