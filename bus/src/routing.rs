@@ -3,8 +3,14 @@
 //! Publishers read routes on every publish, and subscriptions change rarely, so the table is
 //! copy-on-write: writers build a new table under a mutex and bump a version number; each
 //! endpoint keeps its own `Arc` of the table and the version it saw, and on publish does one
-//! `Acquire` load of the version, taking the lock only when it changed. The fast path is one
-//! atomic load and a hash lookup, with no lock and no allocation.
+//! load of the version, taking the lock only when it changed. The fast path is one atomic load
+//! and a hash lookup, with no lock and no allocation.
+//!
+//! The version is `Relaxed` on both sides: it is only a hint to take the lock. The table is
+//! read and written under the mutex, which orders it; and a reader that loads a version cannot
+//! then lock and find an older table, because the bump happened inside the critical section
+//! that installed the table (a critical section ordered before the reader's would make its
+//! unlock happen before the bump, and a load cannot read a store that happens after it).
 //!
 //! Ordering with the workers (see `bus.rs`): a subscribe registers the handler on its worker
 //! and waits for the worker's acknowledgement *before* publishing the new route, so no message
@@ -56,7 +62,7 @@ pub(crate) type Table = TopicMap<Route>;
 /// The shared, versioned routing table.
 #[derive(Debug, Default)]
 pub(crate) struct Routes {
-    /// Bumped (Release, under `table`'s lock) after every change.
+    /// Bumped under `table`'s lock after every change (a hint; see the module docs).
     version: AtomicUsize,
     table: Mutex<Arc<Table>>,
 }
@@ -76,7 +82,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Routes {
     /// A cache of the current table.
     pub(crate) fn cache(&self) -> RouteCache {
-        let version = self.version.load(Ordering::Acquire);
+        let version = self.version.load(Ordering::Relaxed);
         RouteCache {
             version,
             table: lock(&self.table).clone(),
@@ -86,9 +92,8 @@ impl Routes {
     /// Brings `cache` up to date if the table changed since.
     #[inline]
     pub(crate) fn refresh(&self, cache: &mut RouteCache) {
-        // Acquire pairs with the Release bump in `update`: a version this new comes with a
-        // table at least this new (read under the lock below).
-        let v = self.version.load(Ordering::Acquire);
+        // Relaxed: a hint (see the module docs); the table itself is read under the lock.
+        let v = self.version.load(Ordering::Relaxed);
         if v != cache.version {
             *cache = RouteCache {
                 version: v,
@@ -118,8 +123,8 @@ impl Routes {
             table.remove(&topic);
         }
         *guard = Arc::new(table);
-        // Release, inside the lock: a reader that sees this version reads this table or newer.
-        self.version.fetch_add(1, Ordering::Release);
+        // Inside the lock: a reader that sees this version then reads this table or a newer one.
+        self.version.fetch_add(1, Ordering::Relaxed);
     }
 }
 
