@@ -18,6 +18,7 @@ use crate::ring::{self, Consumer, Producer};
 use crate::routing::{Routes, Topic};
 use crate::slot::Slot;
 use crate::sync::Ordering;
+use crate::telemetry::{Tracing, TracingControl};
 use crate::wait::{Sleeper, WaitStrategy};
 use crate::worker::{Control, Worker, WorkerReport};
 
@@ -32,6 +33,8 @@ pub(crate) struct BusShared {
     pub(crate) wait: WaitStrategy,
     pub(crate) record_publish_time: bool,
     pub(crate) epoch: Instant,
+    /// The tracer and sampler, when the bus traces.
+    pub(crate) tracing: Option<Tracing>,
 }
 
 impl BusShared {
@@ -111,6 +114,7 @@ impl BusBuilder {
             wait: self.wait,
             record_publish_time: self.record_publish_time,
             epoch: Instant::now(),
+            tracing: self.tracer.map(|t| Tracing::new(t, self.sampler)),
         });
         // The mesh: worker s has a ring to every worker d (itself included).
         let mut inbound: Vec<Vec<Consumer<Slot<T>>>> = (0..n).map(|_| Vec::new()).collect();
@@ -161,6 +165,12 @@ impl<T: Pod + Send> Bus<T> {
     /// Number of workers.
     pub fn workers(&self) -> usize {
         self.control.len()
+    }
+
+    /// The live tracing settings (switch on/off, sampler `k` and root policy), if the bus was
+    /// built with a tracer.
+    pub fn tracing(&self) -> Option<&TracingControl> {
+        self.shared.tracing.as_ref().map(|t| &t.control)
     }
 
     /// Warnings from building the bus (also printed to stderr), such as running unpinned.

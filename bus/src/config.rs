@@ -62,6 +62,8 @@ pub struct BusBuilder {
     pub(crate) capacity: usize,
     pub(crate) wait: WaitStrategy,
     pub(crate) record_publish_time: bool,
+    pub(crate) tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
+    pub(crate) sampler: tracebus_context::FanoutSampler,
 }
 
 impl Default for BusBuilder {
@@ -72,6 +74,8 @@ impl Default for BusBuilder {
             capacity: DEFAULT_CAPACITY,
             wait: WaitStrategy::default(),
             record_publish_time: false,
+            tracer: None,
+            sampler: tracebus_context::FanoutSampler::default(),
         }
     }
 }
@@ -105,6 +109,20 @@ impl BusBuilder {
     /// the ring. Off by default: a clock read per message costs more than the ring itself.
     pub fn record_publish_time(mut self, on: bool) -> Self {
         self.record_publish_time = on;
+        self
+    }
+
+    /// Traces sampled messages with this OpenTelemetry tracer (default: no tracing). Build its
+    /// provider as [`crate::telemetry`] shows, so the SDK records what the bus decided.
+    pub fn tracer(mut self, tracer: opentelemetry_sdk::trace::SdkTracer) -> Self {
+        self.tracer = Some(tracer);
+        self
+    }
+
+    /// The sampler that decides at publish time (default: `k = 10`, roots may start traces).
+    /// It is a shared handle: keep a clone, or use [`crate::Bus::tracing`], to change it live.
+    pub fn sampler(mut self, sampler: tracebus_context::FanoutSampler) -> Self {
+        self.sampler = sampler;
         self
     }
 

@@ -23,6 +23,7 @@ use crate::sync::{AtomicUsize, Ordering};
 use crate::wait::WaitStrategy;
 use crate::BusShared;
 use bytemuck::Pod;
+use tracebus_context::TraceContext;
 
 /// The part of an endpoint that shutdown and the report read.
 #[derive(Debug, Default)]
@@ -91,18 +92,32 @@ impl<T: Pod + Send> Endpoint<T> {
         result
     }
 
-    /// Publishes without waiting: delivered to every subscriber's worker, or handed back.
+    /// Publishes without waiting, from outside a handler (may start a trace): delivered to
+    /// every subscriber's worker, or handed back.
     #[inline]
     pub(crate) fn try_publish(
         &mut self,
         topic: Topic,
         payload: T,
     ) -> Result<Published, PublishError<T>> {
+        self.try_publish_from(topic, payload, None)
+    }
+
+    /// Publishes without waiting. `parent`: `None` from outside a handler; from a handler,
+    /// `Some` of its trace context (`Some(None)` when its message is not traced), so the
+    /// publish only continues that trace.
+    #[inline]
+    pub(crate) fn try_publish_from(
+        &mut self,
+        topic: Topic,
+        payload: T,
+        parent: Option<Option<TraceContext>>,
+    ) -> Result<Published, PublishError<T>> {
         self.gated(1, |open| {
             let Some((out, bus)) = open else {
                 return Err(PublishError::Closed(payload));
             };
-            out.write(bus, topic, core::slice::from_ref(&payload))
+            out.write(bus, topic, core::slice::from_ref(&payload), parent)
                 .map_err(|e| match e {
                     BatchError::Full { worker } => PublishError::Full { payload, worker },
                     // One message always fits a ring, and `write` does not see the gate.
@@ -121,7 +136,7 @@ impl<T: Pod + Send> Endpoint<T> {
         payloads: &[T],
     ) -> Result<Published, BatchError> {
         self.gated(payloads.len(), |open| match open {
-            Some((out, bus)) => out.write(bus, topic, payloads),
+            Some((out, bus)) => out.write(bus, topic, payloads, None),
             None => Err(BatchError::Closed { published: 0 }),
         })
     }
@@ -185,11 +200,16 @@ impl<T: Pod + Send> Endpoint<T> {
 impl<T: Pod + Send> Out<T> {
     /// A publish inside the gate: route, check room for all of `payloads` on every destination
     /// ring, then claim, fill and commit each ring once (a single message is a batch of one).
+    ///
+    /// The sampling decision is made here, once, from the fanout: a batch is one publish and
+    /// all its messages carry the same header. `parent`: `None` for an external publish (may
+    /// start a trace), `Some(context)` for a handler's (only continues it).
     fn write(
         &mut self,
         bus: &BusShared,
         topic: Topic,
         payloads: &[T],
+        parent: Option<Option<TraceContext>>,
     ) -> Result<Published, BatchError> {
         let Out {
             rings,
@@ -213,8 +233,13 @@ impl<T: Pod + Send> Out<T> {
                 return Err(BatchError::Full { worker: w });
             }
         }
-        let publish_ns = bus
-            .record_publish_time
+        let sampled = bus.tracing.as_ref().and_then(|t| match parent {
+            Some(handler_ctx) => t.decide(topic, route.fanout, handler_ctx.as_ref(), true),
+            None => t.decide(topic, route.fanout, None, false),
+        });
+        let header = sampled.as_ref().map(|s| s.header);
+        // Sampled messages always carry their publish time (the process span reports it).
+        let publish_ns = (bus.record_publish_time || sampled.is_some())
             .then(|| epoch.elapsed().as_nanos() as u64);
         for &(w, _) in &route.workers {
             let Ok(mut claim) = rings[w].claim(n) else {
@@ -222,7 +247,7 @@ impl<T: Pod + Send> Out<T> {
             };
             for &payload in payloads {
                 if claim
-                    .push(Slot::new(topic, None, publish_ns, payload))
+                    .push(Slot::new(topic, header.as_ref(), publish_ns, payload))
                     .is_err()
                 {
                     unreachable!("the claim holds n slots");
@@ -238,6 +263,9 @@ impl<T: Pod + Send> Out<T> {
                     bus.wake(w);
                 }
             }
+        }
+        if let Some(s) = sampled {
+            s.end();
         }
         Ok(Published {
             fanout: route.fanout,

@@ -58,12 +58,22 @@ impl<T: Pod> Delivery<'_, T> {
 pub struct Context<'a, T: Pod + Send> {
     pub(crate) endpoint: &'a mut Endpoint<T>,
     pub(crate) worker: usize,
+    /// The handler's current trace context (its `process` span), if the message was sampled.
+    pub(crate) current: Option<TraceContext>,
 }
 
 impl<T: Pod + Send> Context<'_, T> {
-    /// Publishes `payload` to `topic` without waiting.
+    /// Publishes `payload` to `topic` without waiting. When the message being handled is
+    /// traced, this publish continues its trace (as a child of the handler's `process` span)
+    /// if the sampler keeps it at this fanout; a handler never starts a new trace.
     pub fn try_publish(&mut self, topic: Topic, payload: T) -> Result<Published, PublishError<T>> {
-        self.endpoint.try_publish(topic, payload)
+        self.endpoint
+            .try_publish_from(topic, payload, Some(self.current))
+    }
+
+    /// The handler's current trace context (its `process` span), if the message is traced.
+    pub fn trace_context(&self) -> Option<TraceContext> {
+        self.current
     }
 
     /// The worker this handler runs on.

@@ -65,6 +65,7 @@ pub mod ring;
 mod routing;
 pub mod slot;
 mod sync;
+pub mod telemetry;
 pub mod wait;
 mod worker;
 

@@ -19,6 +19,7 @@ use crate::ring::Consumer;
 use crate::routing::{Topic, TopicMap};
 use crate::slot::Slot;
 use crate::sync::thread;
+use crate::telemetry::Tracing;
 use crate::wait::{WaitStrategy, SPIN_POLLS, YIELD_POLLS};
 use crate::BusShared;
 
@@ -163,16 +164,29 @@ impl<T: Pod + Send> Worker<T> {
                     Duration::from_nanos(now.saturating_sub(t))
                 });
                 let delivery = Delivery { slot, waited };
-                if let Some(list) = self.subs.get_mut(&slot.topic()) {
+                let Some(list) = self.subs.get_mut(&slot.topic()) else {
+                    continue;
+                };
+                // The fast filter first: an unsampled slot costs no decode, no span.
+                let traced = match &self.bus.tracing {
+                    Some(t) if slot.is_sampled() => slot.context().map(|c| (t, c)),
+                    _ => None,
+                };
+                for (_, handler) in list.iter_mut() {
+                    let span = traced.map(|(t, parent)| {
+                        t.process(slot.topic(), &parent, waited.map(|w| w.as_nanos() as u64))
+                    });
                     let mut ctx = Context {
                         endpoint: &mut self.endpoint,
                         worker: self.index,
+                        current: span.as_ref().and_then(Tracing::context),
                     };
-                    for (_, handler) in list.iter_mut() {
-                        match catch_unwind(AssertUnwindSafe(|| handler(&delivery, &mut ctx))) {
-                            Ok(()) => self.report.delivered += 1,
-                            Err(_) => self.report.handler_panics += 1,
-                        }
+                    match catch_unwind(AssertUnwindSafe(|| handler(&delivery, &mut ctx))) {
+                        Ok(()) => self.report.delivered += 1,
+                        Err(_) => self.report.handler_panics += 1,
+                    }
+                    if let Some(mut span) = span {
+                        opentelemetry::trace::Span::end(&mut span);
                     }
                 }
             }

@@ -1,20 +1,21 @@
 //! Zero heap allocations per message through the bus (publish, routing, delivery, onward
-//! publish from a handler) in steady state.
+//! publish from a handler) in steady state: without tracing, and with tracing on for
+//! unsampled messages (the decision is made, no OpenTelemetry call follows).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use tracebus::{Bus, Pinning, WaitStrategy};
+use tracebus::{Bus, BusBuilder, Pinning, WaitStrategy};
 
 mod common;
 
 #[global_allocator]
 static GLOBAL: common::Counting = common::Counting;
 
-#[test]
-fn no_allocation_per_message() {
+/// Allocations made while `N` messages go through a bus built from `builder`.
+fn allocations_for(builder: BusBuilder) -> usize {
     const N: u64 = 200_000;
-    let bus = Bus::builder()
+    let bus = builder
         .workers(2)
         .capacity(256)
         .pinning(Pinning::Off)
@@ -56,5 +57,29 @@ fn no_allocation_per_message() {
     let during = common::allocations() - before;
     let report = bus.shutdown();
     assert!(report.delivered >= 2 * (N + 10_000));
-    assert_eq!(during, 0, "{during} allocations for {N} publishes");
+    during
+}
+
+// One test function: the counter is process-wide, so the two runs must not overlap.
+#[test]
+fn no_allocation_per_message() {
+    let plain = allocations_for(Bus::builder());
+    assert_eq!(plain, 0, "{plain} allocations without tracing");
+    // Tracing on, every message unsampled (k = 0): the sampler decides, nothing else runs.
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_id_generator(tracebus::telemetry::BusIdGenerator)
+        .build();
+    let traced = allocations_for(
+        Bus::builder()
+            .tracer(opentelemetry::trace::TracerProvider::tracer(
+                &provider,
+                "alloc-test",
+            ))
+            .sampler(tracebus::context::FanoutSampler::new(0.0)),
+    );
+    assert_eq!(traced, 0, "{traced} allocations with tracing on, unsampled");
+    // The counter sees allocations at all (so the zeros above mean something).
+    let before = common::allocations();
+    drop(std::hint::black_box(vec![0u8; 16]));
+    assert!(common::allocations() > before);
 }

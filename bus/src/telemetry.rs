@@ -1,0 +1,265 @@
+//! Tracing in the bus: the sampling decision at publish time, and real OpenTelemetry spans for
+//! the messages it keeps.
+//!
+//! - Each publish decides once, before any OpenTelemetry call, with the context crate's
+//!   consistent [`FanoutSampler`] from its fanout and its parent: a publish from outside a
+//!   handler may start a trace (the sampler's root policy), one from inside a handler only
+//!   continues the handler's trace. Every recipient sees the same decision (the header).
+//! - Unsampled: the slot carries "no context"; no OpenTelemetry call, no clock read for
+//!   tracing, no allocation, on either side.
+//! - Sampled: a `publish <topic>` span (PRODUCER) whose context goes into the slot header, and
+//!   for each receiving subscriber a `process <topic>` span (CONSUMER) whose parent is that
+//!   header, with the messaging attributes, the sampling rate and the time spent in the ring.
+//!   A handler's onward publishes are children of its `process` span, automatically.
+//!
+//! The OpenTelemetry SDK must record what the bus decided. Build the tracer provider with
+//! [`BusIdGenerator`] (so a trace the bus starts gets the trace-id its decision was made on:
+//! consistent sampling downstream depends on it) and [`BusSampler`] (which records every span
+//! the bus creates and leaves other spans to the sampler it wraps):
+//!
+//! ```
+//! use opentelemetry::trace::TracerProvider as _;
+//! use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider};
+//! use tracebus::telemetry::{BusIdGenerator, BusSampler};
+//!
+//! let exporter = InMemorySpanExporter::default();
+//! let provider = SdkTracerProvider::builder()
+//!     .with_id_generator(BusIdGenerator)
+//!     .with_sampler(BusSampler::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOn))))
+//!     .with_simple_exporter(exporter.clone())
+//!     .build();
+//! let bus = tracebus::Bus::builder()
+//!     .tracer(provider.tracer("my-service"))
+//!     .build::<u64>()
+//!     .unwrap();
+//! # drop(bus);
+//! ```
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanId, SpanKind, TraceContextExt, TraceId, Tracer as _,
+};
+use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_sdk::trace::{
+    IdGenerator, SamplingDecision, SamplingResult, SdkTracer, ShouldSample, Span,
+};
+use tracebus_context::{
+    random_span_id, random_trace_id, Decision, FanoutSampler, TraceContext, FLAG_RANDOM,
+};
+
+use crate::routing::Topic;
+
+/// `messaging.system` of every span the bus creates.
+pub const MESSAGING_SYSTEM: &str = "tracebus";
+
+thread_local! {
+    /// The trace-id the bus decided a new trace on, for the span it is about to start.
+    static PENDING_TRACE_ID: Cell<Option<[u8; 16]>> = const { Cell::new(None) };
+}
+
+/// An OpenTelemetry `IdGenerator` that gives a trace the bus starts the trace-id its sampling
+/// decision was made on (and random ids otherwise).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BusIdGenerator;
+
+impl IdGenerator for BusIdGenerator {
+    fn new_trace_id(&self) -> TraceId {
+        let id = PENDING_TRACE_ID
+            .with(Cell::take)
+            .unwrap_or_else(random_trace_id);
+        TraceId::from_bytes(id)
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        SpanId::from_bytes(random_span_id())
+    }
+}
+
+/// An OpenTelemetry sampler that records every span the bus creates (the bus has already
+/// decided) and asks `inner` about every other span.
+#[derive(Debug, Clone)]
+pub struct BusSampler<S> {
+    inner: S,
+}
+
+impl<S: ShouldSample + Clone + 'static> BusSampler<S> {
+    /// Wraps the sampler for spans that are not the bus's.
+    pub fn new(inner: S) -> Self {
+        BusSampler { inner }
+    }
+}
+
+fn is_bus_span(attributes: &[KeyValue]) -> bool {
+    attributes.iter().any(|kv| {
+        kv.key.as_str() == "messaging.system"
+            && matches!(&kv.value, Value::String(s) if s.as_str() == MESSAGING_SYSTEM)
+    })
+}
+
+impl<S: ShouldSample + Clone + 'static> ShouldSample for BusSampler<S> {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        trace_id: TraceId,
+        name: &str,
+        span_kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[opentelemetry::trace::Link],
+    ) -> SamplingResult {
+        if is_bus_span(attributes) {
+            let trace_state = parent_context
+                .map(|cx| cx.span().span_context().trace_state().clone())
+                .unwrap_or_default();
+            return SamplingResult {
+                decision: SamplingDecision::RecordAndSample,
+                attributes: Vec::new(),
+                trace_state,
+            };
+        }
+        self.inner
+            .should_sample(parent_context, trace_id, name, span_kind, attributes, links)
+    }
+}
+
+/// Tracing settings of a bus; change them while it runs through [`crate::Bus::tracing`].
+#[derive(Debug, Clone)]
+pub struct TracingControl {
+    enabled: Arc<AtomicBool>,
+    sampler: FanoutSampler,
+}
+
+impl TracingControl {
+    /// Switches tracing on or off for every later publish (no restart, nothing lost).
+    pub fn set_enabled(&self, on: bool) {
+        // Relaxed: an independent switch; no other memory is published through it.
+        self.enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether tracing is on.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// The sampler: change `k` and the root policy through it ([`FanoutSampler::set_k`],
+    /// [`FanoutSampler::set_root_policy`]).
+    pub fn sampler(&self) -> &FanoutSampler {
+        &self.sampler
+    }
+}
+
+/// The bus's tracer and sampler.
+pub(crate) struct Tracing {
+    tracer: SdkTracer,
+    pub(crate) control: TracingControl,
+}
+
+/// A sampled publish: the context for the slot header and the open publish span.
+pub(crate) struct Sampled {
+    pub(crate) header: TraceContext,
+    span: Span,
+}
+
+impl Sampled {
+    /// Ends the publish span (after the slots were written).
+    pub(crate) fn end(mut self) {
+        self.span.end();
+    }
+}
+
+fn remote_parent(ctx: &TraceContext) -> Context {
+    Context::new().with_remote_span_context(ctx.to_span_context(true))
+}
+
+fn context_of(sc: &SpanContext) -> Option<TraceContext> {
+    TraceContext::from_span_context(sc)
+}
+
+impl Tracing {
+    pub(crate) fn new(tracer: SdkTracer, sampler: FanoutSampler) -> Tracing {
+        Tracing {
+            tracer,
+            control: TracingControl {
+                enabled: Arc::new(AtomicBool::new(true)),
+                sampler,
+            },
+        }
+    }
+
+    /// The one decision of a publish; `in_handler` publishes only continue their parent.
+    /// Unsampled returns `None` having made no OpenTelemetry call and no allocation.
+    #[inline]
+    pub(crate) fn decide(
+        &self,
+        topic: Topic,
+        fanout: usize,
+        parent: Option<&TraceContext>,
+        in_handler: bool,
+    ) -> Option<Sampled> {
+        if !self.control.is_enabled() || (in_handler && parent.is_none()) {
+            return None;
+        }
+        let decision = self.control.sampler.decide(parent, fanout);
+        let (cx, rate, started) = match (decision, parent) {
+            (Decision::Drop, _) => return None,
+            (Decision::Continue { rate }, Some(p)) => (remote_parent(p), rate, false),
+            (Decision::Continue { .. }, None) => return None,
+            (Decision::Start { trace_id, rate }, _) => {
+                PENDING_TRACE_ID.with(|c| c.set(Some(trace_id)));
+                (Context::new(), rate, true)
+            }
+        };
+        let builder = self
+            .tracer
+            .span_builder(format!("publish {topic}"))
+            .with_kind(SpanKind::Producer)
+            .with_attributes([
+                KeyValue::new("messaging.system", MESSAGING_SYSTEM),
+                KeyValue::new("messaging.destination.name", topic.to_string()),
+                KeyValue::new("messaging.operation.type", "publish"),
+                KeyValue::new("messaging.batch.message_count", fanout as i64),
+                KeyValue::new("tracebus.sampling.rate", rate),
+            ]);
+        let span = self.tracer.build_with_context(builder, &cx);
+        // If the provider does not use `BusIdGenerator`, the id was not taken: clear it.
+        PENDING_TRACE_ID.with(|c| c.set(None));
+        let header = context_of(span.span_context())?;
+        let header = if started {
+            header.with_flags(header.flags() | FLAG_RANDOM)
+        } else {
+            header
+        };
+        Some(Sampled { header, span })
+    }
+
+    /// Starts the `process <topic>` span of one subscriber for a sampled message.
+    pub(crate) fn process(
+        &self,
+        topic: Topic,
+        parent: &TraceContext,
+        waited_ns: Option<u64>,
+    ) -> Span {
+        let mut attributes = vec![
+            KeyValue::new("messaging.system", MESSAGING_SYSTEM),
+            KeyValue::new("messaging.destination.name", topic.to_string()),
+            KeyValue::new("messaging.operation.type", "process"),
+        ];
+        if let Some(ns) = waited_ns {
+            attributes.push(KeyValue::new("tracebus.ring.wait_ns", ns as i64));
+        }
+        let builder = self
+            .tracer
+            .span_builder(format!("process {topic}"))
+            .with_kind(SpanKind::Consumer)
+            .with_attributes(attributes);
+        self.tracer
+            .build_with_context(builder, &remote_parent(parent))
+    }
+
+    /// The context of a span (for a handler's onward publishes).
+    pub(crate) fn context(span: &Span) -> Option<TraceContext> {
+        context_of(span.span_context())
+    }
+}

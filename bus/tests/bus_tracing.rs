@@ -1,0 +1,318 @@
+//! Tracing in the bus, checked with the OpenTelemetry SDK's in-memory exporter: spans follow
+//! the messages, the sampled fraction follows the fanout, unsampled messages make no spans, no
+//! stale context survives slot reuse, and live reconfiguration loses nothing.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread;
+
+use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
+use opentelemetry::Value;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
+use tracebus::context::FanoutSampler;
+use tracebus::telemetry::{BusIdGenerator, BusSampler};
+use tracebus::{Bus, Pinning, WaitStrategy};
+
+fn provider() -> (SdkTracerProvider, InMemorySpanExporter) {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_id_generator(BusIdGenerator)
+        .with_sampler(BusSampler::new(Sampler::ParentBased(Box::new(
+            Sampler::AlwaysOn,
+        ))))
+        .with_simple_exporter(exporter.clone())
+        .build();
+    (provider, exporter)
+}
+
+fn traced_bus(provider: &SdkTracerProvider, sampler: FanoutSampler, capacity: usize) -> Bus<u64> {
+    Bus::builder()
+        .workers(2)
+        .capacity(capacity)
+        .pinning(Pinning::Off)
+        .wait_strategy(WaitStrategy::SpinThenPark)
+        .tracer(provider.tracer("tracebus-tests"))
+        .sampler(sampler)
+        .build::<u64>()
+        .unwrap()
+}
+
+fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+}
+
+fn named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
+    spans.iter().filter(|s| s.name == name).collect()
+}
+
+#[test]
+fn spans_follow_messages_and_onward_publishes() {
+    const N: u64 = 20;
+    let (provider, exporter) = provider();
+    let bus = traced_bus(&provider, FanoutSampler::default(), 64);
+    let forwarded = Arc::new(AtomicU64::new(0));
+    let f = forwarded.clone();
+    bus.subscribe(1, Some(0), move |m, ctx| {
+        assert!(m.trace_context().is_some(), "fanout 1 is always sampled");
+        assert!(ctx.trace_context().is_some());
+        ctx.try_publish(2, *m.payload()).unwrap();
+    })
+    .unwrap();
+    bus.subscribe(2, Some(1), move |m, _| {
+        assert!(
+            m.trace_context().is_some(),
+            "the onward publish continues the trace"
+        );
+        f.fetch_add(1, Relaxed);
+    })
+    .unwrap();
+    let mut p = bus.publisher().unwrap();
+    for i in 0..N {
+        p.publish(1, i).unwrap();
+    }
+    while forwarded.load(Relaxed) < N {
+        thread::yield_now();
+    }
+    bus.shutdown();
+    let spans = exporter.get_finished_spans().unwrap();
+    let by_id: HashMap<SpanId, &SpanData> = spans
+        .iter()
+        .map(|s| (s.span_context.span_id(), s))
+        .collect();
+    let (pub1, proc1) = (named(&spans, "publish 1"), named(&spans, "process 1"));
+    let (pub2, proc2) = (named(&spans, "publish 2"), named(&spans, "process 2"));
+    for group in [&pub1, &proc1, &pub2, &proc2] {
+        assert_eq!(group.len() as u64, N);
+    }
+    let parent_of = |s: &SpanData| by_id.get(&s.parent_span_id).copied();
+    for s in &pub1 {
+        assert_eq!(s.span_kind, SpanKind::Producer);
+        assert_eq!(
+            s.parent_span_id,
+            SpanId::INVALID,
+            "an external publish starts the trace"
+        );
+        assert_eq!(attr(s, "messaging.system"), Some(&Value::from("tracebus")));
+        assert_eq!(
+            attr(s, "messaging.destination.name"),
+            Some(&Value::from("1"))
+        );
+        assert_eq!(
+            attr(s, "messaging.operation.type"),
+            Some(&Value::from("publish"))
+        );
+        assert_eq!(
+            attr(s, "messaging.batch.message_count"),
+            Some(&Value::I64(1))
+        );
+        assert_eq!(attr(s, "tracebus.sampling.rate"), Some(&Value::F64(1.0)));
+    }
+    for (s, parent_name) in proc1
+        .iter()
+        .map(|s| (s, "publish 1"))
+        .chain(proc2.iter().map(|s| (s, "publish 2")))
+    {
+        assert_eq!(s.span_kind, SpanKind::Consumer);
+        let parent = parent_of(s).expect("a process span's parent is exported");
+        assert_eq!(parent.name, parent_name);
+        assert_eq!(parent.span_context.trace_id(), s.span_context.trace_id());
+        assert_eq!(
+            attr(s, "messaging.operation.type"),
+            Some(&Value::from("process"))
+        );
+        assert!(
+            attr(s, "tracebus.ring.wait_ns").is_some(),
+            "sampled messages carry their time"
+        );
+    }
+    for s in &pub2 {
+        let parent = parent_of(s).expect("onward publish has a parent");
+        assert_eq!(
+            parent.name, "process 1",
+            "a handler's publish is a child of its process span"
+        );
+        assert_eq!(parent.span_context.trace_id(), s.span_context.trace_id());
+    }
+    // Every trace is whole: 4 spans, one per hop.
+    let mut per_trace: HashMap<_, usize> = HashMap::new();
+    for s in &spans {
+        *per_trace.entry(s.span_context.trace_id()).or_default() += 1;
+    }
+    assert_eq!(per_trace.len() as u64, N);
+    assert!(per_trace.values().all(|&n| n == 4));
+}
+
+/// `|observed - n p| <= 6 sigma`.
+fn assert_binomial(hits: usize, n: usize, p: f64, what: &str) {
+    let mean = n as f64 * p;
+    let sigma = (n as f64 * p * (1.0 - p)).sqrt();
+    assert!(
+        (hits as f64 - mean).abs() <= 6.0 * sigma + 1e-9,
+        "{what}: {hits} of {n}, expected {mean:.1} ± {:.1}",
+        6.0 * sigma
+    );
+}
+
+#[test]
+fn sampled_fraction_follows_fanout() {
+    for (subscribers, messages, rate) in [
+        (1usize, 2_000usize, 1.0),
+        (100, 2_000, 0.1),
+        (10_000, 2_000, 0.001),
+    ] {
+        let (provider, exporter) = provider();
+        let bus = traced_bus(&provider, FanoutSampler::default(), 256);
+        let traced = Arc::new(AtomicU64::new(0));
+        for i in 0..subscribers {
+            let t = traced.clone();
+            bus.subscribe(7, Some(i % 2), move |m, _| {
+                if m.trace_context().is_some() {
+                    t.fetch_add(1, Relaxed);
+                }
+            })
+            .unwrap();
+        }
+        let mut p = bus.publisher().unwrap();
+        for i in 0..messages {
+            assert_eq!(p.publish(7, i as u64).unwrap().fanout, subscribers);
+        }
+        let report = bus.shutdown();
+        assert_eq!(report.delivered, (messages * subscribers) as u64);
+        let spans = exporter.get_finished_spans().unwrap();
+        let published = named(&spans, "publish 7").len();
+        assert_binomial(published, messages, rate, &format!("fanout {subscribers}"));
+        assert_eq!(named(&spans, "process 7").len(), published * subscribers);
+        assert_eq!(
+            traced.load(Relaxed) as usize,
+            published * subscribers,
+            "same decision for all"
+        );
+    }
+}
+
+#[test]
+fn unsampled_messages_make_no_spans() {
+    let (provider, exporter) = provider();
+    let bus = traced_bus(&provider, FanoutSampler::new(0.0), 64);
+    bus.subscribe(1, None, |m, ctx| {
+        assert!(m.trace_context().is_none());
+        assert!(ctx.trace_context().is_none());
+        let _ = ctx.try_publish(2, 0);
+    })
+    .unwrap();
+    bus.subscribe(2, None, |m, _| assert!(m.trace_context().is_none()))
+        .unwrap();
+    let mut p = bus.publisher().unwrap();
+    for i in 0..500 {
+        p.publish(1, i).unwrap();
+    }
+    let report = bus.shutdown();
+    assert_eq!(report.handler_panics, 0);
+    assert!(exporter.get_finished_spans().unwrap().is_empty());
+}
+
+#[test]
+fn no_stale_context_across_slot_reuse() {
+    const N: u64 = 2_000;
+    let (provider, exporter) = provider();
+    // A 4-slot ring: every slot is reused hundreds of times, sampled and unsampled mixed.
+    let bus = traced_bus(&provider, FanoutSampler::default(), 4);
+    let wrong = Arc::new(AtomicU64::new(0));
+    let w = wrong.clone();
+    bus.subscribe(3, Some(0), move |m, _| {
+        let expect_traced = m.payload() % 3 != 0;
+        if m.trace_context().is_some() != expect_traced {
+            w.fetch_add(1, Relaxed);
+        }
+    })
+    .unwrap();
+    let control = bus.tracing().unwrap().clone();
+    let mut p = bus.publisher().unwrap();
+    for i in 0..N {
+        control.set_enabled(i % 3 != 0);
+        p.publish(3, i).unwrap();
+    }
+    let report = bus.shutdown();
+    assert_eq!(report.delivered, N);
+    assert_eq!(
+        wrong.load(Relaxed),
+        0,
+        "a slot showed a context its message did not carry"
+    );
+    let traced = (0..N).filter(|i| i % 3 != 0).count();
+    assert_eq!(
+        named(&exporter.get_finished_spans().unwrap(), "publish 3").len(),
+        traced
+    );
+}
+
+#[test]
+fn reconfiguring_while_publishing_loses_nothing() {
+    const PER_THREAD: u64 = 3_000;
+    let (provider, exporter) = provider();
+    let bus = traced_bus(&provider, FanoutSampler::default(), 64);
+    for w in 0..2 {
+        bus.subscribe(5, Some(w), |_, _| {}).unwrap();
+    }
+    let control = bus.tracing().unwrap().clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let publishers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut p = bus.publisher().unwrap();
+            thread::spawn(move || {
+                for i in 0..PER_THREAD {
+                    p.publish(5, i).unwrap();
+                }
+            })
+        })
+        .collect();
+    let flipper = {
+        let (control, done) = (control.clone(), done.clone());
+        thread::spawn(move || {
+            let mut i = 0u64;
+            while !done.load(Relaxed) {
+                control
+                    .sampler()
+                    .set_k([10.0, 0.0, 1.0][(i % 3) as usize])
+                    .unwrap();
+                control.set_enabled(i % 5 != 0);
+                i += 1;
+                thread::yield_now();
+            }
+        })
+    };
+    for p in publishers {
+        p.join().unwrap();
+    }
+    done.store(true, Relaxed);
+    flipper.join().unwrap();
+    // Settings applied after the storm are followed exactly.
+    control.set_enabled(true);
+    control.sampler().set_k(0.0).unwrap();
+    let before = exporter.get_finished_spans().unwrap().len();
+    let mut p = bus.publisher().unwrap();
+    for i in 0..100 {
+        p.publish(5, i).unwrap();
+    }
+    let report = bus.shutdown();
+    assert_eq!(report.published, 2 * PER_THREAD + 100);
+    assert_eq!(report.delivered, 2 * report.published, "no message lost");
+    let spans = exporter.get_finished_spans().unwrap();
+    assert_eq!(spans.len(), before, "k = 0 samples nothing");
+    // Every span is well formed: each process span's parent is an exported publish span.
+    let publishes: HashMap<SpanId, &SpanData> = named(&spans, "publish 5")
+        .into_iter()
+        .map(|s| (s.span_context.span_id(), s))
+        .collect();
+    for s in named(&spans, "process 5") {
+        let parent = publishes
+            .get(&s.parent_span_id)
+            .expect("parent publish span");
+        assert_eq!(parent.span_context.trace_id(), s.span_context.trace_id());
+    }
+    assert_eq!(named(&spans, "process 5").len(), 2 * publishes.len());
+}
