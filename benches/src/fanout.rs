@@ -7,7 +7,40 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use tracebus::context::FanoutSampler;
+use tracebus::telemetry::{BusIdGenerator, BusSampler};
 use tracebus::{Bus, Pinning, WaitStrategy};
+
+/// Counts exported spans and drops them (a real pipeline's export cost is not the bus's).
+#[derive(Debug, Clone, Default)]
+pub struct CountingExporter {
+    spans: Arc<AtomicU64>,
+}
+
+impl SpanExporter for CountingExporter {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        self.spans.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        std::future::ready(Ok(()))
+    }
+}
+
+/// How a fanout run traces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Tracing {
+    /// No tracer.
+    Off,
+    /// A tracer (synchronous export to [`CountingExporter`]) and a sampler with this `k`.
+    On {
+        /// The sampler's `k`: `rate(n) = min(1, k / n)`.
+        k: f64,
+    },
+}
 
 /// One fanout measurement.
 #[derive(Debug, Clone)]
@@ -22,19 +55,35 @@ pub struct FanoutRow {
     pub msgs_per_sec: f64,
     /// Handler calls per second over the same time.
     pub deliveries_per_sec: f64,
+    /// Publish spans exported divided by messages (0 with tracing off).
+    pub sampled_fraction: f64,
 }
 
 /// Publishes `messages` to a topic with `subscribers` subscribers spread round-robin over
 /// `workers` workers, and times until the bus has delivered them all (shutdown drains).
-pub fn fanout(subscribers: usize, workers: usize, messages: u64) -> FanoutRow {
-    let bus = Bus::builder()
+pub fn fanout(subscribers: usize, workers: usize, messages: u64, tracing: Tracing) -> FanoutRow {
+    let mut builder = Bus::builder()
         .workers(workers)
         .capacity(1024)
         .pinning(Pinning::Off)
         // Publisher and workers share 2 cores here: yield rather than spin.
-        .wait_strategy(WaitStrategy::SpinThenYield)
-        .build::<u64>()
-        .expect("valid settings");
+        .wait_strategy(WaitStrategy::SpinThenYield);
+    let exporter = CountingExporter::default();
+    let mut provider = None;
+    if let Tracing::On { k } = tracing {
+        let p = SdkTracerProvider::builder()
+            .with_id_generator(BusIdGenerator)
+            .with_sampler(BusSampler::new(Sampler::ParentBased(Box::new(
+                Sampler::AlwaysOn,
+            ))))
+            .with_simple_exporter(exporter.clone())
+            .build();
+        builder = builder
+            .tracer(p.tracer("busbench"))
+            .sampler(FanoutSampler::new(k));
+        provider = Some(p);
+    }
+    let bus = builder.build::<u64>().expect("valid settings");
     let sink = Arc::new(AtomicU64::new(0));
     for i in 0..subscribers {
         let mut local = 0u64;
@@ -59,12 +108,16 @@ pub fn fanout(subscribers: usize, workers: usize, messages: u64) -> FanoutRow {
         messages * subscribers as u64,
         "every delivery made"
     );
+    drop(provider);
+    // One publish span and `subscribers` process spans per sampled message.
+    let spans = exporter.spans.load(Ordering::Relaxed);
     FanoutRow {
         subscribers,
         workers,
         messages,
         msgs_per_sec: messages as f64 / secs,
         deliveries_per_sec: report.delivered as f64 / secs,
+        sampled_fraction: spans as f64 / (1 + subscribers) as f64 / messages as f64,
     }
 }
 
@@ -152,8 +205,14 @@ mod tests {
 
     #[test]
     fn small_runs_deliver_everything() {
-        let row = fanout(10, 2, 100);
+        let row = fanout(10, 2, 100, Tracing::Off);
         assert_eq!(row.subscribers, 10);
+        assert_eq!(row.sampled_fraction, 0.0);
+        let row = fanout(10, 2, 100, Tracing::On { k: 10.0 });
+        assert_eq!(
+            row.sampled_fraction, 1.0,
+            "k = 10 samples everything at fanout 10"
+        );
         assert!(row.deliveries_per_sec >= row.msgs_per_sec);
         let (p50, p99) = bus_latency(50);
         assert!(p50 >= 1 && p99 >= p50);

@@ -189,33 +189,57 @@ fn fanout_section(quick: bool) -> (Value, Value) {
     // One core for the publisher, the rest for workers (at least one).
     let workers = machine::cores().saturating_sub(1).max(1);
     println!(
-        "\n## Bus fanout: one publisher, {workers} worker(s), subscribers spread over them, \
-         tracing off"
+        "\n## Bus fanout: one publisher, {workers} worker(s), subscribers spread over them \
+         (tracing on: default sampler, k = 10; spans exported synchronously to a counter)"
     );
     println!(
-        "{:>12} {:>10} {:>14} {:>18}",
-        "subscribers", "messages", "M msgs/s", "M deliveries/s"
+        "{:>12} {:>8} {:>10} {:>14} {:>18} {:>9} {:>9}",
+        "subscribers", "tracing", "messages", "M msgs/s", "M deliveries/s", "sampled", "expected"
     );
     let mut rows = Vec::new();
+    let default_k = tracebus::context::FanoutSampler::default().k();
     for subscribers in [1usize, 10, 100, 1_000, 10_000] {
-        progress(&format!("fanout: {subscribers} subscribers"));
-        let messages = (deliveries / subscribers as u64).max(200);
-        let r = fanout::fanout(subscribers, workers, messages);
-        println!(
-            "{:>12} {:>10} {:>14.2} {:>18.1}",
-            r.subscribers,
-            r.messages,
-            r.msgs_per_sec / 1e6,
-            r.deliveries_per_sec / 1e6
-        );
-        rows.push(json!({
-            "subscribers": r.subscribers,
-            "workers": r.workers,
-            "tracing": "off",
-            "msgs_per_sec": r.msgs_per_sec,
-            "deliveries_per_sec": r.deliveries_per_sec,
-        }));
-        fanout::settle();
+        for tracing in [fanout::Tracing::Off, fanout::Tracing::On { k: default_k }] {
+            let on = tracing != fanout::Tracing::Off;
+            progress(&format!(
+                "fanout: {subscribers} subscribers, tracing {}",
+                if on { "on" } else { "off" }
+            ));
+            let messages = (deliveries / subscribers as u64).max(200);
+            let r = fanout::fanout(subscribers, workers, messages, tracing);
+            let expected = (default_k / subscribers as f64).min(1.0);
+            println!(
+                "{:>12} {:>8} {:>10} {:>14.2} {:>18.1} {:>9} {:>9}",
+                r.subscribers,
+                if on { "on" } else { "off" },
+                r.messages,
+                r.msgs_per_sec / 1e6,
+                r.deliveries_per_sec / 1e6,
+                if on {
+                    format!("{:.4}", r.sampled_fraction)
+                } else {
+                    "-".into()
+                },
+                if on {
+                    format!("{expected:.4}")
+                } else {
+                    "-".into()
+                },
+            );
+            let mut row = json!({
+                "subscribers": r.subscribers,
+                "workers": r.workers,
+                "tracing": if on { "on" } else { "off" },
+                "msgs_per_sec": r.msgs_per_sec,
+                "deliveries_per_sec": r.deliveries_per_sec,
+            });
+            if on {
+                row["sampled_fraction"] = json!(r.sampled_fraction);
+                row["expected_rate"] = json!(expected);
+            }
+            rows.push(row);
+            fanout::settle();
+        }
     }
     let samples = if quick { 20_000 } else { 200_000 };
     progress("publish-to-handler latency: bus and raw ring");
@@ -232,6 +256,57 @@ fn fanout_section(quick: bool) -> (Value, Value) {
         "samples": samples,
     });
     (Value::Array(rows), latency)
+}
+
+fn tracing_cost_section(quick: bool) -> Value {
+    let (reps, messages): (usize, u64) = if quick { (3, 300_000) } else { (7, 1_000_000) };
+    let workers = machine::cores().saturating_sub(1).max(1);
+    let settings: [(Option<f64>, &str); 5] = [
+        (None, "tracing off"),
+        (Some(0.0), "rate 0"),
+        (Some(0.001), "rate 0.001"),
+        (Some(0.1), "rate 0.1"),
+        (Some(1.0), "rate 1"),
+    ];
+    // Interleaved repetitions, medians: the machine's noise hits every setting alike.
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); settings.len()];
+    let mut sampled = vec![0.0; settings.len()];
+    for rep in 0..reps {
+        progress(&format!("tracing cost: repetition {}/{reps}", rep + 1));
+        for (i, (rate, _)) in settings.iter().enumerate() {
+            // At fanout 1, rate = min(1, k / 1) = k.
+            let tracing = rate.map_or(fanout::Tracing::Off, |k| fanout::Tracing::On { k });
+            let r = fanout::fanout(1, workers, messages, tracing);
+            runs[i].push(r.msgs_per_sec);
+            sampled[i] = r.sampled_fraction;
+            fanout::settle();
+        }
+    }
+    let medians: Vec<f64> = runs.iter_mut().map(|r| measure::median(r)).collect();
+    println!(
+        "\n## Tracing cost: fanout 1, forced sampling rates ({messages} messages, median of {reps})"
+    );
+    println!(
+        "{:<14} {:>12} {:>10} {:>12}",
+        "sampling", "M msgs/s", "vs off", "sampled"
+    );
+    let mut rows = Vec::new();
+    for (i, (rate, name)) in settings.iter().enumerate() {
+        let ratio = medians[i] / medians[0];
+        println!(
+            "{name:<14} {:>12.2} {ratio:>10.2} {:>12}",
+            medians[i] / 1e6,
+            rate.map_or("-".to_owned(), |_| format!("{:.4}", sampled[i]))
+        );
+        rows.push(json!({
+            "rate": rate,
+            "tracing": if rate.is_some() { "on" } else { "off" },
+            "msgs_per_sec": medians[i],
+            "ratio_to_off": ratio,
+            "sampled_fraction": rate.map(|_| sampled[i]),
+        }));
+    }
+    Value::Array(rows)
 }
 
 fn main() -> ExitCode {
@@ -265,6 +340,7 @@ fn main() -> ExitCode {
     let (fanout_rows, latency) = fanout_section(args.quick);
     let doc = json!({
         "fanout": fanout_rows,
+        "tracing_cost": tracing_cost_section(args.quick),
         "publish_to_handler_ns": latency,
         "machine": m,
         "mode": if args.quick { "quick" } else { "full" },
