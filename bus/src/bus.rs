@@ -80,11 +80,18 @@ pub struct Bus<T: Pod + Send> {
     /// Every endpoint's shutdown state: the workers' and every publisher's.
     endpoints: Mutex<Vec<Arc<EndpointState>>>,
     threads: Vec<std::thread::JoinHandle<WorkerReport>>,
-    /// Live subscriptions: id -> (topic, worker).
-    subs: Mutex<HashMap<u64, (Topic, usize)>>,
+    /// Live subscriptions: id -> (topic, worker), and how many each worker has.
+    subs: Mutex<Subscriptions>,
     next_id: Mutex<u64>,
     capacity: usize,
     warnings: Vec<String>,
+}
+
+/// The bus's record of live subscriptions.
+#[derive(Default)]
+struct Subscriptions {
+    by_id: HashMap<u64, (Topic, usize)>,
+    per_worker: Vec<usize>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -153,7 +160,10 @@ impl BusBuilder {
             control,
             endpoints: Mutex::new(endpoints),
             threads: handles,
-            subs: Mutex::new(HashMap::new()),
+            subs: Mutex::new(Subscriptions {
+                by_id: HashMap::new(),
+                per_worker: vec![0; n],
+            }),
             next_id: Mutex::new(0),
             capacity: self.capacity,
             warnings,
@@ -188,6 +198,9 @@ impl<T: Pod + Send> Bus<T> {
 
     /// Subscribes `handler` to `topic` on `worker` (or, with `None`, on the worker with the
     /// fewest subscriptions). Messages published after this returns reach it.
+    ///
+    /// This waits for the worker to take the handler, so do not call it (or
+    /// [`Bus::unsubscribe`]) from a handler running on that worker: it would wait for itself.
     pub fn subscribe<F>(
         &self,
         topic: Topic,
@@ -203,7 +216,7 @@ impl<T: Pod + Send> Bus<T> {
             Some(w) if w >= workers => return Err(BusError::NoSuchWorker { worker: w, workers }),
             Some(w) => w,
             None => (0..workers)
-                .min_by_key(|w| subs.values().filter(|(_, x)| x == w).count())
+                .min_by_key(|&w| subs.per_worker[w])
                 .unwrap_or(0),
         };
         let id = {
@@ -224,7 +237,8 @@ impl<T: Pod + Send> Bus<T> {
         )?;
         done.recv().map_err(|_| BusError::Closed)?;
         self.shared.routes.update(topic, w, true);
-        subs.insert(id, (topic, w));
+        subs.by_id.insert(id, (topic, w));
+        subs.per_worker[w] += 1;
         Ok(SubscriptionId(id))
     }
 
@@ -232,8 +246,10 @@ impl<T: Pod + Send> Bus<T> {
     pub fn unsubscribe(&self, id: SubscriptionId) -> Result<(), BusError> {
         let mut subs = lock(&self.subs);
         let (topic, w) = subs
+            .by_id
             .remove(&id.0)
             .ok_or(BusError::NoSuchSubscription(id.0))?;
+        subs.per_worker[w] -= 1;
         // Publishers stop routing to it first; then the worker drops the handler.
         self.shared.routes.update(topic, w, false);
         let (ack, done) = crossbeam_channel::bounded(1);

@@ -173,20 +173,27 @@ impl<T: Pod + Send> Worker<T> {
                     _ => None,
                 };
                 for (_, handler) in list.iter_mut() {
-                    let span = traced.map(|(t, parent)| {
-                        t.process(slot.topic(), &parent, waited.map(|w| w.as_nanos() as u64))
-                    });
-                    let mut ctx = Context {
-                        endpoint: &mut self.endpoint,
-                        worker: self.index,
-                        current: span.as_ref().and_then(Tracing::context),
+                    let endpoint = &mut self.endpoint;
+                    let worker = self.index;
+                    // The process span is made inside the unwind guard too: a panic in the
+                    // tracing pipeline is caught and counted like a handler's.
+                    let run = || {
+                        let span = traced.map(|(t, parent)| {
+                            t.process(slot.topic(), &parent, waited.map(|w| w.as_nanos() as u64))
+                        });
+                        let mut ctx = Context {
+                            endpoint,
+                            worker,
+                            current: span.as_ref().and_then(Tracing::context),
+                        };
+                        handler(&delivery, &mut ctx);
+                        if let Some(mut span) = span {
+                            opentelemetry::trace::Span::end(&mut span);
+                        }
                     };
-                    match catch_unwind(AssertUnwindSafe(|| handler(&delivery, &mut ctx))) {
+                    match catch_unwind(AssertUnwindSafe(run)) {
                         Ok(()) => self.report.delivered += 1,
                         Err(_) => self.report.handler_panics += 1,
-                    }
-                    if let Some(mut span) = span {
-                        opentelemetry::trace::Span::end(&mut span);
                     }
                 }
             }

@@ -400,3 +400,21 @@ fn batch_publish_is_all_or_nothing_and_keeps_order() {
         Err(tracebus::BatchError::Closed { published: 0 })
     );
 }
+
+#[test]
+fn unplaced_subscriptions_spread_over_workers() {
+    let bus = bus(2, 8);
+    let on_worker = Arc::new(Mutex::new(Vec::new()));
+    for _ in 0..4 {
+        let log = on_worker.clone();
+        bus.subscribe(6, None, move |_, ctx| {
+            log.lock().unwrap().push(ctx.worker())
+        })
+        .unwrap();
+    }
+    bus.publisher().unwrap().publish(6, 0).unwrap();
+    bus.shutdown();
+    let mut seen = on_worker.lock().unwrap().clone();
+    seen.sort_unstable();
+    assert_eq!(seen, [0, 0, 1, 1]);
+}
