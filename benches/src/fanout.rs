@@ -1,5 +1,6 @@
 //! The bus sections of busbench: throughput against fanout (1 to 10,000 subscribers spread over
-//! the workers) and publish-to-handler latency through the bus against the raw ring.
+//! the workers, tracing off and on), publish-to-handler latency through the bus against the raw
+//! ring, and heap allocations per message.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -197,6 +198,59 @@ pub fn ring_latency(samples: u64) -> Latency {
 /// Waits a moment between measurements so one's threads are gone before the next starts.
 pub fn settle() {
     thread::sleep(Duration::from_millis(20));
+}
+
+/// Heap allocations per message in steady state (publish, delivery, spans when sampled), at
+/// fanout 1 on one worker, counted by `allocations` (a process-wide counter the caller's
+/// global allocator keeps).
+pub fn allocations_per_message(
+    tracing: Tracing,
+    messages: u64,
+    allocations: &dyn Fn() -> usize,
+) -> f64 {
+    let mut builder = Bus::builder()
+        .workers(1)
+        .capacity(1024)
+        .pinning(Pinning::Off)
+        .wait_strategy(WaitStrategy::SpinThenYield);
+    let mut provider = None;
+    if let Tracing::On { k } = tracing {
+        let p = SdkTracerProvider::builder()
+            .with_id_generator(BusIdGenerator)
+            .with_sampler(BusSampler::new(Sampler::ParentBased(Box::new(
+                Sampler::AlwaysOn,
+            ))))
+            .with_simple_exporter(CountingExporter::default())
+            .build();
+        builder = builder
+            .tracer(p.tracer("busbench"))
+            .sampler(FanoutSampler::new(k));
+        provider = Some(p);
+    }
+    let bus = builder.build::<u64>().expect("valid settings");
+    let delivered = Arc::new(AtomicU64::new(0));
+    let d = delivered.clone();
+    bus.subscribe(1, Some(0), move |_, _| {
+        d.fetch_add(1, Ordering::Release);
+    })
+    .expect("subscribe");
+    let mut publisher = bus.publisher().expect("publisher");
+    let mut run = |from: u64, n: u64| {
+        for i in from..from + n {
+            publisher.publish(1, i).expect("bus open");
+        }
+        while delivered.load(Ordering::Acquire) < from + n {
+            thread::yield_now();
+        }
+    };
+    run(0, 1_000); // warm-up: threads started, caches filled
+    let before = allocations();
+    run(1_000, messages);
+    let used = allocations() - before;
+    drop(publisher);
+    bus.shutdown();
+    drop(provider);
+    used as f64 / messages as f64
 }
 
 #[cfg(test)]

@@ -7,3 +7,4 @@ pub mod machine;
 pub mod measure;
 pub mod queues;
 pub mod spsc;
+pub mod trace_tree;

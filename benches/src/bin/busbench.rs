@@ -4,19 +4,42 @@
 //! JSON document. `--quick` runs fewer repetitions. Every ratio is computed between figures taken
 //! in the same run.
 //!
-//! Sections so far: the machine; bus throughput against fanout and publish-to-handler latency;
-//! SPSC throughput and round-trip latency of the tracebus ring
-//! against rtrb, the disruptor, crossbeam and std, with the physical floor; the fast
-//! sampled-flag filter against a full decode, an OpenTelemetry `SpanContext`, and the SDK
-//! propagator's extract.
+//! Sections, in order: the machine; SPSC throughput and round-trip latency of the tracebus ring
+//! against rtrb, the disruptor, crossbeam and std, with the physical floor; bus throughput
+//! against fanout (tracing off and on) and publish-to-handler latency; the cost of tracing at
+//! forced sampling rates; the fast sampled-flag filter against a full decode, an OpenTelemetry
+//! `SpanContext` and the SDK propagator's extract; one sampled trace as a tree; heap
+//! allocations per message.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 use tracebus_benches::fanout;
 use tracebus_benches::filter_cases::Cases;
 use tracebus_benches::spsc::{self, Floor, Row};
 use tracebus_benches::{machine, measure};
+
+/// Counts the process's heap allocations for the allocations-per-message section.
+struct Counting;
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards every call unchanged to `System`, adding only an atomic counter.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 struct Args {
     quick: bool,
@@ -309,6 +332,28 @@ fn tracing_cost_section(quick: bool) -> Value {
     Value::Array(rows)
 }
 
+fn trace_section() -> Value {
+    progress("one sampled trace");
+    let spans = tracebus_benches::trace_tree::sample_trace();
+    let text = tracebus_benches::trace_tree::render(&spans);
+    println!("\n## One sampled trace (in-memory exporter)\n{text}");
+    json!({ "spans": spans.len(), "tree": text })
+}
+
+fn allocs_section() -> Value {
+    progress("allocations per message");
+    let count = || ALLOCS.load(Ordering::Relaxed);
+    let off = fanout::allocations_per_message(fanout::Tracing::Off, 100_000, &count);
+    let unsampled =
+        fanout::allocations_per_message(fanout::Tracing::On { k: 0.0 }, 100_000, &count);
+    let sampled = fanout::allocations_per_message(fanout::Tracing::On { k: 10.0 }, 10_000, &count);
+    println!("\n## Heap allocations per message (fanout 1, steady state)");
+    println!("tracing off          {off:>8.2}");
+    println!("tracing on, unsampled {unsampled:>7.2}");
+    println!("tracing on, sampled  {sampled:>8.2}   (one publish and one process span)");
+    json!({"tracing_off": off, "unsampled": unsampled, "sampled": sampled})
+}
+
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
@@ -338,16 +383,23 @@ fn main() -> ExitCode {
     );
     let spsc = spsc_section(args.quick);
     let (fanout_rows, latency) = fanout_section(args.quick);
+    // Sections run, and print, in the README's order.
+    let tracing_cost = tracing_cost_section(args.quick);
+    let fast_filter = fast_filter(args.quick);
+    let sample_trace = trace_section();
+    let allocs = allocs_section();
     let doc = json!({
-        "fanout": fanout_rows,
-        "tracing_cost": tracing_cost_section(args.quick),
-        "publish_to_handler_ns": latency,
         "machine": m,
         "mode": if args.quick { "quick" } else { "full" },
         "spsc": spsc["queues"],
         "floor": spsc["floor"],
         "spsc_ratios": spsc["ratios"],
-        "fast_filter": fast_filter(args.quick),
+        "fanout": fanout_rows,
+        "publish_to_handler_ns": latency,
+        "tracing_cost": tracing_cost,
+        "fast_filter": fast_filter,
+        "sample_trace": sample_trace,
+        "allocs_per_msg": allocs,
     });
     if let Some(path) = args.json {
         let text = serde_json::to_string_pretty(&doc).expect("JSON values serialise");

@@ -1,0 +1,160 @@
+//! One sampled trace through the bus, rendered as an indented tree: the publish span, the
+//! process spans under it, an onward publish under one of those, each with its duration and
+//! the time its message spent in the ring.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use opentelemetry::trace::{SpanId, TracerProvider as _};
+use opentelemetry::Value;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
+use tracebus::telemetry::{BusIdGenerator, BusSampler};
+use tracebus::{Bus, Pinning, WaitStrategy};
+
+/// Runs one traced message through a small pipeline (topic 1 with three subscribers on two
+/// workers; the first forwards to topic 2) and returns the finished spans of its trace.
+pub fn sample_trace() -> Vec<SpanData> {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_id_generator(BusIdGenerator)
+        .with_sampler(BusSampler::new(Sampler::ParentBased(Box::new(
+            Sampler::AlwaysOn,
+        ))))
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let bus = Bus::builder()
+        .workers(2)
+        .pinning(Pinning::Off)
+        .wait_strategy(WaitStrategy::SpinThenPark)
+        .tracer(provider.tracer("busbench"))
+        .build::<u64>()
+        .expect("valid settings");
+    let forwarded = Arc::new(AtomicU64::new(0));
+    bus.subscribe(1, Some(0), |m, ctx| {
+        let _ = ctx.try_publish(2, *m.payload() + 1);
+    })
+    .expect("subscribe");
+    bus.subscribe(1, Some(1), |_, _| {}).expect("subscribe");
+    bus.subscribe(1, Some(1), |_, _| {}).expect("subscribe");
+    let f = forwarded.clone();
+    bus.subscribe(2, Some(1), move |_, _| {
+        f.fetch_add(1, Ordering::Release);
+    })
+    .expect("subscribe");
+    bus.publisher()
+        .expect("publisher")
+        .publish(1, 41)
+        .expect("bus open");
+    while forwarded.load(Ordering::Acquire) == 0 {
+        std::thread::yield_now();
+    }
+    bus.shutdown();
+    exporter.get_finished_spans().unwrap_or_default()
+}
+
+fn attr_i64(span: &SpanData, key: &str) -> Option<i64> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .and_then(|kv| match kv.value {
+            Value::I64(v) => Some(v),
+            _ => None,
+        })
+}
+
+/// The spans as an indented tree, children under parents, in start order.
+pub fn render(spans: &[SpanData]) -> String {
+    let mut children: HashMap<SpanId, Vec<&SpanData>> = HashMap::new();
+    let ids: Vec<SpanId> = spans.iter().map(|s| s.span_context.span_id()).collect();
+    let mut roots = Vec::new();
+    for s in spans {
+        if ids.contains(&s.parent_span_id) {
+            children.entry(s.parent_span_id).or_default().push(s);
+        } else {
+            roots.push(s);
+        }
+    }
+    for list in children.values_mut() {
+        list.sort_by_key(|s| s.start_time);
+    }
+    roots.sort_by_key(|s| s.start_time);
+    let mut out = String::new();
+    fn walk(
+        out: &mut String,
+        s: &SpanData,
+        depth: usize,
+        children: &HashMap<SpanId, Vec<&SpanData>>,
+    ) {
+        let dur = s
+            .end_time
+            .duration_since(s.start_time)
+            .map_or(0, |d| d.as_nanos());
+        let _ = write!(
+            out,
+            "{:indent$}{} [{:?}] {:.1} µs",
+            "",
+            s.name,
+            s.span_kind,
+            dur as f64 / 1e3,
+            indent = depth * 2
+        );
+        if let Some(ns) = attr_i64(s, "tracebus.ring.wait_ns") {
+            let _ = write!(out, ", {ns} ns in ring");
+        }
+        if let Some(n) = attr_i64(s, "messaging.batch.message_count") {
+            let _ = write!(out, ", fanout {n}");
+        }
+        out.push('\n');
+        for c in children
+            .get(&s.span_context.span_id())
+            .into_iter()
+            .flatten()
+        {
+            walk(out, c, depth + 1, children);
+        }
+    }
+    if let Some(first) = roots.first() {
+        let _ = writeln!(out, "trace {}", first.span_context.trace_id());
+    }
+    for r in roots {
+        walk(&mut out, r, 1, &children);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_trace_has_its_shape() {
+        let spans = sample_trace();
+        let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+        assert_eq!(names.iter().filter(|n| **n == "publish 1").count(), 1);
+        assert_eq!(names.iter().filter(|n| **n == "process 1").count(), 3);
+        assert_eq!(names.iter().filter(|n| **n == "publish 2").count(), 1);
+        assert_eq!(names.iter().filter(|n| **n == "process 2").count(), 1);
+        let text = render(&spans);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("trace "));
+        assert!(lines[1].starts_with("  publish 1"), "{text}");
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.starts_with("    process 1"))
+                .count(),
+            3,
+            "{text}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("      publish 2")),
+            "{text}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("        process 2")),
+            "{text}"
+        );
+    }
+}
