@@ -169,6 +169,19 @@ impl Sampled {
     }
 }
 
+/// Says once per process that the tracer provider lacks [`BusIdGenerator`]: traces the bus
+/// starts then carry the SDK's trace-id, not the one the decision was made on, and later hops
+/// no longer agree with the first.
+fn warn_no_id_generator() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "tracebus: the tracer provider does not use tracebus::telemetry::BusIdGenerator; \
+             sampling stays correct per publish but is no longer consistent along a trace"
+        );
+    }
+}
+
 fn remote_parent(ctx: &TraceContext) -> Context {
     Context::new().with_remote_span_context(ctx.to_span_context(true))
 }
@@ -204,11 +217,11 @@ impl Tracing {
         let decision = self.control.sampler.decide(parent, fanout);
         let (cx, rate, started) = match (decision, parent) {
             (Decision::Drop, _) => return None,
-            (Decision::Continue { rate }, Some(p)) => (remote_parent(p), rate, false),
+            (Decision::Continue { rate }, Some(p)) => (remote_parent(p), rate, None),
             (Decision::Continue { .. }, None) => return None,
             (Decision::Start { trace_id, rate }, _) => {
                 PENDING_TRACE_ID.with(|c| c.set(Some(trace_id)));
-                (Context::new(), rate, true)
+                (Context::new(), rate, Some(trace_id))
             }
         };
         let builder = self
@@ -226,10 +239,15 @@ impl Tracing {
         // If the provider does not use `BusIdGenerator`, the id was not taken: clear it.
         PENDING_TRACE_ID.with(|c| c.set(None));
         let header = context_of(span.span_context())?;
-        let header = if started {
-            header.with_flags(header.flags() | FLAG_RANDOM)
-        } else {
-            header
+        let header = match started {
+            Some(decided) if decided == header.trace_id() => {
+                header.with_flags(header.flags() | FLAG_RANDOM)
+            }
+            Some(_) => {
+                warn_no_id_generator();
+                header
+            }
+            None => header,
         };
         Some(Sampled { header, span })
     }

@@ -255,8 +255,13 @@ fn reconfiguring_while_publishing_loses_nothing() {
     const PER_THREAD: u64 = 3_000;
     let (provider, exporter) = provider();
     let bus = traced_bus(&provider, FanoutSampler::default(), 64);
+    let delivered = Arc::new(AtomicU64::new(0));
     for w in 0..2 {
-        bus.subscribe(5, Some(w), |_, _| {}).unwrap();
+        let d = delivered.clone();
+        bus.subscribe(5, Some(w), move |_, _| {
+            d.fetch_add(1, Relaxed);
+        })
+        .unwrap();
     }
     let control = bus.tracing().unwrap().clone();
     let done = Arc::new(AtomicBool::new(false));
@@ -290,7 +295,11 @@ fn reconfiguring_while_publishing_loses_nothing() {
     }
     done.store(true, Relaxed);
     flipper.join().unwrap();
-    // Settings applied after the storm are followed exactly.
+    // Settings applied after the storm are followed exactly. First let the storm's messages
+    // (and their process spans) finish.
+    while delivered.load(Relaxed) < 2 * 2 * PER_THREAD {
+        thread::yield_now();
+    }
     control.set_enabled(true);
     control.sampler().set_k(0.0).unwrap();
     let before = exporter.get_finished_spans().unwrap().len();
