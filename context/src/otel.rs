@@ -61,12 +61,26 @@ impl StrictTraceContextPropagator {
         StrictTraceContextPropagator { _private: () }
     }
 
-    /// The remote `SpanContext` in `extractor`, if its `traceparent` is valid.
+    /// The remote `SpanContext` in `extractor`, if it carries exactly one `traceparent` and
+    /// that value is valid (two `traceparent` headers are invalid, as the W3C test suite
+    /// expects). Several `tracestate` headers are combined in order.
     pub fn extract_span_context(&self, extractor: &dyn Extractor) -> Option<SpanContext> {
-        let ctx = TraceContext::from_traceparent(extractor.get(TRACEPARENT)?).ok()?;
+        let parents = extractor.get_all(TRACEPARENT)?;
+        let [parent] = parents.as_slice() else {
+            return None;
+        };
+        let ctx = TraceContext::from_traceparent(parent).ok()?;
         let state = extractor
-            .get(TRACESTATE)
-            .and_then(|s| TraceState::from_str(s).ok())
+            .get_all(TRACESTATE)
+            .map(|values| {
+                values
+                    .into_iter()
+                    .map(|v| v.trim_matches([' ', '\t']))
+                    .filter(|v| !v.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .and_then(|s| TraceState::from_str(&s).ok())
             .unwrap_or_default();
         Some(SpanContext::new(
             TraceId::from_bytes(ctx.trace_id()),
