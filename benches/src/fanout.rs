@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tracebus::context::FanoutSampler;
-use tracebus::telemetry::{BusIdGenerator, BusSampler};
 use tracebus::{Bus, Pinning, WaitStrategy};
 
 /// Counts exported spans and drops them (a real pipeline's export cost is not the bus's).
@@ -72,11 +71,7 @@ pub fn fanout(subscribers: usize, workers: usize, messages: u64, tracing: Tracin
     let exporter = CountingExporter::default();
     let mut provider = None;
     if let Tracing::On { k } = tracing {
-        let p = SdkTracerProvider::builder()
-            .with_id_generator(BusIdGenerator)
-            .with_sampler(BusSampler::new(Sampler::ParentBased(Box::new(
-                Sampler::AlwaysOn,
-            ))))
+        let p = tracebus::telemetry::provider_builder()
             .with_simple_exporter(exporter.clone())
             .build();
         builder = builder
@@ -215,11 +210,7 @@ pub fn allocations_per_message(
         .wait_strategy(WaitStrategy::SpinThenYield);
     let mut provider = None;
     if let Tracing::On { k } = tracing {
-        let p = SdkTracerProvider::builder()
-            .with_id_generator(BusIdGenerator)
-            .with_sampler(BusSampler::new(Sampler::ParentBased(Box::new(
-                Sampler::AlwaysOn,
-            ))))
+        let p = tracebus::telemetry::provider_builder()
             .with_simple_exporter(CountingExporter::default())
             .build();
         builder = builder

@@ -106,32 +106,6 @@ impl Spsc for TracebusBatch {
     }
 }
 
-/// rtrb, `push` / `pop`.
-pub struct RtrbSingle;
-impl Spsc for RtrbSingle {
-    const NAME: &'static str = "rtrb";
-    const MODE: &'static str = "single";
-    type Tx = rtrb::Producer<Msg64>;
-    type Rx = rtrb::Consumer<Msg64>;
-    fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
-        rtrb::RingBuffer::new(capacity)
-    }
-    #[inline(always)]
-    fn send(tx: &mut Self::Tx, start: u64, _max: usize) -> usize {
-        usize::from(tx.push(msg(start)).is_ok())
-    }
-    #[inline(always)]
-    fn recv(rx: &mut Self::Rx, _max: usize, f: &mut impl FnMut(u64)) -> usize {
-        match rx.pop() {
-            Ok(m) => {
-                f(m.seq);
-                1
-            }
-            Err(_) => 0,
-        }
-    }
-}
-
 /// rtrb's chunk API (`write_chunk_uninit` / `read_chunk`).
 pub struct RtrbChunk;
 impl Spsc for RtrbChunk {
@@ -167,84 +141,77 @@ impl Spsc for RtrbChunk {
     }
 }
 
-/// crossbeam `ArrayQueue` (a bounded MPMC queue), `push` / `pop`.
-pub struct CrossbeamArrayQueue;
-impl Spsc for CrossbeamArrayQueue {
-    const NAME: &'static str = "crossbeam ArrayQueue";
-    const MODE: &'static str = "single";
-    type Tx = std::sync::Arc<ArrayQueue<Msg64>>;
-    type Rx = std::sync::Arc<ArrayQueue<Msg64>>;
-    fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
+/// A peer with a one-message-per-call API: `$push` sends `$v` (true on success), `$pop`
+/// returns `Option<Msg64>`.
+macro_rules! single_queue {
+    ($(#[$doc:meta])* $name:ident, $label:literal, $tx:ty, $rx:ty,
+     |$cap:ident| $pair:expr, |$t:ident, $v:ident| $push:expr, |$r:ident| $pop:expr) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl Spsc for $name {
+            const NAME: &'static str = $label;
+            const MODE: &'static str = "single";
+            type Tx = $tx;
+            type Rx = $rx;
+            fn pair($cap: usize) -> (Self::Tx, Self::Rx) {
+                $pair
+            }
+            #[inline(always)]
+            fn send($t: &mut Self::Tx, start: u64, _max: usize) -> usize {
+                let $v = msg(start);
+                usize::from($push)
+            }
+            #[inline(always)]
+            fn recv($r: &mut Self::Rx, _max: usize, f: &mut impl FnMut(u64)) -> usize {
+                match $pop {
+                    Some(m) => {
+                        f(m.seq);
+                        1
+                    }
+                    None => 0,
+                }
+            }
+        }
+    };
+}
+
+single_queue!(
+    /// rtrb, `push` / `pop`.
+    RtrbSingle, "rtrb", rtrb::Producer<Msg64>, rtrb::Consumer<Msg64>,
+    |capacity| rtrb::RingBuffer::new(capacity),
+    |tx, m| tx.push(m).is_ok(),
+    |rx| rx.pop().ok()
+);
+
+single_queue!(
+    /// crossbeam `ArrayQueue` (a bounded MPMC queue), `push` / `pop`.
+    CrossbeamArrayQueue, "crossbeam ArrayQueue",
+    std::sync::Arc<ArrayQueue<Msg64>>, std::sync::Arc<ArrayQueue<Msg64>>,
+    |capacity| {
         let q = std::sync::Arc::new(ArrayQueue::new(capacity));
         (q.clone(), q)
-    }
-    #[inline(always)]
-    fn send(tx: &mut Self::Tx, start: u64, _max: usize) -> usize {
-        usize::from(tx.push(msg(start)).is_ok())
-    }
-    #[inline(always)]
-    fn recv(rx: &mut Self::Rx, _max: usize, f: &mut impl FnMut(u64)) -> usize {
-        match rx.pop() {
-            Some(m) => {
-                f(m.seq);
-                1
-            }
-            None => 0,
-        }
-    }
-}
+    },
+    |tx, m| tx.push(m).is_ok(),
+    |rx| rx.pop()
+);
 
-/// crossbeam-channel `bounded`, `try_send` / `try_recv`.
-pub struct CrossbeamChannel;
-impl Spsc for CrossbeamChannel {
-    const NAME: &'static str = "crossbeam-channel";
-    const MODE: &'static str = "single";
-    type Tx = crossbeam_channel::Sender<Msg64>;
-    type Rx = crossbeam_channel::Receiver<Msg64>;
-    fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
-        crossbeam_channel::bounded(capacity)
-    }
-    #[inline(always)]
-    fn send(tx: &mut Self::Tx, start: u64, _max: usize) -> usize {
-        usize::from(tx.try_send(msg(start)).is_ok())
-    }
-    #[inline(always)]
-    fn recv(rx: &mut Self::Rx, _max: usize, f: &mut impl FnMut(u64)) -> usize {
-        match rx.try_recv() {
-            Ok(m) => {
-                f(m.seq);
-                1
-            }
-            Err(_) => 0,
-        }
-    }
-}
+single_queue!(
+    /// crossbeam-channel `bounded`, `try_send` / `try_recv`.
+    CrossbeamChannel, "crossbeam-channel",
+    crossbeam_channel::Sender<Msg64>, crossbeam_channel::Receiver<Msg64>,
+    |capacity| crossbeam_channel::bounded(capacity),
+    |tx, m| tx.try_send(m).is_ok(),
+    |rx| rx.try_recv().ok()
+);
 
-/// std `sync_channel`, `try_send` / `try_recv`.
-pub struct StdSyncChannel;
-impl Spsc for StdSyncChannel {
-    const NAME: &'static str = "std sync_channel";
-    const MODE: &'static str = "single";
-    type Tx = std::sync::mpsc::SyncSender<Msg64>;
-    type Rx = std::sync::mpsc::Receiver<Msg64>;
-    fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
-        std::sync::mpsc::sync_channel(capacity)
-    }
-    #[inline(always)]
-    fn send(tx: &mut Self::Tx, start: u64, _max: usize) -> usize {
-        usize::from(tx.try_send(msg(start)).is_ok())
-    }
-    #[inline(always)]
-    fn recv(rx: &mut Self::Rx, _max: usize, f: &mut impl FnMut(u64)) -> usize {
-        match rx.try_recv() {
-            Ok(m) => {
-                f(m.seq);
-                1
-            }
-            Err(_) => 0,
-        }
-    }
-}
+single_queue!(
+    /// std `sync_channel`, `try_send` / `try_recv`.
+    StdSyncChannel, "std sync_channel",
+    std::sync::mpsc::SyncSender<Msg64>, std::sync::mpsc::Receiver<Msg64>,
+    |capacity| std::sync::mpsc::sync_channel(capacity),
+    |tx, m| tx.try_send(m).is_ok(),
+    |rx| rx.try_recv().ok()
+);
 
 /// The `disruptor` crate's single producer with an event poller on the consumer thread.
 type DisruptorTx = SingleProducer<Msg64, SingleConsumerBarrier>;

@@ -9,19 +9,14 @@ use std::sync::Arc;
 
 use opentelemetry::trace::{SpanId, TracerProvider as _};
 use opentelemetry::Value;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
-use tracebus::telemetry::{BusIdGenerator, BusSampler};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use tracebus::{Bus, Pinning, WaitStrategy};
 
 /// Runs one traced message through a small pipeline (topic 1 with three subscribers on two
 /// workers; the first forwards to topic 2) and returns the finished spans of its trace.
 pub fn sample_trace() -> Vec<SpanData> {
     let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_id_generator(BusIdGenerator)
-        .with_sampler(BusSampler::new(Sampler::ParentBased(Box::new(
-            Sampler::AlwaysOn,
-        ))))
+    let provider = tracebus::telemetry::provider_builder()
         .with_simple_exporter(exporter.clone())
         .build();
     let bus = Bus::builder()

@@ -15,17 +15,15 @@
 //! The OpenTelemetry SDK must record what the bus decided. Build the tracer provider with
 //! [`BusIdGenerator`] (so a trace the bus starts gets the trace-id its decision was made on:
 //! consistent sampling downstream depends on it) and [`BusSampler`] (which records every span
-//! the bus creates and leaves other spans to the sampler it wraps):
+//! the bus creates and leaves other spans to the sampler it wraps); [`provider_builder`] starts
+//! a builder with both, for other spans sampling parent-based and always-on:
 //!
 //! ```
 //! use opentelemetry::trace::TracerProvider as _;
-//! use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider};
-//! use tracebus::telemetry::{BusIdGenerator, BusSampler};
+//! use opentelemetry_sdk::trace::InMemorySpanExporter;
 //!
 //! let exporter = InMemorySpanExporter::default();
-//! let provider = SdkTracerProvider::builder()
-//!     .with_id_generator(BusIdGenerator)
-//!     .with_sampler(BusSampler::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOn))))
+//! let provider = tracebus::telemetry::provider_builder()
 //!     .with_simple_exporter(exporter.clone())
 //!     .build();
 //! let bus = tracebus::Bus::builder()
@@ -58,6 +56,17 @@ pub const MESSAGING_SYSTEM: &str = "tracebus";
 thread_local! {
     /// The trace-id the bus decided a new trace on, for the span it is about to start.
     static PENDING_TRACE_ID: Cell<Option<[u8; 16]>> = const { Cell::new(None) };
+}
+
+/// An OpenTelemetry tracer-provider builder with [`BusIdGenerator`] and [`BusSampler`] in place
+/// (spans that are not the bus's: parent-based, always on). Add exporters and build.
+pub fn provider_builder() -> opentelemetry_sdk::trace::TracerProviderBuilder {
+    use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+    SdkTracerProvider::builder()
+        .with_id_generator(BusIdGenerator)
+        .with_sampler(BusSampler::new(Sampler::ParentBased(Box::new(
+            Sampler::AlwaysOn,
+        ))))
 }
 
 /// An OpenTelemetry `IdGenerator` that gives a trace the bus starts the trace-id its sampling

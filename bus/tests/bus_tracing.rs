@@ -9,18 +9,13 @@ use std::thread;
 
 use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
 use opentelemetry::Value;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tracebus::context::FanoutSampler;
-use tracebus::telemetry::{BusIdGenerator, BusSampler};
 use tracebus::{Bus, Pinning, WaitStrategy};
 
 fn provider() -> (SdkTracerProvider, InMemorySpanExporter) {
     let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_id_generator(BusIdGenerator)
-        .with_sampler(BusSampler::new(Sampler::ParentBased(Box::new(
-            Sampler::AlwaysOn,
-        ))))
+    let provider = tracebus::telemetry::provider_builder()
         .with_simple_exporter(exporter.clone())
         .build();
     (provider, exporter)
