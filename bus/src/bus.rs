@@ -2,11 +2,10 @@
 //! down with every accepted message delivered.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytemuck::Pod;
-use crossbeam_channel::Sender;
 use crossbeam_utils::CachePadded;
 
 use crate::config::{BuildError, BusBuilder};
@@ -17,7 +16,8 @@ use crate::handler::{Context, Delivery};
 use crate::ring::{self, Consumer, Producer};
 use crate::routing::{Routes, Topic};
 use crate::slot::Slot;
-use crate::sync::Ordering;
+use crate::sync::chan::{self, Sender};
+use crate::sync::{lock, thread, Mutex, Ordering};
 use crate::telemetry::{Tracing, TracingControl};
 use crate::wait::{Sleeper, WaitStrategy};
 use crate::worker::{Control, Worker, WorkerReport};
@@ -29,7 +29,7 @@ pub(crate) struct BusShared {
     pub(crate) routes: Routes,
     pub(crate) sleepers: Vec<CachePadded<Sleeper>>,
     /// The worker threads, for unparking; set right after they are spawned.
-    pub(crate) threads: OnceLock<Vec<std::thread::Thread>>,
+    pub(crate) threads: OnceLock<Vec<thread::Thread>>,
     pub(crate) wait: WaitStrategy,
     pub(crate) record_publish_time: bool,
     pub(crate) epoch: Instant,
@@ -79,7 +79,7 @@ pub struct Bus<T: Pod + Send> {
     control: Vec<Sender<Control<T>>>,
     /// Every endpoint's shutdown state: the workers' and every publisher's.
     endpoints: Mutex<Vec<Arc<EndpointState>>>,
-    threads: Vec<std::thread::JoinHandle<WorkerReport>>,
+    threads: Vec<thread::JoinHandle<WorkerReport>>,
     /// Live subscriptions: id -> (topic, worker), and how many each worker has.
     subs: Mutex<Subscriptions>,
     next_id: Mutex<u64>,
@@ -92,10 +92,6 @@ pub struct Bus<T: Pod + Send> {
 struct Subscriptions {
     by_id: HashMap<u64, (Topic, usize)>,
     per_worker: Vec<usize>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Bus<()> {
@@ -141,11 +137,11 @@ impl BusBuilder {
         let mut endpoints = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for (i, ((rings, inb), core)) in outbound.into_iter().zip(inbound).zip(cores).enumerate() {
-            let (tx, rx) = crossbeam_channel::unbounded();
+            let (tx, rx) = chan::channel();
             let endpoint = Endpoint::new(rings, Arc::clone(&shared));
             endpoints.push(Arc::clone(&endpoint.state));
             let worker = Worker::new(i, Arc::clone(&shared), rx, inb, endpoint, core);
-            let handle = std::thread::Builder::new()
+            let handle = thread::Builder::new()
                 .name(format!("tracebus-worker-{i}"))
                 .spawn(move || worker.run())
                 .map_err(|e| BuildError::Spawn(e.to_string()))?;
@@ -224,7 +220,7 @@ impl<T: Pod + Send> Bus<T> {
             *next += 1;
             *next
         };
-        let (ack, done) = crossbeam_channel::bounded(1);
+        let (ack, done) = chan::channel();
         // The worker knows the handler before any publisher can route to it.
         self.send(
             w,
@@ -252,7 +248,7 @@ impl<T: Pod + Send> Bus<T> {
         subs.per_worker[w] -= 1;
         // Publishers stop routing to it first; then the worker drops the handler.
         self.shared.routes.update(topic, w, false);
-        let (ack, done) = crossbeam_channel::bounded(1);
+        let (ack, done) = chan::channel();
         self.send(w, Control::Unsubscribe { id: id.0, ack })?;
         done.recv().map_err(|_| BusError::Closed)?;
         Ok(())

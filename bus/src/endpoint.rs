@@ -158,7 +158,7 @@ impl<T: Pod + Send> Endpoint<T> {
             last = loop {
                 match self.try_publish_batch(topic, chunk) {
                     Err(BatchError::Full { .. }) if backoff.is_completed() => {
-                        std::thread::yield_now()
+                        crate::sync::thread::yield_now()
                     }
                     Err(BatchError::Full { .. }) => backoff.snooze(),
                     Err(BatchError::Closed { .. }) => {
@@ -186,7 +186,7 @@ impl<T: Pod + Send> Endpoint<T> {
                 Err(PublishError::Full { payload: back, .. }) => {
                     payload = back;
                     if backoff.is_completed() {
-                        std::thread::yield_now();
+                        crate::sync::thread::yield_now();
                     } else {
                         backoff.snooze();
                     }

@@ -20,9 +20,9 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
 
 /// A topic identifier.
 pub type Topic = u32;
@@ -72,11 +72,6 @@ pub(crate) struct Routes {
 pub(crate) struct RouteCache {
     version: usize,
     table: Arc<Table>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding this lock leaves a consistent table (it is replaced whole).
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Routes {

@@ -49,3 +49,112 @@ impl<T> UnsafeCell<T> {
         f(self.0.get())
     }
 }
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
+
+/// Locks `m`, ignoring poisoning: every value behind the runtime's mutexes is replaced whole
+/// or updated in one step, so a panic elsewhere cannot leave it half-written.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The runtime's control channels: crossbeam's, or loom's `mpsc` behind the same small API.
+pub(crate) mod chan {
+    /// Why `try_recv` returned nothing.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum TryRecvError {
+        /// Nothing queued.
+        Empty,
+        /// Nothing queued, and every sender is gone.
+        Disconnected,
+    }
+
+    #[cfg(not(loom))]
+    pub(crate) use crossbeam_channel::{Receiver, Sender};
+
+    /// An unbounded channel.
+    #[cfg(not(loom))]
+    pub(crate) fn channel<T>() -> (Sender<T>, Receiver<T>) {
+        crossbeam_channel::unbounded()
+    }
+
+    /// Takes a message without waiting.
+    #[cfg(not(loom))]
+    pub(crate) fn try_recv<T>(rx: &Receiver<T>) -> Result<T, TryRecvError> {
+        rx.try_recv().map_err(|e| match e {
+            crossbeam_channel::TryRecvError::Empty => TryRecvError::Empty,
+            crossbeam_channel::TryRecvError::Disconnected => TryRecvError::Disconnected,
+        })
+    }
+
+    /// Whether nothing is queued.
+    #[cfg(not(loom))]
+    pub(crate) fn is_empty<T>(rx: &Receiver<T>) -> bool {
+        rx.is_empty()
+    }
+
+    #[cfg(loom)]
+    pub(crate) use loom::sync::mpsc::Sender;
+
+    /// loom's receiver with one message of look-ahead, for `is_empty`.
+    #[cfg(loom)]
+    pub(crate) struct Receiver<T> {
+        inner: loom::sync::mpsc::Receiver<T>,
+        peeked: core::cell::RefCell<Option<T>>,
+    }
+
+    #[cfg(loom)]
+    impl<T> Receiver<T> {
+        /// Waits for a message.
+        pub(crate) fn recv(&self) -> Result<T, std::sync::mpsc::RecvError> {
+            match self.peeked.borrow_mut().take() {
+                Some(v) => Ok(v),
+                None => self.inner.recv(),
+            }
+        }
+    }
+
+    /// An unbounded channel.
+    #[cfg(loom)]
+    pub(crate) fn channel<T>() -> (Sender<T>, Receiver<T>) {
+        let (tx, rx) = loom::sync::mpsc::channel();
+        (
+            tx,
+            Receiver {
+                inner: rx,
+                peeked: core::cell::RefCell::new(None),
+            },
+        )
+    }
+
+    /// Takes a message without waiting.
+    #[cfg(loom)]
+    pub(crate) fn try_recv<T>(rx: &Receiver<T>) -> Result<T, TryRecvError> {
+        if let Some(v) = rx.peeked.borrow_mut().take() {
+            return Ok(v);
+        }
+        rx.inner.try_recv().map_err(|e| match e {
+            std::sync::mpsc::TryRecvError::Empty => TryRecvError::Empty,
+            std::sync::mpsc::TryRecvError::Disconnected => TryRecvError::Disconnected,
+        })
+    }
+
+    /// Whether nothing is queued.
+    #[cfg(loom)]
+    pub(crate) fn is_empty<T>(rx: &Receiver<T>) -> bool {
+        let mut peeked = rx.peeked.borrow_mut();
+        if peeked.is_some() {
+            return false;
+        }
+        match rx.inner.try_recv() {
+            Ok(v) => {
+                *peeked = Some(v);
+                false
+            }
+            Err(_) => true,
+        }
+    }
+}

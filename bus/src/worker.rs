@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytemuck::Pod;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::endpoint::Endpoint;
 use crate::handler::{Context, Delivery};
 use crate::ring::Consumer;
 use crate::routing::{Topic, TopicMap};
 use crate::slot::Slot;
+use crate::sync::chan::{self, Receiver, Sender, TryRecvError};
 use crate::sync::thread;
 use crate::telemetry::Tracing;
 use crate::wait::{WaitStrategy, SPIN_POLLS, YIELD_POLLS};
@@ -117,7 +117,7 @@ impl<T: Pod + Send> Worker<T> {
     /// Applies pending control messages; returns whether the channel was empty.
     fn apply_control(&mut self) -> bool {
         loop {
-            match self.control.try_recv() {
+            match chan::try_recv(&self.control) {
                 Ok(Control::Inbound(c)) => self.inbound.push(c),
                 Ok(Control::Subscribe {
                     id,
@@ -210,7 +210,7 @@ impl<T: Pod + Send> Worker<T> {
     }
 
     fn any_pending(&self) -> bool {
-        !self.control.is_empty() || self.inbound.iter().any(|c| !c.is_empty())
+        !chan::is_empty(&self.control) || self.inbound.iter().any(|c| !c.is_empty())
     }
 
     fn idle_wait(&mut self, idle: &mut u32) {

@@ -68,10 +68,17 @@
 //! | `Gate::leave`: `store(Release)` | `shutdown_gate_accepted_means_drained` |
 //! | `Gate::close`: `load(Acquire)` | `shutdown_gate_accepted_means_drained` |
 //!
-//! Not yet modelled (threaded tests cover them in `bus/tests/bus_runtime.rs`): how subscription
-//! changes reach publishers and workers. The routing table is copied under a mutex and the
-//! subscribe/unsubscribe acknowledgements travel over channels, neither of which loom sees
-//! through the `sync` shim yet.
+//!
+//! ## Subscriptions (`tests/subscriptions.rs`)
+//!
+//! `unsubscribe_while_publishing` runs the real bus (one worker, a 2-slot ring, park waits;
+//! under loom the runtime's mutexes, control channels and threads are loom's through the
+//! `sync` shim) while a publisher publishes and the main thread unsubscribes one of two
+//! subscribers: the one that stays gets every message, and nothing reaches the other after
+//! `unsubscribe` returned. Removing the worker's removal of the handler, or `unsubscribe`'s wait
+//! for the worker's acknowledgement, makes it fail (the latter through loom's report of the
+//! unread acknowledgement). The routing table's version is a `Relaxed` hint under a mutex (see
+//! `routing.rs`), so it has no ordering for a model to weaken.
 
 /// The preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set.
 pub const DEFAULT_PREEMPTIONS: usize = 3;
