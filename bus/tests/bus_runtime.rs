@@ -418,3 +418,13 @@ fn unplaced_subscriptions_spread_over_workers() {
     seen.sort_unstable();
     assert_eq!(seen, [0, 0, 1, 1]);
 }
+
+#[test]
+fn handles_are_send_and_the_bus_is_shareable() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<tracebus::Publisher<u64>>(); // one per producing thread
+    send::<Bus<u64>>();
+    sync::<Bus<u64>>(); // subscribe and make publishers from several threads
+    send::<tracebus::Report>();
+}
