@@ -5,6 +5,7 @@ pub mod fanout;
 pub mod filter_cases;
 pub mod machine;
 pub mod measure;
+pub mod plot;
 pub mod queues;
 pub mod spsc;
 pub mod trace_tree;

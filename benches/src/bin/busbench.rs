@@ -1,7 +1,7 @@
 //! `busbench`: tracebus against its peers, in one run, on one machine.
 //!
 //! Prints a readable report on stdout and, with `--json PATH`, writes the same figures as one
-//! JSON document. `--quick` runs fewer repetitions. Every ratio is computed between figures taken
+//! JSON document, and with `--plot DIR` two SVG charts. `--quick` runs fewer repetitions. Every ratio is computed between figures taken
 //! in the same run.
 //!
 //! Sections, in order: the machine; SPSC throughput and round-trip latency of the tracebus ring
@@ -44,12 +44,16 @@ static GLOBAL: Counting = Counting;
 struct Args {
     quick: bool,
     json: Option<String>,
+    plot: Option<String>,
+    plot_from: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         quick: false,
         json: None,
+        plot: None,
+        plot_from: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -57,8 +61,15 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => args.quick = true,
             "--full" => args.quick = false,
             "--json" => args.json = Some(it.next().ok_or("--json needs a path")?),
+            "--plot" => args.plot = Some(it.next().ok_or("--plot needs a directory")?),
+            "--plot-from" => {
+                args.plot_from = Some(it.next().ok_or("--plot-from needs a JSON path")?)
+            }
             "-h" | "--help" => {
-                println!("usage: busbench [--quick|--full] [--json PATH]");
+                println!(
+                    "usage: busbench [--quick|--full] [--json PATH] [--plot DIR]\n       \
+                     busbench --plot-from JSON --plot DIR   (charts from an earlier run)"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -362,6 +373,29 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(from) = &args.plot_from {
+        let dir = args.plot.clone().unwrap_or_else(|| ".".to_owned());
+        let doc: Value = match std::fs::read_to_string(from)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("busbench: cannot read {from}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return match tracebus_benches::plot::write_all(&doc, std::path::Path::new(&dir)) {
+            Ok(()) => {
+                eprintln!("wrote {dir}/rtt.svg and {dir}/fanout.svg");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("busbench: cannot write charts to {dir}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let m = machine::describe();
     println!(
         "# busbench ({} mode)",
@@ -401,6 +435,13 @@ fn main() -> ExitCode {
         "sample_trace": sample_trace,
         "allocs_per_msg": allocs,
     });
+    if let Some(dir) = args.plot {
+        if let Err(e) = tracebus_benches::plot::write_all(&doc, std::path::Path::new(&dir)) {
+            eprintln!("busbench: cannot write charts to {dir}: {e}");
+            return ExitCode::FAILURE;
+        }
+        eprintln!("wrote {dir}/rtt.svg and {dir}/fanout.svg");
+    }
     if let Some(path) = args.json {
         let text = serde_json::to_string_pretty(&doc).expect("JSON values serialise");
         if let Err(e) = std::fs::write(&path, text) {
