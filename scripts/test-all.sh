@@ -16,6 +16,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "unit, integration, property and doc tests"
 cargo test --workspace --exclude tracebus-loom-tests --locked
 
+step "the embedding example with the otlp feature (built, not run)"
+cargo build -p tracebus --example embed --features otlp --locked
+
 step "loom models (RUSTFLAGS=--cfg loom, target/loom)"
 RUSTFLAGS="--cfg loom ${RUSTFLAGS:-}" cargo test -p tracebus-loom-tests --release --locked \
   --target-dir target/loom
