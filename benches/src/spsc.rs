@@ -28,6 +28,20 @@ pub fn two_cores() -> Option<[core_affinity::CoreId; 2]> {
     }
 }
 
+/// Whether two threads can actually be pinned to the two cores the benchmarks use (each is
+/// tried on a thread of its own, so the caller's affinity is left alone).
+pub fn pinning_works() -> bool {
+    let Some(cores) = two_cores() else {
+        return false;
+    };
+    cores
+        .into_iter()
+        .map(|c| thread::spawn(move || pin(Some(c))))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .all(|h| h.join().unwrap_or(false))
+}
+
 /// Pins the current thread to `core` (if any); returns whether it worked.
 pub fn pin(core: Option<core_affinity::CoreId>) -> bool {
     core.is_some_and(core_affinity::set_for_current)

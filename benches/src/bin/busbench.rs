@@ -123,8 +123,23 @@ fn fast_filter(quick: bool) -> Value {
     )
 }
 
+/// The spinner, when stderr is a terminal.
+static BAR: std::sync::OnceLock<Option<indicatif::ProgressBar>> = std::sync::OnceLock::new();
+
+/// Progress on stderr: a spinner with the current phase on a terminal, plain lines otherwise.
 fn progress(line: &str) {
-    eprintln!("[busbench] {line}");
+    use std::io::IsTerminal;
+    let bar = BAR.get_or_init(|| {
+        std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        })
+    });
+    match bar {
+        Some(bar) => bar.set_message(format!("busbench: {line}")),
+        None => eprintln!("[busbench] {line}"),
+    }
 }
 
 fn find<'a>(rows: &'a [Row], queue: &str, mode: &str) -> Option<&'a Row> {
@@ -406,24 +421,24 @@ fn main() -> ExitCode {
         m["cpu"].as_str().unwrap_or("?"),
         m["cores"]
     );
-    let pinned = spsc::two_cores().is_some();
+    let pinned = spsc::pinning_works();
     println!(
         "pinning: {}",
         if pinned {
-            "producer and consumer on two distinct cores"
+            "achieved: producer and consumer on two distinct cores"
         } else {
-            "unavailable (fewer than 2 cores); threads unpinned"
+            "not achieved (fewer than 2 cores, or the OS refused); threads unpinned"
         }
     );
     let spsc = spsc_section(args.quick);
     let (fanout_rows, latency) = fanout_section(args.quick);
-    // Sections run, and print, in the README's order.
+    // Sections run, and print, in the README's order; the spinner redraws below the tables.
     let tracing_cost = tracing_cost_section(args.quick);
     let fast_filter = fast_filter(args.quick);
     let sample_trace = trace_section();
     let allocs = allocs_section();
     let doc = json!({
-        "machine": m,
+        "machine": {"cpu": m["cpu"], "cores": m["cores"], "os": m["os"], "arch": m["arch"], "pinned": pinned},
         "mode": if args.quick { "quick" } else { "full" },
         "spsc": spsc["queues"],
         "floor": spsc["floor"],
@@ -435,6 +450,9 @@ fn main() -> ExitCode {
         "sample_trace": sample_trace,
         "allocs_per_msg": allocs,
     });
+    if let Some(Some(bar)) = BAR.get() {
+        bar.finish_and_clear();
+    }
     if let Some(dir) = args.plot {
         if let Err(e) = tracebus_benches::plot::write_all(&doc, std::path::Path::new(&dir)) {
             eprintln!("busbench: cannot write charts to {dir}: {e}");
