@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tracebus::context::FanoutSampler;
 use tracebus::{Bus, Pinning, WaitStrategy};
 
@@ -42,6 +42,28 @@ pub enum Tracing {
     },
 }
 
+/// Builds the bus, with a tracer exporting to `exporter` when `tracing` is on; the provider is
+/// returned so it lives as long as the bus.
+fn build(
+    builder: tracebus::BusBuilder,
+    tracing: Tracing,
+    exporter: &CountingExporter,
+) -> (Bus<u64>, Option<SdkTracerProvider>) {
+    let (builder, provider) = match tracing {
+        Tracing::Off => (builder, None),
+        Tracing::On { k } => {
+            let p = tracebus::telemetry::provider_builder()
+                .with_simple_exporter(exporter.clone())
+                .build();
+            let b = builder
+                .tracer(p.tracer("busbench"))
+                .sampler(FanoutSampler::new(k));
+            (b, Some(p))
+        }
+    };
+    (builder.build::<u64>().expect("valid settings"), provider)
+}
+
 /// One fanout measurement.
 #[derive(Debug, Clone)]
 pub struct FanoutRow {
@@ -62,24 +84,14 @@ pub struct FanoutRow {
 /// Publishes `messages` to a topic with `subscribers` subscribers spread round-robin over
 /// `workers` workers, and times until the bus has delivered them all (shutdown drains).
 pub fn fanout(subscribers: usize, workers: usize, messages: u64, tracing: Tracing) -> FanoutRow {
-    let mut builder = Bus::builder()
+    let builder = Bus::builder()
         .workers(workers)
         .capacity(1024)
         .pinning(Pinning::Off)
         // Publisher and workers share 2 cores here: yield rather than spin.
         .wait_strategy(WaitStrategy::SpinThenYield);
     let exporter = CountingExporter::default();
-    let mut provider = None;
-    if let Tracing::On { k } = tracing {
-        let p = tracebus::telemetry::provider_builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
-        builder = builder
-            .tracer(p.tracer("busbench"))
-            .sampler(FanoutSampler::new(k));
-        provider = Some(p);
-    }
-    let bus = builder.build::<u64>().expect("valid settings");
+    let (bus, provider) = build(builder, tracing, &exporter);
     let sink = Arc::new(AtomicU64::new(0));
     for i in 0..subscribers {
         let mut local = 0u64;
@@ -203,22 +215,12 @@ pub fn allocations_per_message(
     messages: u64,
     allocations: &dyn Fn() -> usize,
 ) -> f64 {
-    let mut builder = Bus::builder()
+    let builder = Bus::builder()
         .workers(1)
         .capacity(1024)
         .pinning(Pinning::Off)
         .wait_strategy(WaitStrategy::SpinThenYield);
-    let mut provider = None;
-    if let Tracing::On { k } = tracing {
-        let p = tracebus::telemetry::provider_builder()
-            .with_simple_exporter(CountingExporter::default())
-            .build();
-        builder = builder
-            .tracer(p.tracer("busbench"))
-            .sampler(FanoutSampler::new(k));
-        provider = Some(p);
-    }
-    let bus = builder.build::<u64>().expect("valid settings");
+    let (bus, provider) = build(builder, tracing, &CountingExporter::default());
     let delivered = Arc::new(AtomicU64::new(0));
     let d = delivered.clone();
     bus.subscribe(1, Some(0), move |_, _| {
