@@ -229,7 +229,6 @@ fn spsc_section(quick: bool) -> Value {
         "ratios": checks,
         "capacity": spsc::CAPACITY,
         "batch": spsc::BATCH,
-        "pinned": spsc::two_cores().is_some(),
     })
 }
 
