@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test tracebus has, in one command: formatting and lints, unit, integration, property and
 # doc tests of the whole workspace, then the loom models (in their own target dir, so the
-# `--cfg loom` build does not thrash the normal one). Needs only the Rust toolchain.
+# `--cfg loom` build does not thrash the normal one), plus a bounded fuzz run of every parser.
+# Needs only the Rust toolchain: any other tool is installed by the scripts it calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path context/fuzz/Cargo.toml -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -18,6 +20,9 @@ cargo test --workspace --exclude tracebus-loom-tests --locked
 
 step "the embedding example with the otlp feature (built, not run)"
 cargo build -p tracebus --example embed --features otlp --locked
+
+step "fuzz every parser, bounded (cargo-fuzz on stable, installed by scripts/fuzz.sh)"
+scripts/fuzz.sh
 
 step "loom models (RUSTFLAGS=--cfg loom, target/loom)"
 RUSTFLAGS="--cfg loom ${RUSTFLAGS:-}" cargo test -p tracebus-loom-tests --release --locked \

@@ -1,0 +1,4 @@
+//! Fuzz target: see `tracebus_context_fuzz::check_binary` for the invariants.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tracebus_context_fuzz::check_binary(data));
