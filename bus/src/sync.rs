@@ -50,6 +50,18 @@ impl<T> UnsafeCell<T> {
     }
 }
 
+/// `assert!` in debug and loom builds, nothing in release builds: the ring's invariants, checked
+/// by every test run and every loom model (nexosim's `debug_or_loom_assert!`). The condition is
+/// still type-checked in release, and `if cfg!(..)` lets the optimiser remove it there.
+macro_rules! debug_or_loom_assert {
+    ($($arg:tt)*) => {
+        if cfg!(any(debug_assertions, loom)) {
+            assert!($($arg)*);
+        }
+    };
+}
+pub(crate) use debug_or_loom_assert;
+
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(not(loom))]

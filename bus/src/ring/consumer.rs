@@ -3,17 +3,17 @@
 //! `Release` store of `head` per pop or per batch.
 
 use super::{NotSync, Shared};
-use crate::sync::{Arc, Ordering};
+use crate::sync::{debug_or_loom_assert, Arc, Ordering};
 
 /// The consuming side of a ring made by [`spsc`](super::spsc). `Send`, not `Sync`, not `Clone`.
 pub struct Consumer<T> {
-    shared: Arc<Shared<T>>,
+    pub(super) shared: Arc<Shared<T>>,
     /// Next position to read. Equal to `shared.head` outside a [`ReadChunk`]; only this side
     /// writes `shared.head`.
     head: usize,
     /// The last `tail` loaded. Positions in `[head, cached_tail)` are known committed (when
     /// `head` ran ahead of it by taking values by their stamps, the range is empty).
-    cached_tail: usize,
+    pub(super) cached_tail: usize,
     /// Consecutive polls that found nothing through `tail`; past [`IDLE_POLLS`] the consumer
     /// also polls the next cell's stamp.
     idle: u32,
@@ -91,8 +91,22 @@ impl<T> Consumer<T> {
     }
 
     /// How many positions from `head` are committed (at least one, or none), up to `max`.
+    /// In debug and loom builds, the first and the last of them are checked against their
+    /// stamps before any is read.
     #[inline(always)]
     fn available(&mut self, max: usize) -> usize {
+        let n = self.committed(max);
+        if n > 0 {
+            self.shared.debug_assert_committed(self.head);
+            self.shared
+                .debug_assert_committed(self.head.wrapping_add(n - 1));
+        }
+        n
+    }
+
+    /// [`Consumer::available`] without the debug checks.
+    #[inline(always)]
+    fn committed(&mut self, max: usize) -> usize {
         let known = self.known();
         if known >= max {
             self.idle = 0;
@@ -245,6 +259,12 @@ impl<T> Drop for ReadChunk<'_, T> {
             return;
         }
         let c = &mut *self.consumer;
+        debug_or_loom_assert!(
+            self.len <= c.shared.capacity(),
+            "ring invariant: a chunk of {} from a ring of {}",
+            self.len,
+            c.shared.capacity()
+        );
         if core::mem::needs_drop::<T>() {
             for i in 0..self.len {
                 c.shared.cell(c.head.wrapping_add(i)).value.with_mut(|p| {

@@ -51,7 +51,7 @@ use core::mem::MaybeUninit;
 
 use crossbeam_utils::CachePadded;
 
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{debug_or_loom_assert, Arc, AtomicBool, AtomicUsize, Ordering, UnsafeCell};
 
 pub use consumer::{Consumer, ReadChunk};
 pub use producer::{Claim, Producer};
@@ -172,6 +172,38 @@ impl<T> Shared<T> {
         // fence before a batch's stamp stores: the value in the cell is fully written.
         self.cell(p).stamp.load(Ordering::Acquire) == p.wrapping_add(1)
     }
+
+    /// Debug/loom check: position `p` is committed and unread, so its cell's stamp is exactly
+    /// `p + 1`. Only the producer stores stamps, and it cannot store this one again before the
+    /// consumer releases `p`, so a `Relaxed` load made after `p` was seen committed (through its
+    /// stamp or through `tail`, with `Acquire`) must read `p + 1`.
+    #[inline(always)]
+    fn debug_assert_committed(&self, p: usize) {
+        debug_or_loom_assert!(
+            self.cell(p).stamp.load(Ordering::Relaxed) == p.wrapping_add(1),
+            "ring invariant: position {p} is read but its stamp does not say it was committed"
+        );
+    }
+
+    /// Debug/loom check, producer side: position `p` is free. The consumer has released
+    /// `p - capacity` (its `head` is past it: a `Relaxed` load cannot read an older `head` than
+    /// the one the producer last acquired, so a correct producer never fails this), and the
+    /// cell's stamp is the one that position left (or 0 on the first lap).
+    #[inline(always)]
+    fn debug_assert_free(&self, p: usize) {
+        if cfg!(any(debug_assertions, loom)) {
+            let head = self.head.load(Ordering::Relaxed);
+            debug_or_loom_assert!(
+                p.wrapping_sub(head) < self.capacity(),
+                "ring invariant: writing position {p} over unread data (head {head})"
+            );
+            let stamp = self.cell(p).stamp.load(Ordering::Relaxed);
+            debug_or_loom_assert!(
+                stamp == 0 || stamp == p.wrapping_add(1).wrapping_sub(self.capacity()),
+                "ring invariant: writing position {p} over a cell stamped {stamp}"
+            );
+        }
+    }
 }
 
 impl<T> Drop for Shared<T> {
@@ -180,8 +212,15 @@ impl<T> Drop for Shared<T> {
         // last stores, so relaxed loads see the final positions.
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.tail.load(Ordering::Relaxed);
+        debug_or_loom_assert!(
+            tail.wrapping_sub(head) <= self.capacity(),
+            "ring invariant: {} values in a ring of {}",
+            tail.wrapping_sub(head),
+            self.capacity()
+        );
         let mut pos = head;
         while pos != tail {
+            self.debug_assert_committed(pos);
             self.cell(pos).value.with_mut(|p| {
                 // SAFETY: positions in `[head, tail)` hold initialised values that nobody else
                 // can reach any more; each is dropped once, here.

@@ -5,18 +5,18 @@
 use core::mem::MaybeUninit;
 
 use super::{ClaimError, Full, NotSync, Shared};
-use crate::sync::{fence, Arc, Ordering};
+use crate::sync::{debug_or_loom_assert, fence, Arc, Ordering};
 
 /// The producing side of a ring made by [`spsc`](super::spsc). `Send`, not `Sync`, not `Clone`:
 /// there is exactly one.
 pub struct Producer<T> {
-    shared: Arc<Shared<T>>,
+    pub(super) shared: Arc<Shared<T>>,
     /// Next position to write. Equal to `shared.tail` outside a [`Claim`]; only this side
     /// writes `shared.tail`, so it never needs to load it.
     tail: usize,
     /// The last `head` loaded. `head` only grows, so `tail - cached_head` over-estimates the
     /// number of values in the ring: a "has room" answer from the cache is always true.
-    cached_head: usize,
+    pub(super) cached_head: usize,
     _not_sync: NotSync,
 }
 
@@ -55,6 +55,12 @@ impl<T> Producer<T> {
         // Acquire pairs with the consumer's Release store of `head`: the consumer has finished
         // reading (and dropping) every cell before `head`, so they may be overwritten.
         self.cached_head = self.shared.head.load(Ordering::Acquire);
+        debug_or_loom_assert!(
+            self.tail.wrapping_sub(self.cached_head) <= cap,
+            "ring invariant: the consumer's head {} is past the producer's tail {}",
+            self.cached_head,
+            self.tail
+        );
         cap - self.tail.wrapping_sub(self.cached_head) >= n
     }
 
@@ -79,6 +85,7 @@ impl<T> Producer<T> {
     /// its stamp says `pos + 1`.
     #[inline(always)]
     unsafe fn write(&self, pos: usize, value: T) {
+        self.shared.debug_assert_free(pos);
         self.shared.cell(pos).value.with_mut(|p| {
             // SAFETY: the caller guarantees the cell is free and unreachable by the consumer.
             unsafe { p.write(MaybeUninit::new(value)) }

@@ -178,3 +178,42 @@ fn no_stale_context_across_wrap_around() {
         }
     }
 }
+
+/// The panic message of `f`, which must panic.
+fn panic_message(f: impl FnOnce()) -> String {
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("must panic");
+    err.downcast_ref::<String>().cloned().unwrap_or_default()
+}
+
+/// The debug-assertion layer is live in test builds: a producer that believes in room it does
+/// not have, or a consumer that believes in values never committed, is stopped before it
+/// touches a cell.
+#[test]
+#[cfg_attr(not(debug_assertions), ignore = "the invariant layer is compiled out")]
+fn invariant_layer_stops_an_overwrite_of_unread_data() {
+    let (mut tx, _rx) = spsc::<u64>(4).unwrap();
+    for v in 0..4 {
+        tx.try_push(v).unwrap();
+    }
+    // A corrupted cache: "the consumer has read everything" (it has read nothing).
+    tx.cached_head = 4;
+    let msg = panic_message(|| {
+        let _ = tx.try_push(4);
+    });
+    assert!(msg.contains("writing position 4 over unread data (head 0)"), "{msg}");
+}
+
+#[test]
+#[cfg_attr(not(debug_assertions), ignore = "the invariant layer is compiled out")]
+fn invariant_layer_stops_a_read_of_uncommitted_data() {
+    let (_tx, mut rx) = spsc::<u64>(4).unwrap();
+    // A corrupted cache: "two values are committed" (none is).
+    rx.cached_tail = 2;
+    let msg = panic_message(|| {
+        let _ = rx.try_pop();
+    });
+    assert!(msg.contains("position 0 is read but its stamp"), "{msg}");
+    // Nothing was read: the ring is still empty and whole.
+    rx.cached_tail = 0;
+    assert_eq!(rx.try_pop(), None);
+}
