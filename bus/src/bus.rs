@@ -193,7 +193,9 @@ impl<T: Pod + Send> Bus<T> {
     }
 
     /// Subscribes `handler` to `topic` on `worker` (or, with `None`, on the worker with the
-    /// fewest subscriptions). Messages published after this returns reach it.
+    /// fewest subscriptions). Every message published after this returns reaches it. A message
+    /// published before may reach it too, if it was still queued on that worker when the handler
+    /// was installed (because its topic already had a subscriber there).
     ///
     /// This waits for the worker to take the handler, so do not call it (or
     /// [`Bus::unsubscribe`]) from a handler running on that worker: it would wait for itself.
@@ -238,7 +240,9 @@ impl<T: Pod + Send> Bus<T> {
         Ok(SubscriptionId(id))
     }
 
-    /// Removes a subscription. Once this returns, its handler is never called again.
+    /// Removes a subscription. Once this returns, its handler is never called again; messages
+    /// still queued for it when it is removed may not reach it. Every message reaches every
+    /// subscriber that stayed subscribed from before its publish until its delivery.
     pub fn unsubscribe(&self, id: SubscriptionId) -> Result<(), BusError> {
         let mut subs = lock(&self.subs);
         let (topic, w) = subs

@@ -200,7 +200,10 @@ fn invariant_layer_stops_an_overwrite_of_unread_data() {
     let msg = panic_message(|| {
         let _ = tx.try_push(4);
     });
-    assert!(msg.contains("writing position 4 over unread data (head 0)"), "{msg}");
+    assert!(
+        msg.contains("writing position 4 over unread data (head 0)"),
+        "{msg}"
+    );
 }
 
 #[test]

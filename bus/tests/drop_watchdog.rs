@@ -1,0 +1,244 @@
+//! Dropping a `Publisher` or the `Bus` at any point never blocks forever and never leaks a
+//! thread. Each scenario runs under a watchdog that fails the test instead of hanging it, and
+//! afterwards no `tracebus-worker` thread may be left in the process.
+//!
+//! The scenarios run one after another in a single test, so that the thread count is this
+//! test's alone.
+
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tracebus::{Bus, Pinning, PublishError, WaitStrategy};
+
+/// Generous: these scenarios take milliseconds; a limit is only there to turn a hang into a
+/// failure on a loaded CI machine.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `f` on its own thread and fails if it has not returned within [`LIMIT`].
+fn within<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
+        .name(format!("watched: {what}"))
+        .spawn(move || {
+            let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
+        })
+        .unwrap();
+    match rx.recv_timeout(LIMIT) {
+        Ok(Ok(r)) => r,
+        Ok(Err(panic)) => resume_unwind(panic),
+        Err(_) => panic!("{what}: still blocked after {LIMIT:?}"),
+    }
+}
+
+/// Worker threads alive in this process (their names start with `tracebus-worker`).
+fn worker_threads() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0; // not Linux: the joins in `Bus::drop` are what is tested then
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("tracebus-worker"))
+        .count()
+}
+
+fn assert_no_worker_threads(after: &str) {
+    // `join` has returned for every worker; give the kernel a moment to reap the task entries.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while worker_threads() > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(worker_threads(), 0, "worker threads left after {after}");
+}
+
+fn bus(workers: usize, capacity: usize, wait: WaitStrategy) -> Bus<u64> {
+    Bus::builder()
+        .workers(workers)
+        .capacity(capacity)
+        .pinning(Pinning::Off)
+        .wait_strategy(wait)
+        .build()
+        .unwrap()
+}
+
+/// Publishers blocked in `publish` on full rings (a slow handler) are released by the bus
+/// being dropped: they get `Closed` with their message, and the drop delivers what was
+/// accepted.
+fn drop_bus_under_blocked_publishers() {
+    let bus = bus(2, 2, WaitStrategy::SpinThenPark);
+    let delivered = Arc::new(AtomicU64::new(0));
+    for w in 0..2 {
+        let d = delivered.clone();
+        bus.subscribe(1, Some(w), move |_, _| {
+            thread::sleep(Duration::from_millis(1));
+            d.fetch_add(1, Relaxed);
+        })
+        .unwrap();
+    }
+    let publishers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut p = bus.publisher().unwrap();
+            thread::spawn(move || {
+                let mut accepted = 0u64;
+                loop {
+                    match p.publish(1, accepted) {
+                        Ok(_) => accepted += 1,
+                        Err(PublishError::Closed(v)) => {
+                            assert_eq!(v, accepted);
+                            return accepted;
+                        }
+                        Err(e) => panic!("publish failed with {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    while delivered.load(Relaxed) < 20 {
+        thread::yield_now();
+    }
+    drop(bus);
+    let accepted: u64 = publishers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(
+        delivered.load(Relaxed),
+        2 * accepted,
+        "every accepted message reached both subscribers"
+    );
+}
+
+/// Publishers dropped mid-stream, at different points, while their rings still hold messages;
+/// then the bus. Everything accepted is delivered.
+fn drop_publishers_mid_stream() {
+    let bus = bus(2, 8, WaitStrategy::SpinThenYield);
+    let delivered = Arc::new(AtomicU64::new(0));
+    let d = delivered.clone();
+    bus.subscribe(1, None, move |_, _| {
+        thread::yield_now();
+        d.fetch_add(1, Relaxed);
+    })
+    .unwrap();
+    let handles: Vec<_> = (0..4u64)
+        .map(|i| {
+            let mut p = bus.publisher().unwrap();
+            thread::spawn(move || {
+                for v in 0..100 * (i + 1) {
+                    p.publish(1, v).unwrap();
+                }
+                100 * (i + 1)
+                // `p` is dropped here, with messages still in its ring.
+            })
+        })
+        .collect();
+    let accepted: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let report = bus.shutdown();
+    assert_eq!(report.published, accepted);
+    assert_eq!(delivered.load(Relaxed), accepted);
+}
+
+/// A publisher that outlives its bus is refused, with its message, and drops quietly.
+fn publisher_outlives_bus() {
+    let bus = bus(1, 4, WaitStrategy::SpinThenPark);
+    bus.subscribe(1, None, |_, _| {}).unwrap();
+    let mut p = bus.publisher().unwrap();
+    p.publish(1, 1).unwrap();
+    drop(bus);
+    assert_eq!(p.publish(1, 2), Err(PublishError::Closed(2)));
+    assert_eq!(p.try_publish(1, 3), Err(PublishError::Closed(3)));
+    drop(p);
+}
+
+/// Workers parked for a long idle spell wake for the drop.
+fn drop_with_parked_workers() {
+    let bus = bus(2, 4, WaitStrategy::SpinThenPark);
+    bus.subscribe(1, None, |_, _| {}).unwrap();
+    let p = bus.publisher().unwrap();
+    thread::sleep(Duration::from_millis(50)); // long enough to park
+    drop(bus);
+    drop(p);
+}
+
+/// Every handler call panics; the bus still drains and drops.
+fn drop_with_panicking_handlers() {
+    let bus = bus(2, 4, WaitStrategy::SpinThenYield);
+    for w in 0..2 {
+        bus.subscribe(1, Some(w), |_, _| {
+            panic!("watchdog: injected handler panic")
+        })
+        .unwrap();
+    }
+    let mut p = bus.publisher().unwrap();
+    for v in 0..50 {
+        p.publish(1, v).unwrap();
+    }
+    let report = bus.shutdown();
+    assert_eq!(report.handler_panics, 100);
+    drop(p);
+}
+
+/// A handler that owns a `Publisher` to its own worker and publishes with the waiting
+/// `publish`: its ring fills while the worker is busy in that very handler. Shutdown closes the
+/// gate, the waiting publish is refused, and the drop completes.
+fn drop_with_a_handler_waiting_on_its_own_ring() {
+    let bus = bus(1, 2, WaitStrategy::SpinThenPark);
+    let mut own = bus.publisher().unwrap();
+    let refused = Arc::new(AtomicU64::new(0));
+    let r = refused.clone();
+    bus.subscribe(1, Some(0), move |m, _| {
+        // Never drained while this handler runs: waits until the bus shuts down.
+        loop {
+            match own.publish(2, *m.payload()) {
+                Ok(_) => {}
+                Err(PublishError::Closed(_)) => {
+                    r.fetch_add(1, Relaxed);
+                    return;
+                }
+                Err(e) => panic!("publish failed with {e}"),
+            }
+        }
+    })
+    .unwrap();
+    bus.subscribe(2, Some(0), |_, _| {}).unwrap();
+    let mut p = bus.publisher().unwrap();
+    p.publish(1, 7).unwrap();
+    thread::sleep(Duration::from_millis(20)); // the handler is now waiting on its own ring
+    drop(bus);
+    assert_eq!(refused.load(Relaxed), 1);
+}
+
+/// Quietens the panics injected above (and only those).
+fn quiet_injected_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let injected = info
+            .payload()
+            .downcast_ref::<&str>()
+            .is_some_and(|s| s.starts_with("watchdog: injected"));
+        if !injected {
+            default(info);
+        }
+    }));
+}
+
+#[test]
+fn drops_never_block_and_never_leak_threads() {
+    quiet_injected_panics();
+    let scenarios: [(&str, fn()); 6] = [
+        (
+            "drop the bus under blocked publishers",
+            drop_bus_under_blocked_publishers,
+        ),
+        ("drop publishers mid-stream", drop_publishers_mid_stream),
+        ("a publisher outlives its bus", publisher_outlives_bus),
+        ("drop with parked workers", drop_with_parked_workers),
+        ("drop with panicking handlers", drop_with_panicking_handlers),
+        (
+            "drop with a handler waiting on its own ring",
+            drop_with_a_handler_waiting_on_its_own_ring,
+        ),
+    ];
+    for (what, scenario) in scenarios {
+        within(what, scenario);
+        assert_no_worker_threads(what);
+    }
+}

@@ -1,0 +1,528 @@
+//! The seeded soak test: several publishers, handlers that panic at random or are slow enough
+//! to fill their rings, subscribers added and removed at random while messages flow, tracing
+//! switched on and off and its sampler changed at random, and shutdown at a random moment.
+//!
+//! Bounded by count, not time. After every run it checks, from what each side recorded:
+//!
+//! - every accepted message reached every subscriber that was subscribed for its whole
+//!   lifetime exactly once, and no subscriber saw any message twice;
+//! - each subscriber saw each producer's messages in the order they were published;
+//! - nothing refused (`Full`, `Closed`) and nothing published to nobody was ever delivered, and
+//!   nothing reached a subscriber after its `unsubscribe` returned or on another topic;
+//! - the `Report` adds up: accepted publishes, handler calls returned and panics caught;
+//! - with tracing, every process span is the child of a publish span of the same trace.
+//!
+//! `SOAK_RUNS` (default 12) sets the number of seeded runs, `SOAK_SEED` replays one seed, and
+//! `SOAK_MESSAGES` (default 3000) the messages per publisher. A failure names its seed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, Once};
+use std::thread;
+use std::time::Duration;
+
+use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use tracebus::{BatchError, Bus, Pinning, PublishError, Report, WaitStrategy};
+
+const TOPICS: u32 = 3;
+const PANIC_MESSAGE: &str = "soak: injected handler panic";
+
+/// SplitMix64: small, seedable, good enough to choose actions.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        mix(self.0)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, one_in: u64) -> bool {
+        self.below(one_in) == 0
+    }
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A message: `producer << 40 | seq`.
+fn tag(producer: u64, seq: u64) -> u64 {
+    producer << 40 | seq
+}
+
+fn producer_of(tag: u64) -> u64 {
+    tag >> 40
+}
+
+/// A logical clock: one `SeqCst` read-modify-write per event, so "event a has a smaller tick
+/// than event b" means a happened before b.
+#[derive(Default)]
+struct Clock(AtomicU64);
+
+impl Clock {
+    fn tick(&self) -> u64 {
+        self.0.fetch_add(1, SeqCst)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Behaviour {
+    Plain,
+    /// Sleeps every 32nd message and yields otherwise: fills its rings.
+    Slow,
+    /// Panics on about one message in 16 (after recording it).
+    Panicky,
+}
+
+/// What one subscription saw, and when it existed.
+struct Subscriber {
+    topic: u32,
+    behaviour: Behaviour,
+    /// Tick after `subscribe` returned.
+    subscribed: u64,
+    /// Ticks before `unsubscribe` was called and after it returned (`u64::MAX`: never).
+    unsubscribing: u64,
+    unsubscribed: u64,
+    log: Arc<Mutex<Vec<u64>>>,
+}
+
+/// One accepted publish, as its publisher saw it.
+#[derive(Clone, Copy, Debug)]
+struct Accepted {
+    tag: u64,
+    topic: u32,
+    /// Ticks before the publish call and after it returned.
+    start: u64,
+    end: u64,
+    fanout: usize,
+}
+
+/// What a publisher recorded.
+#[derive(Default)]
+struct PublisherLog {
+    accepted: Vec<Accepted>,
+    /// Messages handed back (`Full` then given up, or `Closed`): never to be delivered.
+    refused: Vec<u64>,
+}
+
+/// Counters the handlers share.
+#[derive(Default)]
+struct Calls {
+    /// Handler calls, returned or not.
+    total: AtomicU64,
+    /// Injected panics.
+    panics: AtomicU64,
+}
+
+fn subscribe(
+    bus: &Bus<u64>,
+    rng: &mut Rng,
+    clock: &Clock,
+    calls: &Arc<Calls>,
+    seed: u64,
+) -> (tracebus::SubscriptionId, Subscriber) {
+    let topic = 1 + rng.below(u64::from(TOPICS)) as u32;
+    let behaviour = match rng.below(4) {
+        0 => Behaviour::Slow,
+        1 => Behaviour::Panicky,
+        _ => Behaviour::Plain,
+    };
+    let worker = (!rng.chance(3)).then(|| rng.below(bus.workers() as u64) as usize);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (l, c) = (log.clone(), calls.clone());
+    let salt = mix(seed ^ rng.next());
+    let id = bus
+        .subscribe(topic, worker, move |m, _| {
+            let tag = *m.payload();
+            l.lock().unwrap().push(tag);
+            c.total.fetch_add(1, Relaxed);
+            match behaviour {
+                Behaviour::Plain => {}
+                Behaviour::Slow if tag % 32 == 0 => thread::sleep(Duration::from_micros(100)),
+                Behaviour::Slow => thread::yield_now(),
+                Behaviour::Panicky if mix(salt ^ tag) % 16 == 0 => {
+                    c.panics.fetch_add(1, Relaxed);
+                    panic!("{PANIC_MESSAGE}");
+                }
+                Behaviour::Panicky => {}
+            }
+        })
+        .expect("the bus is running");
+    let subscribed = clock.tick();
+    let sub = Subscriber {
+        topic,
+        behaviour,
+        subscribed,
+        unsubscribing: u64::MAX,
+        unsubscribed: u64::MAX,
+        log,
+    };
+    (id, sub)
+}
+
+/// Publishes `messages` messages to random topics with a random mix of blocking, non-blocking
+/// and batch publishes, until done or the bus refuses with `Closed`.
+fn publish(
+    mut p: tracebus::Publisher<u64>,
+    producer: u64,
+    messages: u64,
+    capacity: usize,
+    seed: u64,
+    clock: &Clock,
+) -> PublisherLog {
+    let mut rng = Rng(mix(seed ^ producer));
+    let mut log = PublisherLog::default();
+    let mut seq = 0;
+    'outer: while seq < messages {
+        let topic = 1 + rng.below(u64::from(TOPICS)) as u32;
+        match rng.below(3) {
+            0 => {
+                let t = tag(producer, seq);
+                seq += 1;
+                let start = clock.tick();
+                let r = p.publish(topic, t);
+                let end = clock.tick();
+                match r {
+                    Ok(pb) => log.accepted.push(Accepted {
+                        tag: t,
+                        topic,
+                        start,
+                        end,
+                        fanout: pb.fanout,
+                    }),
+                    Err(PublishError::Closed(back)) => {
+                        assert_eq!(back, t, "Closed hands the message back");
+                        log.refused.push(t);
+                        break 'outer;
+                    }
+                    Err(e) => panic!("publish waits, it does not fail with {e}"),
+                }
+            }
+            1 => {
+                let t = tag(producer, seq);
+                seq += 1;
+                // A few tries, then give up on this one: it is refused, never delivered.
+                for attempt in 0.. {
+                    let start = clock.tick();
+                    let r = p.try_publish(topic, t);
+                    let end = clock.tick();
+                    match r {
+                        Ok(pb) => {
+                            log.accepted.push(Accepted {
+                                tag: t,
+                                topic,
+                                start,
+                                end,
+                                fanout: pb.fanout,
+                            });
+                            break;
+                        }
+                        Err(PublishError::Full { payload, .. }) if attempt < 8 => {
+                            assert_eq!(payload, t, "Full hands the message back");
+                            thread::yield_now();
+                        }
+                        Err(e) => {
+                            let closed = matches!(e, PublishError::Closed(_));
+                            assert_eq!(e.into_payload(), t);
+                            log.refused.push(t);
+                            if closed {
+                                break 'outer;
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => {
+                let len = (1 + rng.below(capacity as u64)).min(messages - seq);
+                let batch: Vec<u64> = (seq..seq + len).map(|s| tag(producer, s)).collect();
+                seq += len;
+                loop {
+                    let start = clock.tick();
+                    let r = p.try_publish_batch(topic, &batch);
+                    let end = clock.tick();
+                    match r {
+                        Ok(pb) => {
+                            for &t in &batch {
+                                log.accepted.push(Accepted {
+                                    tag: t,
+                                    topic,
+                                    start,
+                                    end,
+                                    fanout: pb.fanout,
+                                });
+                            }
+                            break;
+                        }
+                        Err(BatchError::Full { .. }) => thread::yield_now(),
+                        Err(BatchError::Closed { published }) => {
+                            assert_eq!(published, 0, "a single batch is all or nothing");
+                            log.refused.extend(&batch);
+                            break 'outer;
+                        }
+                        Err(e) => panic!("a batch within capacity cannot fail with {e}"),
+                    }
+                }
+            }
+        }
+    }
+    log
+}
+
+fn quiet_injected_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let injected = info
+                .payload()
+                .downcast_ref::<String>()
+                .is_some_and(|s| s == PANIC_MESSAGE);
+            if !injected {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// One seeded run; panics with the seed in the message if any promise is broken.
+fn run(seed: u64, messages: u64) {
+    let mut rng = Rng(seed);
+    let workers = 1 + rng.below(2) as usize;
+    let capacity = [2usize, 4, 16, 64][rng.below(4) as usize];
+    let wait = if rng.chance(2) {
+        WaitStrategy::SpinThenPark
+    } else {
+        WaitStrategy::SpinThenYield
+    };
+    let traced = rng.chance(2);
+    let exporter = InMemorySpanExporter::default();
+    let provider: SdkTracerProvider = tracebus::telemetry::provider_builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let mut builder = Bus::builder()
+        .workers(workers)
+        .capacity(capacity)
+        .pinning(Pinning::Off)
+        .wait_strategy(wait);
+    if traced {
+        builder = builder.tracer(provider.tracer("soak"));
+    }
+    let bus: Bus<u64> = builder.build().expect("valid settings");
+    let clock = Clock::default();
+    let calls = Arc::new(Calls::default());
+
+    // Stable subscribers: one or two per topic, never removed.
+    let mut subs: Vec<Subscriber> = Vec::new();
+    for _ in 0..TOPICS + rng.below(u64::from(TOPICS)) as u32 {
+        subs.push(subscribe(&bus, &mut rng, &clock, &calls, seed).1);
+    }
+    let producers = 2 + rng.below(2);
+    let publishers: Vec<_> = (0..producers).map(|_| bus.publisher().unwrap()).collect();
+    let total = producers * messages;
+    // Shutdown comes at a random tick: mostly mid-stream, sometimes after the last message.
+    let shutdown_at = total / 4 + rng.below(total * 2);
+    let churn_seed = rng.next();
+    let toggle_seed = rng.next();
+
+    let bus = Mutex::new(Some(bus));
+    let done = AtomicBool::new(false);
+    let (logs, churned, report) = thread::scope(|s| {
+        let clock = &clock;
+        let handles: Vec<_> = publishers
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| s.spawn(move || publish(p, i as u64, messages, capacity, seed, clock)))
+            .collect();
+        // Subscribers come and go while messages flow.
+        let churn = s.spawn(|| {
+            let mut rng = Rng(churn_seed);
+            let mut live: Vec<(tracebus::SubscriptionId, Subscriber)> = Vec::new();
+            let mut gone = Vec::new();
+            while !done.load(Relaxed) {
+                {
+                    let guard = bus.lock().unwrap();
+                    let Some(bus) = guard.as_ref() else { break };
+                    if live.is_empty() || rng.chance(2) {
+                        live.push(subscribe(bus, &mut rng, clock, &calls, seed));
+                    } else {
+                        let (id, mut sub) = live.swap_remove(rng.below(live.len() as u64) as usize);
+                        sub.unsubscribing = clock.tick();
+                        bus.unsubscribe(id).expect("a live subscription");
+                        sub.unsubscribed = clock.tick();
+                        gone.push(sub);
+                    }
+                }
+                thread::sleep(Duration::from_micros(200 + rng.below(800)));
+            }
+            gone.extend(live.into_iter().map(|(_, sub)| sub));
+            gone
+        });
+        // Tracing on and off, and the sampler's k, at random.
+        s.spawn(|| {
+            let mut rng = Rng(toggle_seed);
+            while !done.load(Relaxed) {
+                {
+                    let guard = bus.lock().unwrap();
+                    let Some(control) = guard.as_ref().and_then(|b| b.tracing()) else {
+                        break;
+                    };
+                    control.set_enabled(!rng.chance(3));
+                    control
+                        .sampler()
+                        .set_k([0.5, 1.0, 10.0, 100.0][rng.below(4) as usize])
+                        .unwrap();
+                }
+                thread::sleep(Duration::from_micros(100 + rng.below(400)));
+            }
+        });
+        // Shutdown at a random moment (or once every publisher is done).
+        while clock.0.load(SeqCst) < shutdown_at && !handles.iter().all(|h| h.is_finished()) {
+            thread::sleep(Duration::from_micros(100));
+        }
+        let report = bus.lock().unwrap().take().unwrap().shutdown();
+        let logs: Vec<PublisherLog> = handles
+            .into_iter()
+            .map(|h| h.join().expect("publisher thread"))
+            .collect();
+        done.store(true, Relaxed);
+        let churned = churn.join().expect("churn thread");
+        (logs, churned, report)
+    });
+    let churned_count = churned.len();
+    subs.extend(churned);
+    eprintln!(
+        "seed {seed}: {workers} workers, capacity {capacity}, {wait:?}, tracing {traced}: \
+         {} accepted, {} refused, {} handler calls ({} panics), {churned_count} subscribers \
+         churned, shutdown at tick {shutdown_at} of ~{}",
+        logs.iter().map(|l| l.accepted.len()).sum::<usize>(),
+        logs.iter().map(|l| l.refused.len()).sum::<usize>(),
+        calls.total.load(Relaxed),
+        calls.panics.load(Relaxed),
+        2 * total,
+    );
+    check(seed, &logs, &subs, &calls, &report);
+    if traced {
+        check_spans(seed, &exporter);
+    }
+}
+
+fn check(seed: u64, logs: &[PublisherLog], subs: &[Subscriber], calls: &Calls, report: &Report) {
+    let accepted: HashMap<u64, Accepted> = logs
+        .iter()
+        .flat_map(|l| &l.accepted)
+        .map(|a| (a.tag, *a))
+        .collect();
+    let refused: HashSet<u64> = logs.iter().flat_map(|l| &l.refused).copied().collect();
+    let mut handler_calls = 0;
+    for (i, sub) in subs.iter().enumerate() {
+        let log = sub.log.lock().unwrap();
+        handler_calls += log.len() as u64;
+        let what = format!(
+            "seed {seed}, subscriber {i} ({:?}, topic {})",
+            sub.behaviour, sub.topic
+        );
+        let mut seen = HashSet::new();
+        let mut last: HashMap<u64, u64> = HashMap::new();
+        for &t in log.iter() {
+            assert!(seen.insert(t), "{what}: message {t:#x} delivered twice");
+            assert!(
+                !refused.contains(&t),
+                "{what}: refused message {t:#x} delivered"
+            );
+            let a = accepted
+                .get(&t)
+                .unwrap_or_else(|| panic!("{what}: {t:#x} was never accepted"));
+            assert_eq!(
+                a.topic, sub.topic,
+                "{what}: {t:#x} was published to another topic"
+            );
+            assert!(
+                a.fanout > 0,
+                "{what}: {t:#x} had no subscriber when published"
+            );
+            assert!(
+                a.start < sub.unsubscribed,
+                "{what}: {t:#x} published after unsubscribe returned, delivered"
+            );
+            if let Some(prev) = last.insert(producer_of(t), t) {
+                assert!(
+                    prev < t,
+                    "{what}: {t:#x} after {prev:#x}: out of producer order"
+                );
+            }
+        }
+        // Whole-lifetime subscribers miss nothing.
+        for a in accepted.values() {
+            if a.topic == sub.topic && sub.subscribed < a.start && sub.unsubscribing == u64::MAX {
+                assert!(seen.contains(&a.tag), "{what}: accepted {:#x} lost", a.tag);
+            }
+        }
+    }
+    let published_with_subscribers = accepted.values().filter(|a| a.fanout > 0).count() as u64;
+    assert_eq!(
+        report.published, published_with_subscribers,
+        "seed {seed}: report.published"
+    );
+    assert_eq!(
+        calls.total.load(Relaxed),
+        handler_calls,
+        "seed {seed}: handler calls"
+    );
+    assert_eq!(
+        report.delivered + report.handler_panics,
+        handler_calls,
+        "seed {seed}: report.delivered + report.handler_panics"
+    );
+    assert_eq!(
+        report.handler_panics,
+        calls.panics.load(Relaxed),
+        "seed {seed}: report.handler_panics"
+    );
+    assert_eq!(report.worker_failures, 0, "seed {seed}: worker_failures");
+    // The end ticks are used by the order check's premise: a publish that returned.
+    assert!(accepted.values().all(|a| a.start < a.end));
+}
+
+fn check_spans(seed: u64, exporter: &InMemorySpanExporter) {
+    let spans = exporter.get_finished_spans().unwrap();
+    let publishes: HashMap<SpanId, _> = spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Producer)
+        .map(|s| (s.span_context.span_id(), s.span_context.trace_id()))
+        .collect();
+    for s in spans.iter().filter(|s| s.span_kind == SpanKind::Consumer) {
+        let parent = publishes.get(&s.parent_span_id);
+        assert_eq!(
+            parent,
+            Some(&s.span_context.trace_id()),
+            "seed {seed}: process span {} has no publish span of its trace as parent",
+            s.name
+        );
+    }
+}
+
+#[test]
+fn soak() {
+    quiet_injected_panics();
+    let messages = env("SOAK_MESSAGES", 3000);
+    if let Ok(seed) = std::env::var("SOAK_SEED") {
+        run(seed.parse().expect("SOAK_SEED is a number"), messages);
+        return;
+    }
+    for seed in 0..env("SOAK_RUNS", 12) {
+        run(seed, messages);
+    }
+}
