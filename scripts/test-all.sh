@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test tracebus has, in one command: formatting and lints, unit, integration, property and
 # doc tests of the whole workspace, then the loom models (in their own target dir, so the
-# `--cfg loom` build does not thrash the normal one), plus a bounded fuzz run of every parser.
+# `--cfg loom` build does not thrash the normal one), plus the ring under valgrind and a
+# bounded fuzz run of every parser.
 # Needs only the Rust toolchain: any other tool is installed by the scripts it calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,9 @@ cargo test --workspace --exclude tracebus-loom-tests --locked
 
 step "the embedding example with the otlp feature (built, not run)"
 cargo build -p tracebus --example embed --features otlp --locked
+
+step "the ring's and the slot's tests under valgrind memcheck (scripts/valgrind.sh)"
+scripts/valgrind.sh
 
 step "fuzz every parser, bounded (cargo-fuzz on stable, installed by scripts/fuzz.sh)"
 scripts/fuzz.sh

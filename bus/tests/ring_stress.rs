@@ -5,16 +5,23 @@ use std::thread;
 
 use tracebus::ring;
 
-const MESSAGES: u64 = 20_000_000;
+/// 20 million per run; `RING_STRESS_MESSAGES` lowers it (under valgrind, say).
+fn messages() -> u64 {
+    std::env::var("RING_STRESS_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000_000)
+}
 
 fn run(capacity: usize, batch: usize) {
+    let total = messages();
     let (mut tx, mut rx) = ring::spsc::<u64>(capacity).unwrap();
     let producer = thread::spawn(move || {
         let mut next = 0u64;
-        while next < MESSAGES {
+        while next < total {
             if next % 3 == 0 {
                 // Batch write.
-                let want = (batch as u64).min(MESSAGES - next) as usize;
+                let want = (batch as u64).min(total - next) as usize;
                 let mut claim = tx.claim_up_to(want);
                 while claim.remaining() > 0 {
                     claim.push(next).unwrap();
@@ -30,7 +37,7 @@ fn run(capacity: usize, batch: usize) {
     });
     let mut expect = 0u64;
     let mut idle = 0u32;
-    while expect < MESSAGES {
+    while expect < total {
         let got = if expect % 2 == 0 {
             let chunk = rx.read(batch);
             for &v in chunk.iter() {

@@ -32,7 +32,10 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
+    // 1024 cases; PROPTEST_CASES lowers or raises it (scripts/valgrind.sh lowers it).
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1024)
+    ))]
 
     #[test]
     fn same_observable_results(cap_log in 0u32..4, ops in prop::collection::vec(op(), 0..300)) {
