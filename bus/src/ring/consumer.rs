@@ -14,20 +14,22 @@ pub struct Consumer<T> {
     /// The last `tail` loaded. Positions in `[head, cached_tail)` are known committed (when
     /// `head` ran ahead of it by taking values by their stamps, the range is empty).
     pub(super) cached_tail: usize,
-    /// Consecutive polls that found nothing through `tail`; past [`IDLE_POLLS`] the consumer
-    /// also polls the next cell's stamp.
+    /// Consecutive polls that found nothing; from [`IDLE_POLLS`] on, the consumer polls the
+    /// next cells' stamps instead of `tail`.
     idle: u32,
     _not_sync: NotSync,
 }
 
-/// Empty polls after which the consumer watches the next cell's stamp as well as `tail`.
+/// Empty polls after which the consumer watches the next cell's stamp instead of `tail`.
 ///
 /// Watching the stamp lets an idle consumer learn of a message from the line that carries it
-/// (one transfer instead of two: the round-trip latency win). While messages stream, the next
-/// cell is usually being written, and polling it would pull its line away from the producer
-/// between its stores; so a consumer that keeps finding messages watches `tail` only.
-/// Under loom it is 0, so the models reach the stamp path on every empty poll.
-const IDLE_POLLS: u32 = if cfg!(loom) { 0 } else { 4 };
+/// (one transfer instead of two, `tail`'s line and then the cell's: the round-trip latency
+/// win). While messages stream, the next cell is usually being written, and polling it would
+/// pull its line away from the producer between its stores; so a consumer that keeps finding
+/// messages watches `tail`, and only a consumer idle for this many polls watches the stamps.
+/// Under loom it is 1, so the models take both paths: `tail` on the first empty poll after a
+/// find, the stamps after that.
+const IDLE_POLLS: u32 = if cfg!(loom) { 1 } else { 4 };
 
 impl<T> Consumer<T> {
     pub(super) fn new(shared: Arc<Shared<T>>) -> Consumer<T> {
@@ -105,6 +107,11 @@ impl<T> Consumer<T> {
     }
 
     /// [`Consumer::available`] without the debug checks.
+    ///
+    /// Streaming (values were found recently, or some are known): `tail` is the signal, loaded
+    /// once per poll. Idle (the last [`IDLE_POLLS`] polls found nothing): only the next cells'
+    /// stamps are watched, never `tail`, so a message that ends an idle spell costs the
+    /// consumer one cache-line transfer, the line that carries it.
     #[inline(always)]
     fn committed(&mut self, max: usize) -> usize {
         let known = self.known();
@@ -112,15 +119,15 @@ impl<T> Consumer<T> {
             self.idle = 0;
             return max;
         }
-        // Acquire pairs with the producer's Release store of `tail`, which follows the stamps
-        // (and so the values) of every position before it.
-        self.cached_tail = self.shared.tail.load(Ordering::Acquire);
-        let known = self.known();
-        if known > 0 {
-            self.idle = 0;
-            return known.min(max);
-        }
-        if self.idle < IDLE_POLLS {
+        if known > 0 || self.idle < IDLE_POLLS {
+            // Acquire pairs with the producer's Release store of `tail`, which follows the
+            // stamps (and so the values) of every position before it.
+            self.cached_tail = self.shared.tail.load(Ordering::Acquire);
+            let known = self.known();
+            if known > 0 {
+                self.idle = 0;
+                return known.min(max);
+            }
             self.idle += 1;
             return 0;
         }
@@ -128,6 +135,9 @@ impl<T> Consumer<T> {
         let mut n = 0;
         while n < max && self.shared.is_committed(self.head.wrapping_add(n)) {
             n += 1;
+        }
+        if n > 0 {
+            self.idle = 0;
         }
         n
     }

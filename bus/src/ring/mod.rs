@@ -15,10 +15,11 @@
 //! - `head` (next position to read) is on its own cache line; the consumer publishes it when it
 //!   releases slots, and the producer reloads it only when its cached copy says "full".
 //! - `tail` (next position to write) is on its own line too. It is stored after the stamps,
-//!   with `Release`. The consumer watches `tail` while messages stream and the next cell's stamp
-//!   once it has been idle for a few polls: watching a cell that is still being written would
-//!   pull its line away from the producer between its stores, while an idle consumer learns of
-//!   the next message from the line that carries it (see `IDLE_POLLS` in `consumer.rs`).
+//!   with `Release`. The consumer watches `tail` while messages stream, and only the next
+//!   cell's stamp once it has been idle for a few polls: watching a cell that is still being
+//!   written would pull its line away from the producer between its stores, while an idle
+//!   consumer learns of the next message from the line that carries it, in one transfer (see
+//!   `IDLE_POLLS` in `consumer.rs`).
 //! - Writes and reads happen in place: the producer claims slots, fills them and commits the
 //!   batch with one `Release` fence followed by one store per stamp; the consumer borrows a
 //!   batch by reference and releases it with one `Release` store of `head`.
