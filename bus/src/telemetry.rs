@@ -33,14 +33,15 @@
 //! # drop(bus);
 //! ```
 
-use std::cell::Cell;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanId, SpanKind, TraceContextExt, TraceId, Tracer as _,
 };
-use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{
     IdGenerator, SamplingDecision, SamplingResult, SdkTracer, ShouldSample, Span,
 };
@@ -48,7 +49,7 @@ use tracebus_context::{
     random_span_id, random_trace_id, Decision, FanoutSampler, TraceContext, FLAG_RANDOM,
 };
 
-use crate::routing::Topic;
+use crate::routing::{Topic, TopicMap};
 
 /// `messaging.system` of every span the bus creates.
 pub const MESSAGING_SYSTEM: &str = "tracebus";
@@ -56,6 +57,72 @@ pub const MESSAGING_SYSTEM: &str = "tracebus";
 thread_local! {
     /// The trace-id the bus decided a new trace on, for the span it is about to start.
     static PENDING_TRACE_ID: Cell<Option<[u8; 16]>> = const { Cell::new(None) };
+}
+
+/// Topics whose span names are made once and kept for the life of the process (a few dozen
+/// bytes each, so at most a few hundred KiB); spans of further topics format their names each
+/// time.
+pub const MAX_INTERNED_TOPICS: usize = 4096;
+
+/// The span names and the destination attribute of one topic.
+struct TopicNames {
+    publish: &'static str,
+    process: &'static str,
+    destination: &'static str,
+}
+
+/// Every interned topic's names (see [`MAX_INTERNED_TOPICS`]).
+static INTERNED: Mutex<Option<TopicMap<&'static TopicNames>>> = Mutex::new(None);
+
+thread_local! {
+    /// This thread's view of [`INTERNED`], so a span does not take a lock.
+    static NAMES: RefCell<TopicMap<&'static TopicNames>> = RefCell::new(TopicMap::default());
+}
+
+/// The names of `topic`'s spans, made once per process; `None` past [`MAX_INTERNED_TOPICS`].
+fn topic_names(topic: Topic) -> Option<&'static TopicNames> {
+    NAMES.with(|cache| {
+        if let Some(&names) = cache.borrow().get(&topic) {
+            return Some(names);
+        }
+        let mut interned = INTERNED.lock().unwrap_or_else(PoisonError::into_inner);
+        let interned = interned.get_or_insert_with(TopicMap::default);
+        let names = match interned.get(&topic) {
+            Some(&names) => names,
+            None if interned.len() < MAX_INTERNED_TOPICS => {
+                let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
+                let names: &'static TopicNames = Box::leak(Box::new(TopicNames {
+                    publish: leak(format!("publish {topic}")),
+                    process: leak(format!("process {topic}")),
+                    destination: leak(topic.to_string()),
+                }));
+                interned.insert(topic, names);
+                names
+            }
+            None => return None,
+        };
+        cache.borrow_mut().insert(topic, names);
+        Some(names)
+    })
+}
+
+/// A span name and the `messaging.destination.name` value for `topic`: borrowed from the
+/// interned names, or formatted for this span past [`MAX_INTERNED_TOPICS`].
+fn span_names(topic: Topic, operation: &'static str) -> (Cow<'static, str>, StringValue) {
+    match topic_names(topic) {
+        Some(n) => {
+            let name = if operation == "publish" {
+                n.publish
+            } else {
+                n.process
+            };
+            (Cow::Borrowed(name), StringValue::from(n.destination))
+        }
+        None => (
+            Cow::Owned(format!("{operation} {topic}")),
+            StringValue::from(topic.to_string()),
+        ),
+    }
 }
 
 /// An OpenTelemetry tracer-provider builder with [`BusIdGenerator`] and [`BusSampler`] in place
@@ -233,13 +300,14 @@ impl Tracing {
                 (Context::new(), rate, Some(trace_id))
             }
         };
+        let (name, destination) = span_names(topic, "publish");
         let builder = self
             .tracer
-            .span_builder(format!("publish {topic}"))
+            .span_builder(name)
             .with_kind(SpanKind::Producer)
             .with_attributes([
                 KeyValue::new("messaging.system", MESSAGING_SYSTEM),
-                KeyValue::new("messaging.destination.name", topic.to_string()),
+                KeyValue::new("messaging.destination.name", destination),
                 KeyValue::new("messaging.operation.type", "publish"),
                 KeyValue::new("messaging.batch.message_count", fanout as i64),
                 KeyValue::new("tracebus.sampling.rate", rate),
@@ -261,32 +329,66 @@ impl Tracing {
         Some(Sampled { header, span })
     }
 
-    /// Starts the `process <topic>` span of one subscriber for a sampled message.
-    pub(crate) fn process(
-        &self,
-        topic: Topic,
-        parent: &TraceContext,
-        waited_ns: Option<u64>,
-    ) -> Span {
-        let mut attributes = vec![
+    /// The parent of the `process` spans of a sampled message: made once per message, shared by
+    /// all its subscribers on this worker.
+    pub(crate) fn parent(ctx: &TraceContext) -> Context {
+        remote_parent(ctx)
+    }
+
+    /// Starts the `process <topic>` span of one subscriber for a sampled message whose header
+    /// context is `parent` (from [`Tracing::parent`]).
+    pub(crate) fn process(&self, topic: Topic, parent: &Context, waited_ns: Option<u64>) -> Span {
+        let (name, destination) = span_names(topic, "process");
+        let mut attributes = Vec::with_capacity(4);
+        attributes.extend([
             KeyValue::new("messaging.system", MESSAGING_SYSTEM),
-            KeyValue::new("messaging.destination.name", topic.to_string()),
+            KeyValue::new("messaging.destination.name", destination),
             KeyValue::new("messaging.operation.type", "process"),
-        ];
+        ]);
         if let Some(ns) = waited_ns {
             attributes.push(KeyValue::new("tracebus.ring.wait_ns", ns as i64));
         }
         let builder = self
             .tracer
-            .span_builder(format!("process {topic}"))
+            .span_builder(name)
             .with_kind(SpanKind::Consumer)
             .with_attributes(attributes);
-        self.tracer
-            .build_with_context(builder, &remote_parent(parent))
+        self.tracer.build_with_context(builder, parent)
     }
 
     /// The context of a span (for a handler's onward publishes).
     pub(crate) fn context(span: &Span) -> Option<TraceContext> {
         context_of(span.span_context())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_names_are_interned_up_to_the_cap_then_formatted() {
+        let (name, destination) = span_names(7, "process");
+        assert_eq!(name, "process 7");
+        assert!(matches!(name, Cow::Borrowed(_)), "interned");
+        assert_eq!(destination.as_str(), "7");
+        let (publish, _) = span_names(7, "publish");
+        assert_eq!(publish, "publish 7");
+        // The same &'static str every time, from any thread.
+        let again = std::thread::spawn(|| topic_names(7).map(|n| n.process.as_ptr() as usize))
+            .join()
+            .unwrap();
+        assert_eq!(again, topic_names(7).map(|n| n.process.as_ptr() as usize));
+        // Fill the table; topics past the cap still get correct, formatted names.
+        let mut t = 1_000_000;
+        while topic_names(t).is_some() {
+            t += 1;
+        }
+        assert!(t - 1_000_000 <= MAX_INTERNED_TOPICS as u32);
+        let (name, destination) = span_names(t, "process");
+        assert!(matches!(name, Cow::Owned(_)), "past the cap");
+        assert_eq!(name, format!("process {t}"));
+        assert_eq!(destination.as_str(), t.to_string());
+        assert!(topic_names(7).is_some(), "interned names stay");
     }
 }

@@ -169,7 +169,9 @@ impl<T: Pod + Send> Worker<T> {
                 };
                 // The fast filter first: an unsampled slot costs no decode, no span.
                 let traced = match &self.bus.tracing {
-                    Some(t) if slot.is_sampled() => slot.context().map(|c| (t, c)),
+                    Some(t) if slot.is_sampled() => {
+                        slot.context().map(|c| (t, Tracing::parent(&c)))
+                    }
                     _ => None,
                 };
                 for (_, handler) in list.iter_mut() {
@@ -178,8 +180,8 @@ impl<T: Pod + Send> Worker<T> {
                     // The process span is made inside the unwind guard too: a panic in the
                     // tracing pipeline is caught and counted like a handler's.
                     let run = || {
-                        let span = traced.map(|(t, parent)| {
-                            t.process(slot.topic(), &parent, waited.map(|w| w.as_nanos() as u64))
+                        let span = traced.as_ref().map(|(t, parent)| {
+                            t.process(slot.topic(), parent, waited.map(|w| w.as_nanos() as u64))
                         });
                         let mut ctx = Context {
                             endpoint,
