@@ -81,9 +81,55 @@ pub struct FanoutRow {
     pub sampled_fraction: f64,
 }
 
+/// Busy work standing in for what a real handler does: a calibrated spin loop, no clock reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Work {
+    iterations: u64,
+}
+
+impl Work {
+    /// No work: the handler only reads its message.
+    pub const NONE: Work = Work { iterations: 0 };
+
+    /// About `ns` nanoseconds of work per handler call on this machine (calibrated once).
+    pub fn about_ns(ns: u64) -> Work {
+        static PER_ITERATION_PS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let ps = *PER_ITERATION_PS.get_or_init(|| {
+            let n = 20_000_000;
+            let t = Instant::now();
+            Work { iterations: n }.run(1);
+            (t.elapsed().as_nanos() as u64 * 1000 / n).max(1)
+        });
+        Work {
+            iterations: ns * 1000 / ps,
+        }
+    }
+
+    /// Does the work, folding `seed` in so it cannot be optimised away.
+    #[inline]
+    pub fn run(self, seed: u64) -> u64 {
+        let mut x = seed;
+        for i in 0..self.iterations {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+        }
+        x
+    }
+}
+
 /// Publishes `messages` to a topic with `subscribers` subscribers spread round-robin over
 /// `workers` workers, and times until the bus has delivered them all (shutdown drains).
 pub fn fanout(subscribers: usize, workers: usize, messages: u64, tracing: Tracing) -> FanoutRow {
+    fanout_with_work(subscribers, workers, messages, tracing, Work::NONE)
+}
+
+/// [`fanout`] with `work` done by every handler call.
+pub fn fanout_with_work(
+    subscribers: usize,
+    workers: usize,
+    messages: u64,
+    tracing: Tracing,
+    work: Work,
+) -> FanoutRow {
     let builder = Bus::builder()
         .workers(workers)
         .capacity(1024)
@@ -97,7 +143,7 @@ pub fn fanout(subscribers: usize, workers: usize, messages: u64, tracing: Tracin
         let mut local = 0u64;
         let sink = sink.clone();
         bus.subscribe(1, Some(i % workers), move |m, _| {
-            local = local.wrapping_add(*m.payload());
+            local = local.wrapping_add(work.run(*m.payload()));
             if local == u64::MAX {
                 sink.store(local, Ordering::Relaxed); // keeps `local` observable
             }

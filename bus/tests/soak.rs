@@ -117,6 +117,19 @@ struct PublisherLog {
     refused: Vec<u64>,
 }
 
+impl PublisherLog {
+    /// Records `tags`, published to `topic` between ticks `start` and `end`, as accepted.
+    fn accept(&mut self, tags: &[u64], topic: u32, (start, end): (u64, u64), fanout: usize) {
+        self.accepted.extend(tags.iter().map(|&tag| Accepted {
+            tag,
+            topic,
+            start,
+            end,
+            fanout,
+        }));
+    }
+}
+
 /// Counters the handlers share.
 #[derive(Default)]
 struct Calls {
@@ -195,13 +208,7 @@ fn publish(
                 let r = p.publish(topic, t);
                 let end = clock.tick();
                 match r {
-                    Ok(pb) => log.accepted.push(Accepted {
-                        tag: t,
-                        topic,
-                        start,
-                        end,
-                        fanout: pb.fanout,
-                    }),
+                    Ok(pb) => log.accept(&[t], topic, (start, end), pb.fanout),
                     Err(PublishError::Closed(back)) => {
                         assert_eq!(back, t, "Closed hands the message back");
                         log.refused.push(t);
@@ -220,13 +227,7 @@ fn publish(
                     let end = clock.tick();
                     match r {
                         Ok(pb) => {
-                            log.accepted.push(Accepted {
-                                tag: t,
-                                topic,
-                                start,
-                                end,
-                                fanout: pb.fanout,
-                            });
+                            log.accept(&[t], topic, (start, end), pb.fanout);
                             break;
                         }
                         Err(PublishError::Full { payload, .. }) if attempt < 8 => {
@@ -255,15 +256,7 @@ fn publish(
                     let end = clock.tick();
                     match r {
                         Ok(pb) => {
-                            for &t in &batch {
-                                log.accepted.push(Accepted {
-                                    tag: t,
-                                    topic,
-                                    start,
-                                    end,
-                                    fanout: pb.fanout,
-                                });
-                            }
+                            log.accept(&batch, topic, (start, end), pb.fanout);
                             break;
                         }
                         Err(BatchError::Full { .. }) => thread::yield_now(),

@@ -1,13 +1,14 @@
 //! `busbench`: tracebus against its peers, in one run, on one machine.
 //!
 //! Prints a readable report on stdout and, with `--json PATH`, writes the same figures as one
-//! JSON document, and with `--plot DIR` two SVG charts. `--quick` runs fewer repetitions. Every ratio is computed between figures taken
-//! in the same run.
+//! JSON document, and with `--plot DIR` two SVG charts. `--quick` runs fewer repetitions. Every
+//! ratio is computed between figures taken in the same run.
 //!
 //! Sections, in order: the machine; SPSC throughput and round-trip latency of the tracebus ring
 //! against rtrb, the disruptor, crossbeam and std, with the physical floor; bus throughput
 //! against fanout (tracing off and on) and publish-to-handler latency; the cost of tracing at
-//! forced sampling rates; the fast sampled-flag filter against a full decode, an OpenTelemetry
+//! forced sampling rates; the tracing goal (traced against untraced throughput at the default
+//! sampler, fanout 100 and 1,000, empty handlers and 1 us handlers); the fast sampled-flag filter against a full decode, an OpenTelemetry
 //! `SpanContext` and the SDK propagator's extract; one sampled trace as a tree; heap
 //! allocations per message.
 
@@ -357,6 +358,73 @@ fn tracing_cost_section(quick: bool) -> Value {
     Value::Array(rows)
 }
 
+/// The issue-5 goal, measured head to head: at the default sampler and fanout >= 100, traced
+/// throughput against untraced, interleaved repetitions, medians; with empty handlers (the
+/// bus's own cost, as in the fanout table) and with about 1 us of work per handler call.
+fn tracing_goal_section(quick: bool) -> Value {
+    let reps = if quick { 3 } else { 7 };
+    let workers = machine::cores().saturating_sub(1).max(1);
+    let default_k = tracebus::context::FanoutSampler::default().k();
+    // (subscribers, handler work in ns, messages per run)
+    let cases: [(usize, u64, u64); 3] = if quick {
+        [(100, 0, 20_000), (1_000, 0, 5_000), (100, 1_000, 2_000)]
+    } else {
+        [(100, 0, 100_000), (1_000, 0, 20_000), (100, 1_000, 10_000)]
+    };
+    println!(
+        "\n## Tracing goal: traced / untraced throughput at the default sampler (k = {default_k}), \
+         median of {reps} interleaved runs"
+    );
+    println!(
+        "{:>12} {:>12} {:>16} {:>16} {:>8} {:>9}",
+        "subscribers", "handler ns", "off M msgs/s", "on M msgs/s", "on/off", "sampled"
+    );
+    let mut rows = Vec::new();
+    for (subscribers, work_ns, messages) in cases {
+        let work = fanout::Work::about_ns(work_ns);
+        let (mut off, mut on, mut sampled) = (Vec::new(), Vec::new(), Vec::new());
+        for rep in 0..reps {
+            progress(&format!(
+                "tracing goal: {subscribers} subscribers, {work_ns} ns handlers, {}/{reps}",
+                rep + 1
+            ));
+            let r = fanout::fanout_with_work(
+                subscribers,
+                workers,
+                messages,
+                fanout::Tracing::Off,
+                work,
+            );
+            off.push(r.msgs_per_sec);
+            fanout::settle();
+            let tracing = fanout::Tracing::On { k: default_k };
+            let r = fanout::fanout_with_work(subscribers, workers, messages, tracing, work);
+            on.push(r.msgs_per_sec);
+            sampled.push(r.sampled_fraction);
+            fanout::settle();
+        }
+        let (off, on) = (measure::median(&mut off), measure::median(&mut on));
+        let sampled = sampled.iter().sum::<f64>() / sampled.len() as f64;
+        println!(
+            "{subscribers:>12} {work_ns:>12} {:>16.3} {:>16.3} {:>8.3} {sampled:>9.4}",
+            off / 1e6,
+            on / 1e6,
+            on / off
+        );
+        rows.push(json!({
+            "subscribers": subscribers,
+            "handler_ns": work_ns,
+            "off_msgs_per_sec": off,
+            "on_msgs_per_sec": on,
+            "ratio": on / off,
+            "goal": 0.97,
+            "sampled_fraction": sampled,
+            "expected_rate": (default_k / subscribers as f64).min(1.0),
+        }));
+    }
+    Value::Array(rows)
+}
+
 fn trace_section() -> Value {
     progress("one sampled trace");
     let spans = tracebus_benches::trace_tree::sample_trace();
@@ -433,6 +501,7 @@ fn main() -> ExitCode {
     let (fanout_rows, latency) = fanout_section(args.quick);
     // Sections run, and print, in the README's order; the spinner redraws below the tables.
     let tracing_cost = tracing_cost_section(args.quick);
+    let tracing_goal = tracing_goal_section(args.quick);
     let fast_filter = fast_filter(args.quick);
     let sample_trace = trace_section();
     let allocs = allocs_section();
@@ -445,6 +514,7 @@ fn main() -> ExitCode {
         "fanout": fanout_rows,
         "publish_to_handler_ns": latency,
         "tracing_cost": tracing_cost,
+        "tracing_goal": tracing_goal,
         "fast_filter": fast_filter,
         "sample_trace": sample_trace,
         "allocs_per_msg": allocs,
