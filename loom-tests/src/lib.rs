@@ -23,9 +23,9 @@
 //! | `unread_values_dropped_once` | values left in the ring are dropped exactly once |
 //! | `len_promises_values` | a value `len()` counts is found by `try_pop` |
 //!
-//! Under loom the consumer's idle threshold is 0, so every empty poll also watches the stamps:
-//! the models reach both ways a consumer learns of a message (through `tail` and through a
-//! stamp).
+//! Under loom the consumer's idle threshold is 1: the first empty poll after a find reads
+//! `tail` and later ones read the stamps, so the models reach both ways a consumer learns of a
+//! message (through `tail` and through a stamp).
 //!
 //! Every `Acquire`/`Release` in the ring was weakened to `Relaxed` by hand, one at a time, and
 //! the suite re-run; the model that failed is listed here (loom reports a causality violation on
@@ -33,16 +33,16 @@
 //!
 //! | ordering weakened to `Relaxed` (or fence removed) | caught by |
 //! |---|---|
-//! | `Producer::try_push`: stamp `store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries`, `close_drains_committed_tail`, `unread_values_dropped_once` |
-//! | `Claim::drop`: `fence(Release)` before the stamps | `batch_claim_and_read` |
+//! | `Producer::try_push`: stamp `store(Release)` | `fifo_over_two_laps`, `close_drains_committed_tail`; also `park_has_no_lost_wakeup` |
+//! | `Claim::drop`: `fence(Release)` before the stamps | `batch_claim_and_read`; also `unsubscribe_while_publishing` |
 //! | `Producer::has_room`: `head.load(Acquire)` | `fifo_over_two_laps`, `full_and_empty_boundaries`, `batch_claim_and_read` |
 //! | `Producer::drop`: `producer_closed.store(Release)` | `close_drains_committed_tail` |
-//! | `Producer::publish_tail`: `tail.store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries`, `close_drains_committed_tail`, `unread_values_dropped_once` |
-//! | `Shared::is_committed`: stamp `load(Acquire)` | all but `len_promises_values` |
-//! | `Consumer::available`: `tail.load(Acquire)` | all six models |
+//! | `Producer::publish_tail`: `tail.store(Release)` | all six ring models; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
+//! | `Shared::is_committed`: stamp `load(Acquire)` | `fifo_over_two_laps`, `batch_claim_and_read`, `close_drains_committed_tail`; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
+//! | `Consumer::available`: `tail.load(Acquire)` | all six ring models; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
 //! | `Consumer::try_pop`: `head.store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries` |
 //! | `ReadChunk::drop`: `head.store(Release)` | `batch_claim_and_read` |
-//! | `Consumer::is_closed`: `producer_closed.load(Acquire)` | `close_drains_committed_tail` |
+//! | `Consumer::is_closed`: `producer_closed.load(Acquire)` | `close_drains_committed_tail`; also `unsubscribe_while_publishing` |
 //!
 //! `scripts/loom-weaken.sh` repeats the experiment (it is not part of the test command, since it
 //! rebuilds the suite once per ordering) and prints this table's right-hand column.
