@@ -185,6 +185,55 @@ pub fn atomic_ping_pong(samples: u64) -> Histogram<u64> {
     hist
 }
 
+/// The floor of a round trip over two rings: the same ping-pong, but like two SPSC rings of
+/// [`CAPACITY`] one-line slots, one per direction, with round trip `i` in line `i % CAPACITY`
+/// of each (no indices, no payload: an atomic per line and nothing else). Any queue built
+/// from two rings of that size pays what this pays; the one-line floor above is the best case
+/// of one hot line whose home happens to be near both cores.
+pub fn ring_shaped_ping_pong(samples: u64) -> Histogram<u64> {
+    let warmup = samples / 10 + 1_000;
+    let total = warmup + samples;
+    let lines = || -> Arc<Vec<CachePadded<AtomicU64>>> {
+        Arc::new(
+            (0..CAPACITY)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+        )
+    };
+    let (ping, pong) = (lines(), lines());
+    let (ping_rx, pong_tx) = (ping.clone(), pong.clone());
+    let cores = two_cores();
+    let echo = thread::spawn(move || {
+        pin(cores.map(|c| c[1]));
+        for i in 0..total {
+            let slot = i as usize % CAPACITY;
+            while ping_rx[slot].load(Ordering::Acquire) != i + 1 {
+                std::hint::spin_loop();
+            }
+            pong_tx[slot].store(i + 1, Ordering::Release);
+        }
+    });
+    let pinger = thread::spawn(move || {
+        pin(cores.map(|c| c[0]));
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
+        for i in 0..total {
+            let slot = i as usize % CAPACITY;
+            let t0 = Instant::now();
+            ping[slot].store(i + 1, Ordering::Release);
+            while pong[slot].load(Ordering::Acquire) != i + 1 {
+                std::hint::spin_loop();
+            }
+            if i >= warmup {
+                hist.saturating_record((t0.elapsed().as_nanos() as u64).max(1));
+            }
+        }
+        hist
+    });
+    let hist = pinger.join().expect("pinger thread");
+    echo.join().expect("echo thread");
+    hist
+}
+
 /// memcpy bandwidth within one core's caches, as 64-byte messages per second: a buffer the size
 /// of a 4096-slot ring copied over and over.
 pub fn memcpy_msgs_per_sec(copies: usize) -> f64 {
@@ -222,6 +271,10 @@ pub struct Floor {
     pub pingpong_p50: u64,
     /// Atomic ping-pong round trip p99, ns.
     pub pingpong_p99: u64,
+    /// Ring-shaped ping-pong ([`ring_shaped_ping_pong`]) round trip p50, ns.
+    pub ring_pingpong_p50: u64,
+    /// Ring-shaped ping-pong round trip p99, ns.
+    pub ring_pingpong_p99: u64,
     /// memcpy bandwidth in 64-byte messages per second.
     pub memcpy_msgs_per_sec: f64,
 }
@@ -290,12 +343,15 @@ pub fn run(
     }
     progress("spsc floor: atomic ping-pong and memcpy");
     let h = atomic_ping_pong(samples);
+    let ring = ring_shaped_ping_pong(samples);
     let mut copies: Vec<f64> = (0..reps.max(3))
         .map(|_| memcpy_msgs_per_sec(2_000))
         .collect();
     let floor = Floor {
         pingpong_p50: h.value_at_quantile(0.5),
         pingpong_p99: h.value_at_quantile(0.99),
+        ring_pingpong_p50: ring.value_at_quantile(0.5),
+        ring_pingpong_p99: ring.value_at_quantile(0.99),
         memcpy_msgs_per_sec: median(&mut copies),
     };
     (rows, floor)

@@ -157,6 +157,8 @@ fn spsc_section(quick: bool) -> Value {
     let Floor {
         pingpong_p50,
         pingpong_p99,
+        ring_pingpong_p50,
+        ring_pingpong_p99,
         memcpy_msgs_per_sec,
     } = floor.clone();
     println!(
@@ -188,6 +190,10 @@ fn spsc_section(quick: bool) -> Value {
         pingpong_p99,
         "-"
     );
+    println!(
+        "{:<22} {:<7} {:>12} {:>9} {:>9} {:>9}",
+        "floor: two-ring atomic", "-", "-", ring_pingpong_p50, ring_pingpong_p99, "-"
+    );
     let ratio = |a: Option<&Row>, b: Option<&Row>| match (a, b) {
         (Some(a), Some(b)) => a.msgs_per_sec / b.msgs_per_sec,
         _ => f64::NAN,
@@ -212,6 +218,7 @@ fn spsc_section(quick: bool) -> Value {
         "single_vs_rtrb_single": ratio(tb_single, find(&rows, "rtrb", "single")),
         "rtt_p50_vs_best_peer": tb_p50 as f64 / best_peer_p50.max(1) as f64,
         "rtt_p50_vs_atomic_floor": tb_p50 as f64 / pingpong_p50.max(1) as f64,
+        "rtt_p50_vs_two_ring_floor": tb_p50 as f64 / ring_pingpong_p50.max(1) as f64,
         "batch_vs_memcpy": ratio(tb_batch, None).max(
             tb_batch.map_or(f64::NAN, |r| r.msgs_per_sec / memcpy_msgs_per_sec)),
     });
@@ -225,6 +232,7 @@ fn spsc_section(quick: bool) -> Value {
         })).collect::<Vec<_>>(),
         "floor": {
             "atomic_pingpong_rtt_ns": {"p50": pingpong_p50, "p99": pingpong_p99},
+            "two_ring_pingpong_rtt_ns": {"p50": ring_pingpong_p50, "p99": ring_pingpong_p99},
             "memcpy_msgs_per_sec": memcpy_msgs_per_sec,
         },
         "ratios": checks,
