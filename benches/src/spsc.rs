@@ -147,20 +147,33 @@ pub fn round_trip<Q: Spsc>(samples: u64) -> Histogram<u64> {
     hist
 }
 
-/// The floor of a round trip: two threads bounce one counter on one cache line.
-pub fn atomic_ping_pong(samples: u64) -> Histogram<u64> {
+/// Cache lines holding one atomic each.
+type Lines = Arc<Vec<CachePadded<AtomicU64>>>;
+
+fn lines(n: usize) -> Lines {
+    Arc::new(
+        (0..n)
+            .map(|_| CachePadded::new(AtomicU64::new(0)))
+            .collect(),
+    )
+}
+
+/// Round trip `i` stores `2i + 1` into `ping[i % len]`; the echo thread waits for it and stores
+/// `2i + 2` into `pong[i % len]`, which the pinger waits for. `ping` and `pong` may be the same
+/// lines.
+fn ping_pong(samples: u64, ping: Lines, pong: Lines) -> Histogram<u64> {
     let warmup = samples / 10 + 1_000;
     let total = warmup + samples;
-    let line = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let (ping_rx, pong_tx) = (ping.clone(), pong.clone());
     let cores = two_cores();
-    let other = line.clone();
     let echo = thread::spawn(move || {
         pin(cores.map(|c| c[1]));
         for i in 0..total {
-            while other.load(Ordering::Acquire) != 2 * i + 1 {
+            let slot = i as usize % ping_rx.len();
+            while ping_rx[slot].load(Ordering::Acquire) != 2 * i + 1 {
                 std::hint::spin_loop();
             }
-            other.store(2 * i + 2, Ordering::Release);
+            pong_tx[slot].store(2 * i + 2, Ordering::Release);
         }
     });
     // The pinger runs on its own thread too: pinning the caller would leave every thread it
@@ -169,9 +182,10 @@ pub fn atomic_ping_pong(samples: u64) -> Histogram<u64> {
         pin(cores.map(|c| c[0]));
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
         for i in 0..total {
+            let slot = i as usize % ping.len();
             let t0 = Instant::now();
-            line.store(2 * i + 1, Ordering::Release);
-            while line.load(Ordering::Acquire) != 2 * i + 2 {
+            ping[slot].store(2 * i + 1, Ordering::Release);
+            while pong[slot].load(Ordering::Acquire) != 2 * i + 2 {
                 std::hint::spin_loop();
             }
             if i >= warmup {
@@ -185,53 +199,19 @@ pub fn atomic_ping_pong(samples: u64) -> Histogram<u64> {
     hist
 }
 
+/// The floor of a round trip: two threads bounce one counter on one cache line.
+pub fn atomic_ping_pong(samples: u64) -> Histogram<u64> {
+    let line = lines(1);
+    ping_pong(samples, line.clone(), line)
+}
+
 /// The floor of a round trip over two rings: the same ping-pong, but like two SPSC rings of
 /// [`CAPACITY`] one-line slots, one per direction, with round trip `i` in line `i % CAPACITY`
 /// of each (no indices, no payload: an atomic per line and nothing else). Any queue built
 /// from two rings of that size pays what this pays; the one-line floor above is the best case
 /// of one hot line whose home happens to be near both cores.
 pub fn ring_shaped_ping_pong(samples: u64) -> Histogram<u64> {
-    let warmup = samples / 10 + 1_000;
-    let total = warmup + samples;
-    let lines = || -> Arc<Vec<CachePadded<AtomicU64>>> {
-        Arc::new(
-            (0..CAPACITY)
-                .map(|_| CachePadded::new(AtomicU64::new(0)))
-                .collect(),
-        )
-    };
-    let (ping, pong) = (lines(), lines());
-    let (ping_rx, pong_tx) = (ping.clone(), pong.clone());
-    let cores = two_cores();
-    let echo = thread::spawn(move || {
-        pin(cores.map(|c| c[1]));
-        for i in 0..total {
-            let slot = i as usize % CAPACITY;
-            while ping_rx[slot].load(Ordering::Acquire) != i + 1 {
-                std::hint::spin_loop();
-            }
-            pong_tx[slot].store(i + 1, Ordering::Release);
-        }
-    });
-    let pinger = thread::spawn(move || {
-        pin(cores.map(|c| c[0]));
-        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
-        for i in 0..total {
-            let slot = i as usize % CAPACITY;
-            let t0 = Instant::now();
-            ping[slot].store(i + 1, Ordering::Release);
-            while pong[slot].load(Ordering::Acquire) != i + 1 {
-                std::hint::spin_loop();
-            }
-            if i >= warmup {
-                hist.saturating_record((t0.elapsed().as_nanos() as u64).max(1));
-            }
-        }
-        hist
-    });
-    let hist = pinger.join().expect("pinger thread");
-    echo.join().expect("echo thread");
-    hist
+    ping_pong(samples, lines(CAPACITY), lines(CAPACITY))
 }
 
 /// memcpy bandwidth within one core's caches, as 64-byte messages per second: a buffer the size
