@@ -60,8 +60,8 @@ thread_local! {
 }
 
 /// Topics whose span names are made once and kept for the life of the process (a few dozen
-/// bytes each, so at most a few hundred KiB); spans of further topics format their names each
-/// time.
+/// bytes each, so at most a few hundred KiB). Sampled spans of further topics format their
+/// names each time, after a look at the shared table (a lock): correct, a little slower.
 pub const MAX_INTERNED_TOPICS: usize = 4096;
 
 /// The span names and the destination attribute of one topic.
