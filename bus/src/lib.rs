@@ -75,6 +75,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod barrier;
 mod bus;
 mod config;
 mod endpoint;

@@ -31,7 +31,9 @@ pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
 
 #[cfg(not(loom))]
 impl<T> UnsafeCell<T> {
-    /// Wraps `value`.
+    /// Wraps `value`. (The ring builds its cells from zeroed memory outside loom, so only
+    /// tests use this.)
+    #[allow(dead_code)]
     #[inline(always)]
     pub(crate) const fn new(value: T) -> UnsafeCell<T> {
         UnsafeCell(core::cell::UnsafeCell::new(value))

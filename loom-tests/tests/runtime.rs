@@ -42,11 +42,12 @@ fn shutdown_gate_accepted_means_drained() {
         let (mut tx, mut rx) = spsc::<u32>(2).unwrap();
         let (g, b) = (gate.clone(), busy.clone());
         let publisher = thread::spawn(move || {
-            let accepted = g.enter(&b);
+            let inside = g.enter(&b);
+            let accepted = inside.is_some();
             if accepted {
                 tx.try_push(1).unwrap();
             }
-            g.leave(&b);
+            drop(inside); // leaves the gate
             accepted
         });
         gate.close([&*busy]);

@@ -45,6 +45,8 @@
 //! consumer can still drain everything committed before the producer went away. Values still in
 //! the ring when both sides are gone are dropped exactly once.
 
+#[cfg(not(loom))]
+mod buffer;
 mod consumer;
 mod producer;
 
@@ -132,6 +134,9 @@ pub(crate) struct Shared<T> {
     mask: usize,
     /// The cells. Cell `p & mask` is the producer's while `p` is outside `[head, tail)` and
     /// the consumer's while inside.
+    #[cfg(not(loom))]
+    buffer: buffer::Buffer<T>,
+    #[cfg(loom)]
     buffer: Box<[Cell<T>]>,
 }
 
@@ -170,6 +175,9 @@ impl<T> Shared<T> {
     #[inline(always)]
     fn cell(&self, position: usize) -> &Cell<T> {
         // `mask` is `buffer.len() - 1`, so the index is always in bounds.
+        #[cfg(not(loom))]
+        return self.buffer.get(position & self.mask);
+        #[cfg(loom)]
         &self.buffer[position & self.mask]
     }
 
@@ -263,12 +271,7 @@ pub fn spsc<T: Send>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Ring
             })
         }
     };
-    let buffer = (0..capacity)
-        .map(|_| Cell {
-            value: UnsafeCell::new(MaybeUninit::uninit()),
-            stamp: AtomicUsize::new(0),
-        })
-        .collect();
+    let buffer = new_buffer(capacity);
     let shared = Arc::new(Shared {
         head: CachePadded::new(AtomicUsize::new(0)),
         tail: CachePadded::new(AtomicUsize::new(0)),
@@ -278,6 +281,25 @@ pub fn spsc<T: Send>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Ring
         buffer,
     });
     Ok((Producer::new(Arc::clone(&shared)), Consumer::new(shared)))
+}
+
+/// `capacity` empty cells (stamp 0, no value), from zeroed memory that costs nothing until
+/// a producer writes it (see `buffer.rs`).
+#[cfg(not(loom))]
+fn new_buffer<T>(capacity: usize) -> buffer::Buffer<T> {
+    // `max_capacity` keeps the cells within `isize::MAX` bytes.
+    buffer::Buffer::new(capacity).expect("capacity checked against max_capacity")
+}
+
+/// Under loom, cells carry loom's tracking state, so they are built one by one.
+#[cfg(loom)]
+fn new_buffer<T>(capacity: usize) -> Box<[Cell<T>]> {
+    (0..capacity)
+        .map(|_| Cell {
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+            stamp: AtomicUsize::new(0),
+        })
+        .collect()
 }
 
 /// The largest power-of-two capacity whose cells fit in `isize::MAX` bytes.
