@@ -61,17 +61,17 @@ open(p, "w").write(s.replace(old, new, 1))
 PY
   # Build once, then run each model in its own process: a loom failure can abort the whole
   # test binary (a panic while a cell guard unwinds), which would hide the other results.
-  if ! (cd "$scratch/tree" && RUSTFLAGS="--cfg loom" cargo test -p tracebus-loom-tests \
+  if ! (cd "$scratch/tree" && RUSTFLAGS="--cfg tracebus_loom" cargo test -p tracebus-loom-tests \
       --release --target-dir "$root/target/loom-weaken" --no-run >/dev/null 2>&1); then
     echo "BUILD FAILED  $file: $text"
     status=1
     continue
   fi
   failed=""
-  for t in $(cd "$scratch/tree" && RUSTFLAGS="--cfg loom" cargo test -p tracebus-loom-tests \
+  for t in $(cd "$scratch/tree" && RUSTFLAGS="--cfg tracebus_loom" cargo test -p tracebus-loom-tests \
       --release --target-dir "$root/target/loom-weaken" -q -- --list 2>/dev/null \
       | sed -n 's/: test$//p'); do
-    if ! (cd "$scratch/tree" && RUSTFLAGS="--cfg loom" cargo test -p tracebus-loom-tests \
+    if ! (cd "$scratch/tree" && RUSTFLAGS="--cfg tracebus_loom" cargo test -p tracebus-loom-tests \
         --release --target-dir "$root/target/loom-weaken" -q -- --exact "$t" >/dev/null 2>&1); then
       failed+="$t "
     fi

@@ -23,19 +23,19 @@
 //! Under loom both are `SeqCst` fences, the textbook pair the asymmetric one stands in for: the
 //! models check the protocols, and weakening either fence makes them fail.
 
-#[cfg(not(loom))]
+#[cfg(not(tracebus_loom))]
 use std::sync::atomic::{AtomicBool, Ordering};
-#[cfg(not(loom))]
+#[cfg(not(tracebus_loom))]
 use std::sync::OnceLock;
 
 /// Whether expedited membarriers are registered (set once, never cleared).
-#[cfg(not(loom))]
+#[cfg(not(tracebus_loom))]
 static MEMBARRIER: AtomicBool = AtomicBool::new(false);
 
 /// Registers the process for expedited membarriers, once; returns whether the light fence is a
 /// compiler fence from now on (`false`: both sides use `SeqCst` fences).
 pub(crate) fn init() -> bool {
-    #[cfg(all(not(loom), target_os = "linux"))]
+    #[cfg(all(not(tracebus_loom), target_os = "linux"))]
     {
         static DONE: OnceLock<bool> = OnceLock::new();
         *DONE.get_or_init(|| {
@@ -48,7 +48,7 @@ pub(crate) fn init() -> bool {
             ok
         })
     }
-    #[cfg(not(all(not(loom), target_os = "linux")))]
+    #[cfg(not(all(not(tracebus_loom), target_os = "linux")))]
     {
         false
     }
@@ -58,9 +58,9 @@ pub(crate) fn init() -> bool {
 /// a [`heavy`] fence on another thread.
 #[inline(always)]
 pub(crate) fn light() {
-    #[cfg(loom)]
+    #[cfg(tracebus_loom)]
     loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst); // loom: light
-    #[cfg(not(loom))]
+    #[cfg(not(tracebus_loom))]
     {
         if MEMBARRIER.load(Ordering::Relaxed) {
             std::sync::atomic::compiler_fence(Ordering::SeqCst);
@@ -74,9 +74,9 @@ pub(crate) fn light() {
 /// happened before (its earlier stores are visible here) or will happen after (its later
 /// loads see this thread's earlier stores).
 pub(crate) fn heavy() {
-    #[cfg(loom)]
+    #[cfg(tracebus_loom)]
     loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst); // loom: heavy
-    #[cfg(not(loom))]
+    #[cfg(not(tracebus_loom))]
     {
         std::sync::atomic::fence(Ordering::SeqCst);
         #[cfg(target_os = "linux")]
@@ -92,7 +92,7 @@ pub(crate) fn heavy() {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(tracebus_loom)))]
 mod tests {
     #[test]
     fn init_is_stable_and_fences_run() {

@@ -33,9 +33,9 @@ pub enum WaitStrategy {
 }
 
 /// Polls before an idle worker starts yielding.
-pub(crate) const SPIN_POLLS: u32 = if cfg!(loom) { 1 } else { 256 };
+pub(crate) const SPIN_POLLS: u32 = if cfg!(tracebus_loom) { 1 } else { 256 };
 /// Polls (spinning and yielding) before an idle worker parks.
-pub(crate) const YIELD_POLLS: u32 = if cfg!(loom) { 2 } else { 512 };
+pub(crate) const YIELD_POLLS: u32 = if cfg!(tracebus_loom) { 2 } else { 512 };
 
 /// The "I am about to sleep" flag of one worker.
 #[derive(Debug, Default)]

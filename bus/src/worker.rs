@@ -17,8 +17,9 @@ use crate::layout::SlotSize;
 use crate::ring::Consumer;
 use crate::shared::BusShared;
 use crate::slot::Slot;
-use crate::sync::chan::{self, Receiver, Sender, TryRecvError};
+use crate::sync::chan::{self, Receiver, Sender};
 use crate::sync::thread;
+use crate::sync::TryRecvError;
 use crate::telemetry::Tracing;
 use crate::wait::{WaitStrategy, SPIN_POLLS, YIELD_POLLS};
 

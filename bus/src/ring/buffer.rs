@@ -98,7 +98,7 @@ impl<T> Drop for Buffer<T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(tracebus_loom)))]
 mod tests {
     use super::*;
 
