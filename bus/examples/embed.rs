@@ -4,9 +4,10 @@
 //! `cargo run -p tracebus --example embed`); build with `--features otlp` to export over
 //! OTLP/HTTP instead (to `OTEL_EXPORTER_OTLP_ENDPOINT`, default `http://localhost:4318`).
 //!
-//! The pipeline: orders arrive on topic `ORDERS`, a pricing handler prices each and forwards it
-//! to `PRICED`, where two more subscribers (audit, shipping) receive it. Every publish decides
-//! once whether it is traced; traced orders show up as one trace spanning all three hops.
+//! The pipeline: order ids arrive on topic `orders` (a `u64`), a pricing handler prices each and
+//! forwards a `Priced` to `priced`, where two more subscribers (audit, shipping) receive it.
+//! Every publish decides once whether it is traced; traced orders show up as one trace spanning
+//! all three hops (`publish orders`, `process orders`, `publish priced`, `process priced`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,8 +16,13 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracebus::{Bus, WaitStrategy};
 
-const ORDERS: u32 = 1;
-const PRICED: u32 = 2;
+/// A priced order, as the pricing handler forwards it.
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Priced {
+    id: u64,
+    cents: u64,
+}
 
 fn provider() -> Result<SdkTracerProvider, Box<dyn std::error::Error>> {
     let builder = tracebus::telemetry::provider_builder();
@@ -37,31 +43,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .workers(2)
         .wait_strategy(WaitStrategy::SpinThenPark)
         .tracer(provider.tracer("orders-service"))
-        .build::<[u64; 2]>()?; // [order id, price in cents]
+        .build()?;
+    let orders = bus.topic::<u64>("orders")?; // order ids
+    let priced = bus.topic::<Priced>("priced")?;
 
-    bus.subscribe(ORDERS, Some(0), |order, ctx| {
-        let [id, _] = *order.payload();
-        let priced = [id, 1_000 + id % 7 * 100];
+    bus.subscribe_on(0, &orders, move |order, out| {
+        let id = *order.payload();
+        let cents = 1_000 + id % 7 * 100;
         // Continues the order's trace when it is traced; never waits.
-        if let Err(e) = ctx.try_publish(PRICED, priced) {
+        if let Err(e) = out.try_publish(&priced, Priced { id, cents }) {
             eprintln!("pricing: could not forward order {id}: {e}");
         }
     })?;
     let audited = Arc::new(AtomicU64::new(0));
     let a = audited.clone();
-    bus.subscribe(PRICED, Some(1), move |_, _| {
+    bus.subscribe_on(1, &priced, move |_, _| {
         a.fetch_add(1, Ordering::Relaxed);
     })?;
-    bus.subscribe(PRICED, Some(1), |priced, _| {
-        let [id, cents] = *priced.payload();
+    bus.subscribe_on(1, &priced, |msg, _| {
+        let Priced { id, cents } = *msg.payload();
         if id % 25 == 0 {
-            println!("shipping order {id} at {}.{:02}", cents / 100, cents % 100);
+            println!(
+                "shipping order {id} at {}.{:02} ({})",
+                cents / 100,
+                cents % 100,
+                msg.topic()
+            );
         }
     })?;
 
     let mut publisher = bus.publisher()?;
     for id in 0..100 {
-        publisher.publish(ORDERS, [id, 0])?;
+        publisher.publish(&orders, id)?;
     }
     while audited.load(Ordering::Relaxed) < 100 {
         std::thread::yield_now();

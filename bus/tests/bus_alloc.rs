@@ -20,36 +20,38 @@ fn allocations_for(builder: BusBuilder) -> usize {
         .capacity(256)
         .pinning(Pinning::Off)
         .wait_strategy(WaitStrategy::SpinThenPark)
-        .build::<u64>()
+        .build()
         .unwrap();
+    let input = bus.topic::<u64>("input").unwrap();
+    let onward = bus.topic::<u64>("onward").unwrap();
     let delivered = Arc::new(AtomicU64::new(0));
     for w in 0..2 {
         let d = delivered.clone();
-        bus.subscribe(1, Some(w), move |m, ctx| {
+        bus.subscribe_on(w, &input, move |m, out| {
             d.fetch_add(1, Relaxed);
             if w == 0 && *m.payload() % 2 == 0 {
                 // Onward publish from a handler; a full ring is fine to drop here.
-                let _ = ctx.try_publish(2, *m.payload());
+                let _ = out.try_publish(&onward, *m.payload());
             }
         })
         .unwrap();
     }
     let d = delivered.clone();
-    bus.subscribe(2, Some(1), move |_, _| {
+    bus.subscribe_on(1, &onward, move |_, _| {
         d.fetch_add(1, Relaxed);
     })
     .unwrap();
     let mut p = bus.publisher().unwrap();
     // Warm up: every worker has run, parked and woken, every route cache is current.
     for i in 0..10_000 {
-        p.publish(1, i).unwrap();
+        p.publish(&input, i).unwrap();
     }
     while delivered.load(Relaxed) < 20_000 {
         std::thread::yield_now();
     }
     let before = common::allocations();
     for i in 0..N {
-        p.publish(1, i).unwrap();
+        p.publish(&input, i).unwrap();
     }
     while delivered.load(Relaxed) < 20_000 + 2 * N {
         std::thread::yield_now();

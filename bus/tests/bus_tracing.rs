@@ -11,7 +11,7 @@ use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
 use opentelemetry::Value;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tracebus::context::FanoutSampler;
-use tracebus::{Bus, Pinning, WaitStrategy};
+use tracebus::{Bus, Pinning, Topic, WaitStrategy};
 
 fn provider() -> (SdkTracerProvider, InMemorySpanExporter) {
     let exporter = InMemorySpanExporter::default();
@@ -21,7 +21,7 @@ fn provider() -> (SdkTracerProvider, InMemorySpanExporter) {
     (provider, exporter)
 }
 
-fn traced_bus(provider: &SdkTracerProvider, sampler: FanoutSampler, capacity: usize) -> Bus<u64> {
+fn traced_bus(provider: &SdkTracerProvider, sampler: FanoutSampler, capacity: usize) -> Bus {
     Bus::builder()
         .workers(2)
         .capacity(capacity)
@@ -29,8 +29,14 @@ fn traced_bus(provider: &SdkTracerProvider, sampler: FanoutSampler, capacity: us
         .wait_strategy(WaitStrategy::SpinThenPark)
         .tracer(provider.tracer("tracebus-tests"))
         .sampler(sampler)
-        .build::<u64>()
+        .build()
         .unwrap()
+}
+
+/// A new `u64` topic on `bus`.
+fn topic(bus: &Bus, name: &str) -> Topic<u64> {
+    bus.topic(name)
+        .expect("a valid name, not taken by another type")
 }
 
 fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
@@ -49,15 +55,16 @@ fn spans_follow_messages_and_onward_publishes() {
     const N: u64 = 20;
     let (provider, exporter) = provider();
     let bus = traced_bus(&provider, FanoutSampler::default(), 64);
+    let (orders, fills) = (topic(&bus, "orders"), topic(&bus, "fills"));
     let forwarded = Arc::new(AtomicU64::new(0));
     let f = forwarded.clone();
-    bus.subscribe(1, Some(0), move |m, ctx| {
+    bus.subscribe_on(0, &orders, move |m, out| {
         assert!(m.trace_context().is_some(), "fanout 1 is always sampled");
-        assert!(ctx.trace_context().is_some());
-        ctx.try_publish(2, *m.payload()).unwrap();
+        assert!(out.trace_context().is_some());
+        out.try_publish(&fills, *m.payload()).unwrap();
     })
     .unwrap();
-    bus.subscribe(2, Some(1), move |m, _| {
+    bus.subscribe_on(1, &fills, move |m, _| {
         assert!(
             m.trace_context().is_some(),
             "the onward publish continues the trace"
@@ -67,7 +74,7 @@ fn spans_follow_messages_and_onward_publishes() {
     .unwrap();
     let mut p = bus.publisher().unwrap();
     for i in 0..N {
-        p.publish(1, i).unwrap();
+        p.publish(&orders, i).unwrap();
     }
     while forwarded.load(Relaxed) < N {
         thread::yield_now();
@@ -78,8 +85,14 @@ fn spans_follow_messages_and_onward_publishes() {
         .iter()
         .map(|s| (s.span_context.span_id(), s))
         .collect();
-    let (pub1, proc1) = (named(&spans, "publish 1"), named(&spans, "process 1"));
-    let (pub2, proc2) = (named(&spans, "publish 2"), named(&spans, "process 2"));
+    let (pub1, proc1) = (
+        named(&spans, "publish orders"),
+        named(&spans, "process orders"),
+    );
+    let (pub2, proc2) = (
+        named(&spans, "publish fills"),
+        named(&spans, "process fills"),
+    );
     for group in [&pub1, &proc1, &pub2, &proc2] {
         assert_eq!(group.len() as u64, N);
     }
@@ -91,32 +104,54 @@ fn spans_follow_messages_and_onward_publishes() {
             SpanId::INVALID,
             "an external publish starts the trace"
         );
+    }
+    for (s, destination) in pub1
+        .iter()
+        .map(|s| (s, "orders"))
+        .chain(pub2.iter().map(|s| (s, "fills")))
+    {
+        assert_eq!(s.span_kind, SpanKind::Producer);
         assert_eq!(attr(s, "messaging.system"), Some(&Value::from("tracebus")));
         assert_eq!(
             attr(s, "messaging.destination.name"),
-            Some(&Value::from("1"))
+            Some(&Value::from(destination))
         );
         assert_eq!(
             attr(s, "messaging.operation.type"),
-            Some(&Value::from("publish"))
+            Some(&Value::from("send"))
         );
         assert_eq!(
+            attr(s, "messaging.operation.name"),
+            Some(&Value::from("publish"))
+        );
+        assert_eq!(attr(s, "tracebus.fanout"), Some(&Value::I64(1)));
+        assert_eq!(
             attr(s, "messaging.batch.message_count"),
-            Some(&Value::I64(1))
+            None,
+            "a single message is not a batch"
         );
         assert_eq!(attr(s, "tracebus.sampling.rate"), Some(&Value::F64(1.0)));
     }
-    for (s, parent_name) in proc1
+    for (s, parent_name, destination) in proc1
         .iter()
-        .map(|s| (s, "publish 1"))
-        .chain(proc2.iter().map(|s| (s, "publish 2")))
+        .map(|s| (s, "publish orders", "orders"))
+        .chain(proc2.iter().map(|s| (s, "publish fills", "fills")))
     {
         assert_eq!(s.span_kind, SpanKind::Consumer);
         let parent = parent_of(s).expect("a process span's parent is exported");
         assert_eq!(parent.name, parent_name);
         assert_eq!(parent.span_context.trace_id(), s.span_context.trace_id());
+        assert_eq!(attr(s, "messaging.system"), Some(&Value::from("tracebus")));
+        assert_eq!(
+            attr(s, "messaging.destination.name"),
+            Some(&Value::from(destination))
+        );
         assert_eq!(
             attr(s, "messaging.operation.type"),
+            Some(&Value::from("process"))
+        );
+        assert_eq!(
+            attr(s, "messaging.operation.name"),
             Some(&Value::from("process"))
         );
         assert!(
@@ -127,7 +162,7 @@ fn spans_follow_messages_and_onward_publishes() {
     for s in &pub2 {
         let parent = parent_of(s).expect("onward publish has a parent");
         assert_eq!(
-            parent.name, "process 1",
+            parent.name, "process orders",
             "a handler's publish is a child of its process span"
         );
         assert_eq!(parent.span_context.trace_id(), s.span_context.trace_id());
@@ -139,6 +174,57 @@ fn spans_follow_messages_and_onward_publishes() {
     }
     assert_eq!(per_trace.len() as u64, N);
     assert!(per_trace.values().all(|&n| n == 4));
+}
+
+#[test]
+fn a_batch_publish_is_one_span_counting_its_messages() {
+    const BATCH: u64 = 5;
+    let (provider, exporter) = provider();
+    let bus = traced_bus(&provider, FanoutSampler::default(), 64);
+    let ticks = topic(&bus, "ticks");
+    for w in 0..2 {
+        bus.subscribe_on(w, &ticks, |m, _| {
+            assert!(m.trace_context().is_some(), "fanout 2 is always sampled")
+        })
+        .unwrap();
+    }
+    let mut p = bus.publisher().unwrap();
+    let batch: Vec<u64> = (0..BATCH).collect();
+    assert_eq!(p.try_publish_batch(&ticks, &batch).unwrap().fanout, 2);
+    let report = bus.shutdown();
+    assert_eq!(report.delivered, 2 * BATCH);
+    assert_eq!(report.handler_panics, 0);
+    let spans = exporter.get_finished_spans().unwrap();
+    let publishes = named(&spans, "publish ticks");
+    assert_eq!(publishes.len(), 1, "one publish span for the batch");
+    let s = publishes[0];
+    assert_eq!(
+        attr(s, "messaging.batch.message_count"),
+        Some(&Value::I64(BATCH as i64))
+    );
+    assert_eq!(attr(s, "tracebus.fanout"), Some(&Value::I64(2)));
+    assert_eq!(
+        attr(s, "messaging.destination.name"),
+        Some(&Value::from("ticks"))
+    );
+    assert_eq!(
+        attr(s, "messaging.operation.type"),
+        Some(&Value::from("send"))
+    );
+    assert_eq!(
+        attr(s, "messaging.operation.name"),
+        Some(&Value::from("publish"))
+    );
+    let processes = named(&spans, "process ticks");
+    assert_eq!(
+        processes.len() as u64,
+        2 * BATCH,
+        "one per message and subscriber"
+    );
+    for c in processes {
+        assert_eq!(c.parent_span_id, s.span_context.span_id());
+        assert_eq!(c.span_context.trace_id(), s.span_context.trace_id());
+    }
 }
 
 /// `|observed - n p| <= 6 sigma`.
@@ -161,10 +247,11 @@ fn sampled_fraction_follows_fanout() {
     ] {
         let (provider, exporter) = provider();
         let bus = traced_bus(&provider, FanoutSampler::default(), 256);
+        let quotes = topic(&bus, "quotes");
         let traced = Arc::new(AtomicU64::new(0));
         for i in 0..subscribers {
             let t = traced.clone();
-            bus.subscribe(7, Some(i % 2), move |m, _| {
+            bus.subscribe_on(i % 2, &quotes, move |m, _| {
                 if m.trace_context().is_some() {
                     t.fetch_add(1, Relaxed);
                 }
@@ -173,14 +260,17 @@ fn sampled_fraction_follows_fanout() {
         }
         let mut p = bus.publisher().unwrap();
         for i in 0..messages {
-            assert_eq!(p.publish(7, i as u64).unwrap().fanout, subscribers);
+            assert_eq!(p.publish(&quotes, i as u64).unwrap().fanout, subscribers);
         }
         let report = bus.shutdown();
         assert_eq!(report.delivered, (messages * subscribers) as u64);
         let spans = exporter.get_finished_spans().unwrap();
-        let published = named(&spans, "publish 7").len();
+        let published = named(&spans, "publish quotes").len();
         assert_binomial(published, messages, rate, &format!("fanout {subscribers}"));
-        assert_eq!(named(&spans, "process 7").len(), published * subscribers);
+        assert_eq!(
+            named(&spans, "process quotes").len(),
+            published * subscribers
+        );
         assert_eq!(
             traced.load(Relaxed) as usize,
             published * subscribers,
@@ -193,17 +283,18 @@ fn sampled_fraction_follows_fanout() {
 fn unsampled_messages_make_no_spans() {
     let (provider, exporter) = provider();
     let bus = traced_bus(&provider, FanoutSampler::new(0.0), 64);
-    bus.subscribe(1, None, |m, ctx| {
+    let (first, onward) = (topic(&bus, "first"), topic(&bus, "onward"));
+    bus.subscribe(&first, move |m, out| {
         assert!(m.trace_context().is_none());
-        assert!(ctx.trace_context().is_none());
-        let _ = ctx.try_publish(2, 0);
+        assert!(out.trace_context().is_none());
+        let _ = out.try_publish(&onward, 0);
     })
     .unwrap();
-    bus.subscribe(2, None, |m, _| assert!(m.trace_context().is_none()))
+    bus.subscribe(&onward, |m, _| assert!(m.trace_context().is_none()))
         .unwrap();
     let mut p = bus.publisher().unwrap();
     for i in 0..500 {
-        p.publish(1, i).unwrap();
+        p.publish(&first, i).unwrap();
     }
     let report = bus.shutdown();
     assert_eq!(report.handler_panics, 0);
@@ -216,9 +307,10 @@ fn no_stale_context_across_slot_reuse() {
     let (provider, exporter) = provider();
     // A 4-slot ring: every slot is reused hundreds of times, sampled and unsampled mixed.
     let bus = traced_bus(&provider, FanoutSampler::default(), 4);
+    let reused = topic(&bus, "reused");
     let wrong = Arc::new(AtomicU64::new(0));
     let w = wrong.clone();
-    bus.subscribe(3, Some(0), move |m, _| {
+    bus.subscribe_on(0, &reused, move |m, _| {
         let expect_traced = m.payload() % 3 != 0;
         if m.trace_context().is_some() != expect_traced {
             w.fetch_add(1, Relaxed);
@@ -229,7 +321,7 @@ fn no_stale_context_across_slot_reuse() {
     let mut p = bus.publisher().unwrap();
     for i in 0..N {
         control.set_enabled(i % 3 != 0);
-        p.publish(3, i).unwrap();
+        p.publish(&reused, i).unwrap();
     }
     let report = bus.shutdown();
     assert_eq!(report.delivered, N);
@@ -240,7 +332,7 @@ fn no_stale_context_across_slot_reuse() {
     );
     let traced = (0..N).filter(|i| i % 3 != 0).count();
     assert_eq!(
-        named(&exporter.get_finished_spans().unwrap(), "publish 3").len(),
+        named(&exporter.get_finished_spans().unwrap(), "publish reused").len(),
         traced
     );
 }
@@ -250,10 +342,11 @@ fn reconfiguring_while_publishing_loses_nothing() {
     const PER_THREAD: u64 = 3_000;
     let (provider, exporter) = provider();
     let bus = traced_bus(&provider, FanoutSampler::default(), 64);
+    let storm = topic(&bus, "storm");
     let delivered = Arc::new(AtomicU64::new(0));
     for w in 0..2 {
         let d = delivered.clone();
-        bus.subscribe(5, Some(w), move |_, _| {
+        bus.subscribe_on(w, &storm, move |_, _| {
             d.fetch_add(1, Relaxed);
         })
         .unwrap();
@@ -265,7 +358,7 @@ fn reconfiguring_while_publishing_loses_nothing() {
             let mut p = bus.publisher().unwrap();
             thread::spawn(move || {
                 for i in 0..PER_THREAD {
-                    p.publish(5, i).unwrap();
+                    p.publish(&storm, i).unwrap();
                 }
             })
         })
@@ -300,7 +393,7 @@ fn reconfiguring_while_publishing_loses_nothing() {
     let before = exporter.get_finished_spans().unwrap().len();
     let mut p = bus.publisher().unwrap();
     for i in 0..100 {
-        p.publish(5, i).unwrap();
+        p.publish(&storm, i).unwrap();
     }
     let report = bus.shutdown();
     assert_eq!(report.published, 2 * PER_THREAD + 100);
@@ -308,15 +401,15 @@ fn reconfiguring_while_publishing_loses_nothing() {
     let spans = exporter.get_finished_spans().unwrap();
     assert_eq!(spans.len(), before, "k = 0 samples nothing");
     // Every span is well formed: each process span's parent is an exported publish span.
-    let publishes: HashMap<SpanId, &SpanData> = named(&spans, "publish 5")
+    let publishes: HashMap<SpanId, &SpanData> = named(&spans, "publish storm")
         .into_iter()
         .map(|s| (s.span_context.span_id(), s))
         .collect();
-    for s in named(&spans, "process 5") {
+    for s in named(&spans, "process storm") {
         let parent = publishes
             .get(&s.parent_span_id)
             .expect("parent publish span");
         assert_eq!(parent.span_context.trace_id(), s.span_context.trace_id());
     }
-    assert_eq!(named(&spans, "process 5").len(), 2 * publishes.len());
+    assert_eq!(named(&spans, "process storm").len(), 2 * publishes.len());
 }

@@ -11,7 +11,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tracebus::{Bus, Pinning, PublishError, WaitStrategy};
+use tracebus::{Bus, Pinning, Topic, TryPublishError, WaitStrategy};
 
 /// Generous: these scenarios take milliseconds; a limit is only there to turn a hang into a
 /// failure on a loaded CI machine.
@@ -53,7 +53,7 @@ fn assert_no_worker_threads(after: &str) {
     assert_eq!(worker_threads(), 0, "worker threads left after {after}");
 }
 
-fn bus(workers: usize, capacity: usize, wait: WaitStrategy) -> Bus<u64> {
+fn bus(workers: usize, capacity: usize, wait: WaitStrategy) -> Bus {
     Bus::builder()
         .workers(workers)
         .capacity(capacity)
@@ -63,15 +63,22 @@ fn bus(workers: usize, capacity: usize, wait: WaitStrategy) -> Bus<u64> {
         .unwrap()
 }
 
+/// A new `u64` topic on `bus`.
+fn topic(bus: &Bus, name: &str) -> Topic<u64> {
+    bus.topic(name)
+        .expect("a valid name, not taken by another type")
+}
+
 /// Publishers blocked in `publish` on full rings (a slow handler) are released by the bus
 /// being dropped: they get `Closed` with their message, and the drop delivers what was
 /// accepted.
 fn drop_bus_under_blocked_publishers() {
     let bus = bus(2, 2, WaitStrategy::SpinThenPark);
+    let t = topic(&bus, "slow");
     let delivered = Arc::new(AtomicU64::new(0));
     for w in 0..2 {
         let d = delivered.clone();
-        bus.subscribe(1, Some(w), move |_, _| {
+        bus.subscribe_on(w, &t, move |_, _| {
             thread::sleep(Duration::from_millis(1));
             d.fetch_add(1, Relaxed);
         })
@@ -83,13 +90,13 @@ fn drop_bus_under_blocked_publishers() {
             thread::spawn(move || {
                 let mut accepted = 0u64;
                 loop {
-                    match p.publish(1, accepted) {
+                    // A waiting publish fails only when the bus is closed.
+                    match p.publish(&t, accepted) {
                         Ok(_) => accepted += 1,
-                        Err(PublishError::Closed(v)) => {
-                            assert_eq!(v, accepted);
+                        Err(closed) => {
+                            assert_eq!(closed.into_inner(), accepted);
                             return accepted;
                         }
-                        Err(e) => panic!("publish failed with {e}"),
                     }
                 }
             })
@@ -111,9 +118,10 @@ fn drop_bus_under_blocked_publishers() {
 /// then the bus. Everything accepted is delivered.
 fn drop_publishers_mid_stream() {
     let bus = bus(2, 8, WaitStrategy::SpinThenYield);
+    let t = topic(&bus, "mid-stream");
     let delivered = Arc::new(AtomicU64::new(0));
     let d = delivered.clone();
-    bus.subscribe(1, None, move |_, _| {
+    bus.subscribe(&t, move |_, _| {
         thread::yield_now();
         d.fetch_add(1, Relaxed);
     })
@@ -123,7 +131,7 @@ fn drop_publishers_mid_stream() {
             let mut p = bus.publisher().unwrap();
             thread::spawn(move || {
                 for v in 0..100 * (i + 1) {
-                    p.publish(1, v).unwrap();
+                    p.publish(&t, v).unwrap();
                 }
                 100 * (i + 1)
                 // `p` is dropped here, with messages still in its ring.
@@ -139,19 +147,21 @@ fn drop_publishers_mid_stream() {
 /// A publisher that outlives its bus is refused, with its message, and drops quietly.
 fn publisher_outlives_bus() {
     let bus = bus(1, 4, WaitStrategy::SpinThenPark);
-    bus.subscribe(1, None, |_, _| {}).unwrap();
+    let t = topic(&bus, "outlived");
+    bus.subscribe(&t, |_, _| {}).unwrap();
     let mut p = bus.publisher().unwrap();
-    p.publish(1, 1).unwrap();
+    p.publish(&t, 1).unwrap();
     drop(bus);
-    assert_eq!(p.publish(1, 2), Err(PublishError::Closed(2)));
-    assert_eq!(p.try_publish(1, 3), Err(PublishError::Closed(3)));
+    assert_eq!(p.publish(&t, 2).unwrap_err().into_inner(), 2);
+    assert_eq!(p.try_publish(&t, 3), Err(TryPublishError::Closed(3)));
     drop(p);
 }
 
 /// Workers parked for a long idle spell wake for the drop.
 fn drop_with_parked_workers() {
     let bus = bus(2, 4, WaitStrategy::SpinThenPark);
-    bus.subscribe(1, None, |_, _| {}).unwrap();
+    let t = topic(&bus, "idle");
+    bus.subscribe(&t, |_, _| {}).unwrap();
     let p = bus.publisher().unwrap();
     thread::sleep(Duration::from_millis(50)); // long enough to park
     drop(bus);
@@ -161,15 +171,14 @@ fn drop_with_parked_workers() {
 /// Every handler call panics; the bus still drains and drops.
 fn drop_with_panicking_handlers() {
     let bus = bus(2, 4, WaitStrategy::SpinThenYield);
+    let t = topic(&bus, "panicky");
     for w in 0..2 {
-        bus.subscribe(1, Some(w), |_, _| {
-            panic!("watchdog: injected handler panic")
-        })
-        .unwrap();
+        bus.subscribe_on(w, &t, |_, _| panic!("watchdog: injected handler panic"))
+            .unwrap();
     }
     let mut p = bus.publisher().unwrap();
     for v in 0..50 {
-        p.publish(1, v).unwrap();
+        p.publish(&t, v).unwrap();
     }
     let report = bus.shutdown();
     assert_eq!(report.handler_panics, 100);
@@ -181,26 +190,28 @@ fn drop_with_panicking_handlers() {
 /// gate, the waiting publish is refused, and the drop completes.
 fn drop_with_a_handler_waiting_on_its_own_ring() {
     let bus = bus(1, 2, WaitStrategy::SpinThenPark);
+    let (first, onward) = (topic(&bus, "first"), topic(&bus, "onward"));
     let mut own = bus.publisher().unwrap();
     let refused = Arc::new(AtomicU64::new(0));
     let r = refused.clone();
-    bus.subscribe(1, Some(0), move |m, _| {
+    bus.subscribe_on(0, &first, move |m, _| {
         // Never drained while this handler runs: waits until the bus shuts down.
         loop {
-            match own.publish(2, *m.payload()) {
+            match own.publish(&onward, *m.payload()) {
                 Ok(_) => {}
-                Err(PublishError::Closed(_)) => {
+                // A waiting publish fails only when the bus is closed.
+                Err(closed) => {
+                    assert_eq!(closed.into_inner(), *m.payload());
                     r.fetch_add(1, Relaxed);
                     return;
                 }
-                Err(e) => panic!("publish failed with {e}"),
             }
         }
     })
     .unwrap();
-    bus.subscribe(2, Some(0), |_, _| {}).unwrap();
+    bus.subscribe_on(0, &onward, |_, _| {}).unwrap();
     let mut p = bus.publisher().unwrap();
-    p.publish(1, 7).unwrap();
+    p.publish(&first, 7).unwrap();
     thread::sleep(Duration::from_millis(20)); // the handler is now waiting on its own ring
     drop(bus);
     assert_eq!(refused.load(Relaxed), 1);

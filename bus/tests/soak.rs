@@ -23,9 +23,10 @@ use std::time::Duration;
 
 use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-use tracebus::{BatchError, Bus, Pinning, PublishError, Report, WaitStrategy};
+use tracebus::{Bus, Pinning, Report, Topic, TryBatchError, TryPublishError, WaitStrategy};
 
-const TOPICS: u32 = 3;
+/// The topics, by index (`Subscriber::topic`, `Accepted::topic`).
+const TOPICS: [&str; 3] = ["orders", "quotes", "fills"];
 const PANIC_MESSAGE: &str = "soak: injected handler panic";
 
 /// SplitMix64: small, seedable, good enough to choose actions.
@@ -88,7 +89,8 @@ enum Behaviour {
 
 /// What one subscription saw, and when it existed.
 struct Subscriber {
-    topic: u32,
+    /// Index into [`TOPICS`].
+    topic: usize,
     behaviour: Behaviour,
     /// Tick after `subscribe` returned.
     subscribed: u64,
@@ -102,7 +104,8 @@ struct Subscriber {
 #[derive(Clone, Copy, Debug)]
 struct Accepted {
     tag: u64,
-    topic: u32,
+    /// Index into [`TOPICS`].
+    topic: usize,
     /// Ticks before the publish call and after it returned.
     start: u64,
     end: u64,
@@ -119,7 +122,7 @@ struct PublisherLog {
 
 impl PublisherLog {
     /// Records `tags`, published to `topic` between ticks `start` and `end`, as accepted.
-    fn accept(&mut self, tags: &[u64], topic: u32, (start, end): (u64, u64), fanout: usize) {
+    fn accept(&mut self, tags: &[u64], topic: usize, (start, end): (u64, u64), fanout: usize) {
         self.accepted.extend(tags.iter().map(|&tag| Accepted {
             tag,
             topic,
@@ -140,13 +143,14 @@ struct Calls {
 }
 
 fn subscribe(
-    bus: &Bus<u64>,
+    bus: &Bus,
+    topics: &[Topic<u64>],
     rng: &mut Rng,
     clock: &Clock,
     calls: &Arc<Calls>,
     seed: u64,
 ) -> (tracebus::SubscriptionId, Subscriber) {
-    let topic = 1 + rng.below(u64::from(TOPICS)) as u32;
+    let topic = rng.below(topics.len() as u64) as usize;
     let behaviour = match rng.below(4) {
         0 => Behaviour::Slow,
         1 => Behaviour::Panicky,
@@ -156,23 +160,26 @@ fn subscribe(
     let log = Arc::new(Mutex::new(Vec::new()));
     let (l, c) = (log.clone(), calls.clone());
     let salt = mix(seed ^ rng.next());
-    let id = bus
-        .subscribe(topic, worker, move |m, _| {
-            let tag = *m.payload();
-            l.lock().unwrap().push(tag);
-            c.total.fetch_add(1, Relaxed);
-            match behaviour {
-                Behaviour::Plain => {}
-                Behaviour::Slow if tag % 32 == 0 => thread::sleep(Duration::from_micros(100)),
-                Behaviour::Slow => thread::yield_now(),
-                Behaviour::Panicky if mix(salt ^ tag) % 16 == 0 => {
-                    c.panics.fetch_add(1, Relaxed);
-                    panic!("{PANIC_MESSAGE}");
-                }
-                Behaviour::Panicky => {}
+    let handler = move |m: &tracebus::Message<'_, u64>, _: &mut tracebus::Outbox<'_>| {
+        let tag = *m.payload();
+        l.lock().unwrap().push(tag);
+        c.total.fetch_add(1, Relaxed);
+        match behaviour {
+            Behaviour::Plain => {}
+            Behaviour::Slow if tag % 32 == 0 => thread::sleep(Duration::from_micros(100)),
+            Behaviour::Slow => thread::yield_now(),
+            Behaviour::Panicky if mix(salt ^ tag) % 16 == 0 => {
+                c.panics.fetch_add(1, Relaxed);
+                panic!("{PANIC_MESSAGE}");
             }
-        })
-        .expect("the bus is running");
+            Behaviour::Panicky => {}
+        }
+    };
+    let id = match worker {
+        Some(w) => bus.subscribe_on(w, &topics[topic], handler),
+        None => bus.subscribe(&topics[topic], handler),
+    }
+    .expect("the bus is running");
     let subscribed = clock.tick();
     let sub = Subscriber {
         topic,
@@ -188,7 +195,8 @@ fn subscribe(
 /// Publishes `messages` messages to random topics with a random mix of blocking, non-blocking
 /// and batch publishes, until done or the bus refuses with `Closed`.
 fn publish(
-    mut p: tracebus::Publisher<u64>,
+    mut p: tracebus::Publisher,
+    topics: &[Topic<u64>],
     producer: u64,
     messages: u64,
     capacity: usize,
@@ -199,22 +207,23 @@ fn publish(
     let mut log = PublisherLog::default();
     let mut seq = 0;
     'outer: while seq < messages {
-        let topic = 1 + rng.below(u64::from(TOPICS)) as u32;
+        let topic = rng.below(topics.len() as u64) as usize;
+        let dest = &topics[topic];
         match rng.below(3) {
             0 => {
                 let t = tag(producer, seq);
                 seq += 1;
                 let start = clock.tick();
-                let r = p.publish(topic, t);
+                let r = p.publish(dest, t);
                 let end = clock.tick();
                 match r {
                     Ok(pb) => log.accept(&[t], topic, (start, end), pb.fanout),
-                    Err(PublishError::Closed(back)) => {
-                        assert_eq!(back, t, "Closed hands the message back");
+                    // A waiting publish fails only when the bus is closed.
+                    Err(closed) => {
+                        assert_eq!(closed.into_inner(), t, "Closed hands the message back");
                         log.refused.push(t);
                         break 'outer;
                     }
-                    Err(e) => panic!("publish waits, it does not fail with {e}"),
                 }
             }
             1 => {
@@ -223,20 +232,20 @@ fn publish(
                 // A few tries, then give up on this one: it is refused, never delivered.
                 for attempt in 0.. {
                     let start = clock.tick();
-                    let r = p.try_publish(topic, t);
+                    let r = p.try_publish(dest, t);
                     let end = clock.tick();
                     match r {
                         Ok(pb) => {
                             log.accept(&[t], topic, (start, end), pb.fanout);
                             break;
                         }
-                        Err(PublishError::Full { payload, .. }) if attempt < 8 => {
+                        Err(TryPublishError::Full { payload, .. }) if attempt < 8 => {
                             assert_eq!(payload, t, "Full hands the message back");
                             thread::yield_now();
                         }
                         Err(e) => {
-                            let closed = matches!(e, PublishError::Closed(_));
-                            assert_eq!(e.into_payload(), t);
+                            let closed = e.is_closed();
+                            assert_eq!(e.into_inner(), t);
                             log.refused.push(t);
                             if closed {
                                 break 'outer;
@@ -252,16 +261,16 @@ fn publish(
                 seq += len;
                 loop {
                     let start = clock.tick();
-                    let r = p.try_publish_batch(topic, &batch);
+                    let r = p.try_publish_batch(dest, &batch);
                     let end = clock.tick();
                     match r {
                         Ok(pb) => {
                             log.accept(&batch, topic, (start, end), pb.fanout);
                             break;
                         }
-                        Err(BatchError::Full { .. }) => thread::yield_now(),
-                        Err(BatchError::Closed { published }) => {
-                            assert_eq!(published, 0, "a single batch is all or nothing");
+                        Err(TryBatchError::Full { .. }) => thread::yield_now(),
+                        // All or nothing: a refused batch published none of its messages.
+                        Err(TryBatchError::Closed) => {
                             log.refused.extend(&batch);
                             break 'outer;
                         }
@@ -313,14 +322,19 @@ fn run(seed: u64, messages: u64) {
     if traced {
         builder = builder.tracer(provider.tracer("soak"));
     }
-    let bus: Bus<u64> = builder.build().expect("valid settings");
+    let bus: Bus = builder.build().expect("valid settings");
+    let topics: Vec<Topic<u64>> = TOPICS
+        .iter()
+        .map(|name| bus.topic(name).expect("a new topic"))
+        .collect();
+    let topics = &topics[..];
     let clock = Clock::default();
     let calls = Arc::new(Calls::default());
 
     // Stable subscribers: one or two per topic, never removed.
     let mut subs: Vec<Subscriber> = Vec::new();
-    for _ in 0..TOPICS + rng.below(u64::from(TOPICS)) as u32 {
-        subs.push(subscribe(&bus, &mut rng, &clock, &calls, seed).1);
+    for _ in 0..TOPICS.len() + rng.below(TOPICS.len() as u64) as usize {
+        subs.push(subscribe(&bus, topics, &mut rng, &clock, &calls, seed).1);
     }
     let producers = 2 + rng.below(2);
     let publishers: Vec<_> = (0..producers).map(|_| bus.publisher().unwrap()).collect();
@@ -337,7 +351,9 @@ fn run(seed: u64, messages: u64) {
         let handles: Vec<_> = publishers
             .into_iter()
             .enumerate()
-            .map(|(i, p)| s.spawn(move || publish(p, i as u64, messages, capacity, seed, clock)))
+            .map(|(i, p)| {
+                s.spawn(move || publish(p, topics, i as u64, messages, capacity, seed, clock))
+            })
             .collect();
         // Subscribers come and go while messages flow.
         let churn = s.spawn(|| {
@@ -349,7 +365,7 @@ fn run(seed: u64, messages: u64) {
                     let guard = bus.lock().unwrap();
                     let Some(bus) = guard.as_ref() else { break };
                     if live.is_empty() || rng.chance(2) {
-                        live.push(subscribe(bus, &mut rng, clock, &calls, seed));
+                        live.push(subscribe(bus, topics, &mut rng, clock, &calls, seed));
                     } else {
                         let (id, mut sub) = live.swap_remove(rng.below(live.len() as u64) as usize);
                         sub.unsubscribing = clock.tick();
@@ -425,7 +441,7 @@ fn check(seed: u64, logs: &[PublisherLog], subs: &[Subscriber], calls: &Calls, r
         handler_calls += log.len() as u64;
         let what = format!(
             "seed {seed}, subscriber {i} ({:?}, topic {})",
-            sub.behaviour, sub.topic
+            sub.behaviour, TOPICS[sub.topic]
         );
         let mut seen = HashSet::new();
         let mut last: HashMap<u64, u64> = HashMap::new();
