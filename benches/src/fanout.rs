@@ -48,7 +48,7 @@ fn build(
     builder: tracebus::BusBuilder,
     tracing: Tracing,
     exporter: &CountingExporter,
-) -> (Bus<u64>, Option<SdkTracerProvider>) {
+) -> (Bus, Option<SdkTracerProvider>) {
     let (builder, provider) = match tracing {
         Tracing::Off => (builder, None),
         Tracing::On { k } => {
@@ -61,7 +61,7 @@ fn build(
             (b, Some(p))
         }
     };
-    (builder.build::<u64>().expect("valid settings"), provider)
+    (builder.build().expect("valid settings"), provider)
 }
 
 /// One fanout measurement.
@@ -138,11 +138,12 @@ pub fn fanout_with_work(
         .wait_strategy(WaitStrategy::SpinThenYield);
     let exporter = CountingExporter::default();
     let (bus, provider) = build(builder, tracing, &exporter);
+    let topic = bus.topic::<u64>("fanout").expect("topic");
     let sink = Arc::new(AtomicU64::new(0));
     for i in 0..subscribers {
         let mut local = 0u64;
         let sink = sink.clone();
-        bus.subscribe(1, Some(i % workers), move |m, _| {
+        bus.subscribe_on(i % workers, &topic, move |m, _| {
             local = local.wrapping_add(work.run(*m.payload()));
             if local == u64::MAX {
                 sink.store(local, Ordering::Relaxed); // keeps `local` observable
@@ -153,7 +154,7 @@ pub fn fanout_with_work(
     let mut publisher = bus.publisher().expect("publisher");
     let t0 = Instant::now();
     for i in 0..messages {
-        publisher.publish(1, i).expect("bus open");
+        publisher.publish(&topic, i).expect("bus open");
     }
     let report = bus.shutdown();
     let secs = t0.elapsed().as_secs_f64();
@@ -190,14 +191,15 @@ pub fn bus_latency(samples: u64) -> Latency {
         .pinning(Pinning::Off)
         .wait_strategy(WaitStrategy::SpinThenYield)
         .record_publish_time(true)
-        .build::<u64>()
+        .build()
         .expect("valid settings");
+    let topic = bus.topic::<u64>("latency").expect("topic");
     let hist = Arc::new(Mutex::new(
         Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds"),
     ));
     let done = Arc::new(AtomicU64::new(0));
     let (h, d) = (hist.clone(), done.clone());
-    bus.subscribe(1, Some(0), move |m, _| {
+    bus.subscribe_on(0, &topic, move |m, _| {
         let ns = m.waited().map_or(1, |w| w.as_nanos() as u64).max(1);
         h.lock().expect("not poisoned").saturating_record(ns);
         d.store(*m.payload() + 1, Ordering::Release);
@@ -205,7 +207,7 @@ pub fn bus_latency(samples: u64) -> Latency {
     .expect("subscribe");
     let mut publisher = bus.publisher().expect("publisher");
     for i in 0..samples {
-        publisher.publish(1, i).expect("bus open");
+        publisher.publish(&topic, i).expect("bus open");
         while done.load(Ordering::Acquire) != i + 1 {
             std::hint::spin_loop();
         }
@@ -267,16 +269,17 @@ pub fn allocations_per_message(
         .pinning(Pinning::Off)
         .wait_strategy(WaitStrategy::SpinThenYield);
     let (bus, provider) = build(builder, tracing, &CountingExporter::default());
+    let topic = bus.topic::<u64>("allocs").expect("topic");
     let delivered = Arc::new(AtomicU64::new(0));
     let d = delivered.clone();
-    bus.subscribe(1, Some(0), move |_, _| {
+    bus.subscribe_on(0, &topic, move |_, _| {
         d.fetch_add(1, Ordering::Release);
     })
     .expect("subscribe");
     let mut publisher = bus.publisher().expect("publisher");
     let mut run = |from: u64, n: u64| {
         for i in from..from + n {
-            publisher.publish(1, i).expect("bus open");
+            publisher.publish(&topic, i).expect("bus open");
         }
         while delivered.load(Ordering::Acquire) < from + n {
             thread::yield_now();

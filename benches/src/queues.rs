@@ -1,7 +1,7 @@
 //! The SPSC queues busbench compares, behind one small trait so every queue runs the same
 //! throughput and round-trip code.
 //!
-//! Messages are one 64-byte cache line each: a tracebus `Slot<u64>` (header, metadata, payload
+//! Messages are one 64-byte cache line each: a tracebus `LineSlot` (header, metadata, payload
 //! and the ring's stamp in one line) against a 64-byte, 64-aligned struct for the others. The sequence number travels in the
 //! payload and is checked by the harness.
 
@@ -11,7 +11,7 @@ use disruptor::{
     SingleProducerBarrier,
 };
 use tracebus::ring;
-use tracebus::slot::Slot;
+use tracebus::slot::LineSlot;
 
 /// The 64-byte message the peers carry.
 #[derive(Clone, Copy, Debug, Default)]
@@ -24,7 +24,7 @@ pub struct Msg64 {
 }
 
 const _: () = assert!(core::mem::size_of::<Msg64>() == 64);
-const _: () = assert!(core::mem::size_of::<Slot<u64>>() <= tracebus::slot::CACHE_LINE - 8);
+const _: () = assert!(core::mem::size_of::<LineSlot>() <= tracebus::slot::CACHE_LINE - 8);
 
 #[inline(always)]
 fn msg(seq: u64) -> Msg64 {
@@ -56,20 +56,20 @@ pub struct TracebusSingle;
 impl Spsc for TracebusSingle {
     const NAME: &'static str = "tracebus";
     const MODE: &'static str = "single";
-    type Tx = ring::Producer<Slot<u64>>;
-    type Rx = ring::Consumer<Slot<u64>>;
+    type Tx = ring::Producer<LineSlot>;
+    type Rx = ring::Consumer<LineSlot>;
     fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
         ring::spsc(capacity).expect("valid capacity")
     }
     #[inline(always)]
     fn send(tx: &mut Self::Tx, start: u64, _max: usize) -> usize {
-        usize::from(tx.try_push(Slot::new(0, None, None, start)).is_ok())
+        usize::from(tx.try_push(LineSlot::new(0, None, None, &start)).is_ok())
     }
     #[inline(always)]
     fn recv(rx: &mut Self::Rx, _max: usize, f: &mut impl FnMut(u64)) -> usize {
         match rx.try_pop() {
             Some(s) => {
-                f(*s.payload());
+                f(*s.payload::<u64>());
                 1
             }
             None => 0,
@@ -82,8 +82,8 @@ pub struct TracebusBatch;
 impl Spsc for TracebusBatch {
     const NAME: &'static str = "tracebus";
     const MODE: &'static str = "batch";
-    type Tx = ring::Producer<Slot<u64>>;
-    type Rx = ring::Consumer<Slot<u64>>;
+    type Tx = ring::Producer<LineSlot>;
+    type Rx = ring::Consumer<LineSlot>;
     fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
         ring::spsc(capacity).expect("valid capacity")
     }
@@ -92,7 +92,7 @@ impl Spsc for TracebusBatch {
         let mut claim = tx.claim_up_to(max);
         let n = claim.len();
         for i in 0..n as u64 {
-            let _ = claim.push(Slot::new(0, None, None, start + i));
+            let _ = claim.push(LineSlot::new(0, None, None, &(start + i)));
         }
         n
     }
@@ -100,7 +100,7 @@ impl Spsc for TracebusBatch {
     fn recv(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(u64)) -> usize {
         let chunk = rx.read(max);
         for s in chunk.iter() {
-            f(*s.payload());
+            f(*s.payload::<u64>());
         }
         chunk.len()
     }

@@ -12,8 +12,8 @@ use opentelemetry::Value;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use tracebus::{Bus, Pinning, WaitStrategy};
 
-/// Runs one traced message through a small pipeline (topic 1 with three subscribers on two
-/// workers; the first forwards to topic 2) and returns the finished spans of its trace.
+/// Runs one traced message through a small pipeline (`orders` with three subscribers on two
+/// workers; the first forwards to `fills`) and returns the finished spans of its trace.
 pub fn sample_trace() -> Vec<SpanData> {
     let exporter = InMemorySpanExporter::default();
     let provider = tracebus::telemetry::provider_builder()
@@ -24,23 +24,25 @@ pub fn sample_trace() -> Vec<SpanData> {
         .pinning(Pinning::Off)
         .wait_strategy(WaitStrategy::SpinThenPark)
         .tracer(provider.tracer("busbench"))
-        .build::<u64>()
+        .build()
         .expect("valid settings");
+    let orders = bus.topic::<u64>("orders").expect("topic");
+    let fills = bus.topic::<u64>("fills").expect("topic");
     let forwarded = Arc::new(AtomicU64::new(0));
-    bus.subscribe(1, Some(0), |m, ctx| {
-        let _ = ctx.try_publish(2, *m.payload() + 1);
+    bus.subscribe_on(0, &orders, move |m, out| {
+        let _ = out.try_publish(&fills, *m.payload() + 1);
     })
     .expect("subscribe");
-    bus.subscribe(1, Some(1), |_, _| {}).expect("subscribe");
-    bus.subscribe(1, Some(1), |_, _| {}).expect("subscribe");
+    bus.subscribe_on(1, &orders, |_, _| {}).expect("subscribe");
+    bus.subscribe_on(1, &orders, |_, _| {}).expect("subscribe");
     let f = forwarded.clone();
-    bus.subscribe(2, Some(1), move |_, _| {
+    bus.subscribe_on(1, &fills, move |_, _| {
         f.fetch_add(1, Ordering::Release);
     })
     .expect("subscribe");
     bus.publisher()
         .expect("publisher")
-        .publish(1, 41)
+        .publish(&orders, 41)
         .expect("bus open");
     while forwarded.load(Ordering::Acquire) == 0 {
         std::thread::yield_now();
@@ -98,7 +100,7 @@ pub fn render(spans: &[SpanData]) -> String {
         if let Some(ns) = attr_i64(s, "tracebus.ring.wait_ns") {
             let _ = write!(out, ", {ns} ns in ring");
         }
-        if let Some(n) = attr_i64(s, "messaging.batch.message_count") {
+        if let Some(n) = attr_i64(s, "tracebus.fanout") {
             let _ = write!(out, ", fanout {n}");
         }
         out.push('\n');
@@ -127,28 +129,28 @@ mod tests {
     fn the_sample_trace_has_its_shape() {
         let spans = sample_trace();
         let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
-        assert_eq!(names.iter().filter(|n| **n == "publish 1").count(), 1);
-        assert_eq!(names.iter().filter(|n| **n == "process 1").count(), 3);
-        assert_eq!(names.iter().filter(|n| **n == "publish 2").count(), 1);
-        assert_eq!(names.iter().filter(|n| **n == "process 2").count(), 1);
+        assert_eq!(names.iter().filter(|n| **n == "publish orders").count(), 1);
+        assert_eq!(names.iter().filter(|n| **n == "process orders").count(), 3);
+        assert_eq!(names.iter().filter(|n| **n == "publish fills").count(), 1);
+        assert_eq!(names.iter().filter(|n| **n == "process fills").count(), 1);
         let text = render(&spans);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("trace "));
-        assert!(lines[1].starts_with("  publish 1"), "{text}");
+        assert!(lines[1].starts_with("  publish orders"), "{text}");
         assert_eq!(
             lines
                 .iter()
-                .filter(|l| l.starts_with("    process 1"))
+                .filter(|l| l.starts_with("    process orders"))
                 .count(),
             3,
             "{text}"
         );
         assert!(
-            lines.iter().any(|l| l.starts_with("      publish 2")),
+            lines.iter().any(|l| l.starts_with("      publish fills")),
             "{text}"
         );
         assert!(
-            lines.iter().any(|l| l.starts_with("        process 2")),
+            lines.iter().any(|l| l.starts_with("        process fills")),
             "{text}"
         );
     }

@@ -1,5 +1,5 @@
-//! `Bus`: builds the workers and the SPSC mesh, manages subscriptions and publishers, and shuts
-//! down with every accepted message delivered.
+//! `Bus`: builds the workers and the SPSC mesh, owns the topics, manages subscriptions and
+//! publishers, and shuts down with every accepted message delivered.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -9,42 +9,22 @@ use bytemuck::Pod;
 use crossbeam_utils::CachePadded;
 
 use crate::config::{BuildError, BusBuilder};
-use crate::endpoint::{Endpoint, EndpointState, Published};
-use crate::error::{BatchError, BusError, PublishError};
+use crate::endpoint::{Endpoint, EndpointState};
+use crate::error::BusError;
 use crate::gate::Gate;
-use crate::handler::{Context, Delivery};
+use crate::handler::{Message, Outbox};
+use crate::layout::{Fits, Lines, SlotSize};
+use crate::publisher::Publisher;
 use crate::ring::{self, Consumer, Producer};
-use crate::routing::{Routes, Topic};
+use crate::routing::Routes;
+use crate::shared::BusShared;
 use crate::slot::Slot;
 use crate::sync::chan::{self, Sender};
 use crate::sync::{lock, thread, Mutex, Ordering};
 use crate::telemetry::{Tracing, TracingControl};
-use crate::wait::{Sleeper, WaitStrategy};
-use crate::worker::{Control, Worker, WorkerReport};
-
-/// State every endpoint and worker of one bus shares.
-pub(crate) struct BusShared {
-    /// Closed once by shutdown; publishes pass through it (see `gate.rs`).
-    pub(crate) gate: Gate,
-    pub(crate) routes: Routes,
-    pub(crate) sleepers: Vec<CachePadded<Sleeper>>,
-    /// The worker threads, for unparking; set right after they are spawned.
-    pub(crate) threads: OnceLock<Vec<thread::Thread>>,
-    pub(crate) wait: WaitStrategy,
-    pub(crate) record_publish_time: bool,
-    pub(crate) epoch: Instant,
-    /// The tracer and sampler, when the bus traces.
-    pub(crate) tracing: Option<Tracing>,
-}
-
-impl BusShared {
-    /// Unparks worker `w` (a no-op before the threads exist).
-    pub(crate) fn wake(&self, w: usize) {
-        if let Some(threads) = self.threads.get() {
-            threads[w].unpark();
-        }
-    }
-}
+use crate::topic::{Registry, Topic, TopicError};
+use crate::wait::Sleeper;
+use crate::worker::{Control, Delivery, Handler, Worker, WorkerReport};
 
 /// Identifies a subscription, for [`Bus::unsubscribe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,7 +41,8 @@ impl SubscriptionId {
 /// Counts from a [`Bus::shutdown`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
-    /// Publishes accepted with at least one subscriber (each counted once, whatever its fanout).
+    /// Messages accepted with at least one subscriber (each counted once, whatever its fanout;
+    /// a batch counts its messages).
     pub published: u64,
     /// Handler calls that returned, over all workers.
     pub delivered: u64,
@@ -73,10 +54,11 @@ pub struct Report {
     pub worker_failures: u64,
 }
 
-/// A message bus for payloads of type `T`. See the crate docs for an example.
-pub struct Bus<T: Pod + Send> {
+/// A message bus whose slots have the size `S` (default one cache line: 16 bytes of payload;
+/// see [`crate::layout`]). See the crate docs for an example.
+pub struct Bus<S: SlotSize = Lines<1>> {
     shared: Arc<BusShared>,
-    control: Vec<Sender<Control<T>>>,
+    control: Vec<Sender<Control<S>>>,
     /// Every endpoint's shutdown state: the workers' and every publisher's.
     endpoints: Mutex<Vec<Arc<EndpointState>>>,
     threads: Vec<thread::JoinHandle<WorkerReport>>,
@@ -90,28 +72,29 @@ pub struct Bus<T: Pod + Send> {
 /// The bus's record of live subscriptions.
 #[derive(Default)]
 struct Subscriptions {
-    by_id: HashMap<u64, (Topic, usize)>,
+    by_id: HashMap<u64, (u32, Arc<str>, usize)>,
     per_worker: Vec<usize>,
 }
 
-impl Bus<()> {
+impl Bus {
     /// Starts building a bus (finish with [`BusBuilder::build`]).
     pub fn builder() -> BusBuilder {
         BusBuilder::default()
     }
 }
 
-impl BusBuilder {
+impl<S: SlotSize> BusBuilder<S> {
     /// Checks the settings and starts the workers.
-    pub fn build<T: Pod + Send>(self) -> Result<Bus<T>, BuildError> {
-        let (cores, warnings) = self.validate::<Slot<T>>()?;
+    pub fn build(self) -> Result<Bus<S>, BuildError> {
+        let (cores, warnings) = self.validate::<Slot<S::Area>>()?;
         for w in &warnings {
-            eprintln!("{w}");
+            log::warn!("{w}");
         }
         let n = self.workers;
         let shared = Arc::new(BusShared {
             gate: Gate::new(),
             routes: Routes::default(),
+            topics: Registry::new(),
             sleepers: (0..n).map(|_| CachePadded::new(Sleeper::new())).collect(),
             threads: OnceLock::new(),
             wait: self.wait,
@@ -120,8 +103,8 @@ impl BusBuilder {
             tracing: self.tracer.map(|t| Tracing::new(t, self.sampler)),
         });
         // The mesh: worker s has a ring to every worker d (itself included).
-        let mut inbound: Vec<Vec<Consumer<Slot<T>>>> = (0..n).map(|_| Vec::new()).collect();
-        let mut outbound: Vec<Vec<Producer<Slot<T>>>> = (0..n).map(|_| Vec::new()).collect();
+        let mut inbound: Vec<Vec<Consumer<Slot<S::Area>>>> = (0..n).map(|_| Vec::new()).collect();
+        let mut outbound: Vec<Vec<Producer<Slot<S::Area>>>> = (0..n).map(|_| Vec::new()).collect();
         for out in outbound.iter_mut() {
             for inb in inbound.iter_mut() {
                 let (tx, rx) =
@@ -167,7 +150,7 @@ impl BusBuilder {
     }
 }
 
-impl<T: Pod + Send> Bus<T> {
+impl<S: SlotSize> Bus<S> {
     /// Number of workers.
     pub fn workers(&self) -> usize {
         self.control.len()
@@ -179,12 +162,45 @@ impl<T: Pod + Send> Bus<T> {
         self.shared.tracing.as_ref().map(|t| &t.control)
     }
 
-    /// Warnings from building the bus (also printed to stderr), such as running unpinned.
+    /// Warnings from building the bus (also logged through the `log` crate), such as running
+    /// unpinned.
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
 
-    fn send(&self, worker: usize, msg: Control<T>) -> Result<(), BusError> {
+    /// The topic named `name`, carrying messages of type `T`; made on first use. Asking again
+    /// with the same name and type returns the same topic.
+    ///
+    /// `T` must fit the bus's payload area (at most [`SlotSize::PAYLOAD_BYTES`] bytes, alignment
+    /// at most 8): a type that does not is refused when the program is compiled.
+    ///
+    /// ```compile_fail
+    /// # use tracebus::Bus;
+    /// let bus = Bus::builder().build().unwrap(); // one-line slots: 16 bytes of payload
+    /// let too_big = bus.topic::<[u8; 17]>("too big"); // does not compile
+    /// ```
+    ///
+    /// # Errors
+    /// [`TopicError::TypeMismatch`] if `name` is a topic of another type (the error names
+    /// both), [`TopicError::EmptyName`] for an empty name.
+    pub fn topic<T: Pod>(&self, name: &str) -> Result<Topic<T>, TopicError> {
+        let () = Fits::<T, S::Area>::OK;
+        self.shared.topics.topic(name)
+    }
+
+    /// The name of `topic`.
+    ///
+    /// # Panics
+    /// If `topic` was made by another bus.
+    pub fn topic_name<T>(&self, topic: &Topic<T>) -> Arc<str> {
+        self.shared.topics.check(topic);
+        self.shared
+            .topics
+            .name(topic.index())
+            .expect("a checked topic is registered")
+    }
+
+    fn send(&self, worker: usize, msg: Control<S>) -> Result<(), BusError> {
         self.control[worker]
             .send(msg)
             .map_err(|_| BusError::Closed)?;
@@ -192,22 +208,53 @@ impl<T: Pod + Send> Bus<T> {
         Ok(())
     }
 
-    /// Subscribes `handler` to `topic` on `worker` (or, with `None`, on the worker with the
-    /// fewest subscriptions). Every message published after this returns reaches it. A message
-    /// published before may reach it too, if it was still queued on that worker when the handler
-    /// was installed (because its topic already had a subscriber there).
+    /// Subscribes `handler` to `topic` on the worker with the fewest subscriptions. The handler
+    /// reads each message in place ([`Message::payload`]) and may publish onward through its
+    /// [`Outbox`]. Every message published after this returns reaches it. A message published
+    /// before may reach it too, if it was still queued on that worker when the handler was
+    /// installed (because its topic already had a subscriber there).
     ///
     /// This waits for the worker to take the handler, so do not call it (or
     /// [`Bus::unsubscribe`]) from a handler running on that worker: it would wait for itself.
-    pub fn subscribe<F>(
+    ///
+    /// # Panics
+    /// If `topic` was made by another bus.
+    pub fn subscribe<T, F>(&self, topic: &Topic<T>, handler: F) -> Result<SubscriptionId, BusError>
+    where
+        T: Pod,
+        F: FnMut(&Message<'_, T>, &mut Outbox<'_, S>) + Send + 'static,
+    {
+        self.subscribe_where(None, topic, handler)
+    }
+
+    /// Subscribes `handler` to `topic` on worker `worker` (see [`Bus::subscribe`]).
+    ///
+    /// # Panics
+    /// If `topic` was made by another bus.
+    pub fn subscribe_on<T, F>(
         &self,
-        topic: Topic,
-        worker: Option<usize>,
+        worker: usize,
+        topic: &Topic<T>,
         handler: F,
     ) -> Result<SubscriptionId, BusError>
     where
-        F: FnMut(&Delivery<'_, T>, &mut Context<'_, T>) + Send + 'static,
+        T: Pod,
+        F: FnMut(&Message<'_, T>, &mut Outbox<'_, S>) + Send + 'static,
     {
+        self.subscribe_where(Some(worker), topic, handler)
+    }
+
+    fn subscribe_where<T, F>(
+        &self,
+        worker: Option<usize>,
+        topic: &Topic<T>,
+        mut handler: F,
+    ) -> Result<SubscriptionId, BusError>
+    where
+        T: Pod,
+        F: FnMut(&Message<'_, T>, &mut Outbox<'_, S>) + Send + 'static,
+    {
+        let name = self.topic_name(topic);
         let workers = self.workers();
         let mut subs = lock(&self.subs);
         let w = match worker {
@@ -222,20 +269,34 @@ impl<T: Pod + Send> Bus<T> {
             *next += 1;
             *next
         };
+        // The message type is erased here: the worker hands the slot over, this closure reads
+        // its `T` in place (the topic's type, which the registry keeps unique per name).
+        let handler: Handler<S> = Box::new(
+            move |slot: &Slot<S::Area>, d: &Delivery<'_>, out: &mut Outbox<'_, S>| {
+                let msg = Message {
+                    payload: slot.payload::<T>(),
+                    header: slot.header(),
+                    topic: d.topic,
+                    waited: d.waited,
+                };
+                handler(&msg, out)
+            },
+        );
         let (ack, done) = chan::channel();
         // The worker knows the handler before any publisher can route to it.
         self.send(
             w,
             Control::Subscribe {
                 id,
-                topic,
-                handler: Box::new(handler),
+                topic: topic.index(),
+                name: Arc::clone(&name),
+                handler,
                 ack,
             },
         )?;
         done.recv().map_err(|_| BusError::Closed)?;
-        self.shared.routes.update(topic, w, true);
-        subs.by_id.insert(id, (topic, w));
+        self.shared.routes.update(topic.index(), &name, w, true);
+        subs.by_id.insert(id, (topic.index(), name, w));
         subs.per_worker[w] += 1;
         Ok(SubscriptionId(id))
     }
@@ -245,13 +306,13 @@ impl<T: Pod + Send> Bus<T> {
     /// subscriber that stayed subscribed from before its publish until its delivery.
     pub fn unsubscribe(&self, id: SubscriptionId) -> Result<(), BusError> {
         let mut subs = lock(&self.subs);
-        let (topic, w) = subs
+        let (topic, name, w) = subs
             .by_id
             .remove(&id.0)
             .ok_or(BusError::NoSuchSubscription(id.0))?;
         subs.per_worker[w] -= 1;
         // Publishers stop routing to it first; then the worker drops the handler.
-        self.shared.routes.update(topic, w, false);
+        self.shared.routes.update(topic, &name, w, false);
         let (ack, done) = chan::channel();
         self.send(w, Control::Unsubscribe { id: id.0, ack })?;
         done.recv().map_err(|_| BusError::Closed)?;
@@ -260,7 +321,7 @@ impl<T: Pod + Send> Bus<T> {
 
     /// A new publishing handle with its own ring to every worker. `Send`, not `Sync`: one per
     /// producing thread.
-    pub fn publisher(&self) -> Result<Publisher<T>, BusError> {
+    pub fn publisher(&self) -> Result<Publisher<S>, BusError> {
         if self.shared.gate.is_closed() {
             return Err(BusError::Closed);
         }
@@ -314,45 +375,9 @@ impl<T: Pod + Send> Bus<T> {
     }
 }
 
-impl<T: Pod + Send> Drop for Bus<T> {
+impl<S: SlotSize> Drop for Bus<S> {
     /// Dropping a bus shuts it down (every accepted message is delivered) and joins the workers.
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// A publishing handle (see [`Bus::publisher`]).
-pub struct Publisher<T: Pod + Send> {
-    endpoint: Endpoint<T>,
-}
-
-impl<T: Pod + Send> Publisher<T> {
-    /// Publishes `payload` to `topic`, waiting with backoff while a destination ring is full.
-    /// Reports the fanout (0: nobody subscribed, nothing written).
-    pub fn publish(&mut self, topic: Topic, payload: T) -> Result<Published, PublishError<T>> {
-        self.endpoint.publish(topic, payload)
-    }
-
-    /// Publishes without waiting: every destination gets the message, or the caller gets it
-    /// back with the reason.
-    pub fn try_publish(&mut self, topic: Topic, payload: T) -> Result<Published, PublishError<T>> {
-        self.endpoint.try_publish(topic, payload)
-    }
-
-    /// Publishes `payloads` in order, each destination ring receiving them as one batch (one
-    /// commit), without waiting: all reach every destination, or none does.
-    pub fn try_publish_batch(
-        &mut self,
-        topic: Topic,
-        payloads: &[T],
-    ) -> Result<Published, BatchError> {
-        self.endpoint.try_publish_batch(topic, payloads)
-    }
-
-    /// Publishes `payloads` in order, in batches of at most a ring's capacity, waiting while a
-    /// destination ring lacks room. On [`BatchError::Closed`], the payloads before `published`
-    /// were accepted and the rest were not.
-    pub fn publish_batch(&mut self, topic: Topic, payloads: &[T]) -> Result<Published, BatchError> {
-        self.endpoint.publish_batch(topic, payloads)
     }
 }

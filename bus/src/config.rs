@@ -1,5 +1,8 @@
 //! `BusBuilder`: the settings of a bus, checked before any thread starts.
 
+use core::marker::PhantomData;
+
+use crate::layout::{Lines, SlotSize};
 use crate::wait::WaitStrategy;
 
 /// Default ring capacity (messages per ring; each endpoint has one ring to each worker).
@@ -54,9 +57,10 @@ pub enum Pinning {
     Off,
 }
 
-/// Settings of a [`crate::Bus`]; build one with [`crate::Bus::builder`].
+/// Settings of a [`crate::Bus`]; start with [`crate::Bus::builder`], finish with
+/// [`BusBuilder::build`]. `S` is the slot size ([`BusBuilder::slot_size`]).
 #[derive(Debug, Clone)]
-pub struct BusBuilder {
+pub struct BusBuilder<S: SlotSize = Lines<1>> {
     pub(crate) workers: usize,
     pub(crate) pinning: Pinning,
     pub(crate) capacity: usize,
@@ -64,6 +68,7 @@ pub struct BusBuilder {
     pub(crate) record_publish_time: bool,
     pub(crate) tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
     pub(crate) sampler: tracebus_context::FanoutSampler,
+    pub(crate) slot_size: PhantomData<S>,
 }
 
 impl Default for BusBuilder {
@@ -76,11 +81,34 @@ impl Default for BusBuilder {
             record_publish_time: false,
             tracer: None,
             sampler: tracebus_context::FanoutSampler::default(),
+            slot_size: PhantomData,
         }
     }
 }
 
-impl BusBuilder {
+impl<S: SlotSize> BusBuilder<S> {
+    /// The slot size, and so the largest message the bus carries (default [`Lines<1>`]: one
+    /// cache line per message, 16 bytes of payload; see [`crate::layout`]).
+    ///
+    /// ```
+    /// use tracebus::{Bus, Lines};
+    /// let bus: Bus<Lines<2>> = Bus::builder().slot_size::<Lines<2>>().build().unwrap();
+    /// let quotes = bus.topic::<[u64; 10]>("quotes").unwrap(); // 80 bytes fit two lines
+    /// # let _ = quotes;
+    /// ```
+    pub fn slot_size<S2: SlotSize>(self) -> BusBuilder<S2> {
+        BusBuilder {
+            workers: self.workers,
+            pinning: self.pinning,
+            capacity: self.capacity,
+            wait: self.wait,
+            record_publish_time: self.record_publish_time,
+            tracer: self.tracer,
+            sampler: self.sampler,
+            slot_size: PhantomData,
+        }
+    }
+
     /// Number of worker threads (default 1).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n;

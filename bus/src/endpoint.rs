@@ -14,23 +14,26 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::error::{BatchError, PublishError};
-use crate::gate::Busy;
-use crate::ring::Producer;
-use crate::routing::{RouteCache, Topic};
-use crate::slot::Slot;
-use crate::sync::{AtomicUsize, Ordering};
-use crate::wait::WaitStrategy;
-use crate::BusShared;
 use bytemuck::Pod;
 use tracebus_context::TraceContext;
+
+use crate::error::{BatchPublishError, PublishError, TryBatchError, TryPublishError};
+use crate::gate::Busy;
+use crate::layout::SlotSize;
+use crate::ring::Producer;
+use crate::routing::RouteCache;
+use crate::shared::BusShared;
+use crate::slot::Slot;
+use crate::sync::{debug_or_loom_assert, AtomicUsize, Ordering};
+use crate::topic::Topic;
+use crate::wait::WaitStrategy;
 
 /// The part of an endpoint that shutdown and the report read.
 #[derive(Debug, Default)]
 pub(crate) struct EndpointState {
     /// Set for the duration of a publish (see [`crate::gate`]).
     pub(crate) busy: Busy,
-    /// Publishes accepted with fanout >= 1. Written only by the owner.
+    /// Messages accepted with fanout >= 1. Written only by the owner.
     pub(crate) published: AtomicUsize,
 }
 
@@ -43,23 +46,38 @@ pub struct Published {
     pub workers: usize,
 }
 
-pub(crate) struct Endpoint<T: Pod + Send> {
-    out: Out<T>,
+/// Where a publish comes from, which decides what its trace may do.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Parent {
+    /// From outside the bus with no context: may start a trace (the sampler's root policy).
+    Root,
+    /// From a handler, or with a context from elsewhere (a bridge): continues that context when
+    /// it is `Some` and sampled, and is never traced otherwise.
+    Continue(Option<TraceContext>),
+}
+
+/// Nothing was written because this worker's ring lacked room.
+struct NoRoom {
+    worker: usize,
+}
+
+pub(crate) struct Endpoint<S: SlotSize> {
+    out: Out<S>,
     pub(crate) state: Arc<EndpointState>,
     bus: Arc<BusShared>,
 }
 
 /// What a publish writes through, borrowed apart from the rest of the endpoint.
-struct Out<T: Pod + Send> {
+struct Out<S: SlotSize> {
     /// `rings[w]` goes to worker `w`.
-    rings: Vec<Producer<Slot<T>>>,
+    rings: Vec<Producer<Slot<S::Area>>>,
     routes: RouteCache,
     /// Bus epoch, for publish times.
     epoch: Instant,
 }
 
-impl<T: Pod + Send> Endpoint<T> {
-    pub(crate) fn new(rings: Vec<Producer<Slot<T>>>, bus: Arc<BusShared>) -> Self {
+impl<S: SlotSize> Endpoint<S> {
+    pub(crate) fn new(rings: Vec<Producer<Slot<S::Area>>>, bus: Arc<BusShared>) -> Self {
         let routes = bus.routes.cache();
         let epoch = bus.epoch;
         Endpoint {
@@ -79,7 +97,7 @@ impl<T: Pod + Send> Endpoint<T> {
     fn gated<E>(
         &mut self,
         count: usize,
-        f: impl FnOnce(Option<(&mut Out<T>, &BusShared)>) -> Result<Published, E>,
+        f: impl FnOnce(Option<(&mut Out<S>, &BusShared)>) -> Result<Published, E>,
     ) -> Result<Published, E> {
         let gate = &self.bus.gate;
         let open = gate.enter(&self.state.busy);
@@ -92,63 +110,78 @@ impl<T: Pod + Send> Endpoint<T> {
         result
     }
 
-    /// Publishes without waiting, from outside a handler (may start a trace): delivered to
-    /// every subscriber's worker, or handed back.
+    /// Publishes without waiting: delivered to every subscriber's worker, or handed back.
     #[inline]
-    pub(crate) fn try_publish(
+    pub(crate) fn try_publish<T: Pod>(
         &mut self,
-        topic: Topic,
+        topic: &Topic<T>,
         payload: T,
-    ) -> Result<Published, PublishError<T>> {
-        self.try_publish_from(topic, payload, None)
-    }
-
-    /// Publishes without waiting. `parent`: `None` from outside a handler; from a handler,
-    /// `Some` of its trace context (`Some(None)` when its message is not traced), so the
-    /// publish only continues that trace.
-    #[inline]
-    pub(crate) fn try_publish_from(
-        &mut self,
-        topic: Topic,
-        payload: T,
-        parent: Option<Option<TraceContext>>,
-    ) -> Result<Published, PublishError<T>> {
+        parent: Parent,
+    ) -> Result<Published, TryPublishError<T>> {
+        self.bus.topics.check(topic);
         self.gated(1, |open| {
             let Some((out, bus)) = open else {
-                return Err(PublishError::Closed(payload));
+                return Err(TryPublishError::Closed(payload));
             };
-            out.write(bus, topic, core::slice::from_ref(&payload), parent)
-                .map_err(|e| match e {
-                    BatchError::Full { worker } => PublishError::Full { payload, worker },
-                    // One message always fits a ring, and `write` does not see the gate.
-                    BatchError::TooLarge { .. } | BatchError::Closed { .. } => {
-                        unreachable!("a single message is never too large or closed here")
-                    }
-                })
+            out.write(bus, topic.index(), core::slice::from_ref(&payload), parent)
+                .map_err(|NoRoom { worker }| TryPublishError::Full { payload, worker })
         })
+    }
+
+    /// Publishes, waiting with backoff while a destination ring is full.
+    pub(crate) fn publish<T: Pod>(
+        &mut self,
+        topic: &Topic<T>,
+        payload: T,
+        parent: Parent,
+    ) -> Result<Published, PublishError<T>> {
+        let backoff = crossbeam_utils::Backoff::new();
+        let mut payload = payload;
+        loop {
+            match self.try_publish(topic, payload, parent) {
+                Ok(p) => return Ok(p),
+                Err(TryPublishError::Closed(back)) => return Err(PublishError::new(back)),
+                Err(e) => {
+                    payload = e.into_inner();
+                    snooze(&backoff);
+                }
+            }
+        }
     }
 
     /// Publishes `payloads` in order as one batch per destination ring (one commit each),
     /// without waiting: all of them reach every destination, or none does.
-    pub(crate) fn try_publish_batch(
+    pub(crate) fn try_publish_batch<T: Pod>(
         &mut self,
-        topic: Topic,
+        topic: &Topic<T>,
         payloads: &[T],
-    ) -> Result<Published, BatchError> {
+        parent: Parent,
+    ) -> Result<Published, TryBatchError> {
+        self.bus.topics.check(topic);
+        let capacity = self.capacity();
+        if payloads.len() > capacity {
+            return Err(TryBatchError::TooLarge {
+                len: payloads.len(),
+                capacity,
+            });
+        }
         self.gated(payloads.len(), |open| match open {
-            Some((out, bus)) => out.write(bus, topic, payloads, None),
-            None => Err(BatchError::Closed { published: 0 }),
+            Some((out, bus)) => out
+                .write(bus, topic.index(), payloads, parent)
+                .map_err(|NoRoom { worker }| TryBatchError::Full { worker }),
+            None => Err(TryBatchError::Closed),
         })
     }
 
     /// Publishes `payloads` in order, in batches of at most a ring's capacity, waiting with
     /// backoff while a destination ring lacks room.
-    pub(crate) fn publish_batch(
+    pub(crate) fn publish_batch<T: Pod>(
         &mut self,
-        topic: Topic,
+        topic: &Topic<T>,
         payloads: &[T],
-    ) -> Result<Published, BatchError> {
-        let capacity = self.out.rings.first().map_or(1, |r| r.capacity());
+        parent: Parent,
+    ) -> Result<Published, BatchPublishError> {
+        let capacity = self.capacity();
         let mut last = Published {
             fanout: 0,
             workers: 0,
@@ -156,61 +189,46 @@ impl<T: Pod + Send> Endpoint<T> {
         for (i, chunk) in payloads.chunks(capacity).enumerate() {
             let backoff = crossbeam_utils::Backoff::new();
             last = loop {
-                match self.try_publish_batch(topic, chunk) {
-                    Err(BatchError::Full { .. }) if backoff.is_completed() => {
-                        crate::sync::thread::yield_now()
-                    }
-                    Err(BatchError::Full { .. }) => backoff.snooze(),
-                    Err(BatchError::Closed { .. }) => {
-                        return Err(BatchError::Closed {
-                            published: i * capacity,
-                        })
-                    }
-                    other => break other?,
+                match self.try_publish_batch(topic, chunk, parent) {
+                    Ok(p) => break p,
+                    Err(TryBatchError::Closed) => return Err(BatchPublishError::new(i * capacity)),
+                    // Full (chunks never exceed the capacity, so never TooLarge): wait.
+                    Err(_) => snooze(&backoff),
                 }
             };
         }
         Ok(last)
     }
 
-    /// Publishes, waiting with backoff while a destination ring is full.
-    pub(crate) fn publish(
-        &mut self,
-        topic: Topic,
-        payload: T,
-    ) -> Result<Published, PublishError<T>> {
-        let backoff = crossbeam_utils::Backoff::new();
-        let mut payload = payload;
-        loop {
-            match self.try_publish(topic, payload) {
-                Err(PublishError::Full { payload: back, .. }) => {
-                    payload = back;
-                    if backoff.is_completed() {
-                        crate::sync::thread::yield_now();
-                    } else {
-                        backoff.snooze();
-                    }
-                }
-                other => return other,
-            }
-        }
+    /// Messages each ring holds (all of an endpoint's rings have the same capacity).
+    fn capacity(&self) -> usize {
+        self.out.rings.first().map_or(1, |r| r.capacity())
     }
 }
 
-impl<T: Pod + Send> Out<T> {
+/// One step of waiting for room: spin with backoff, then yield.
+fn snooze(backoff: &crossbeam_utils::Backoff) {
+    if backoff.is_completed() {
+        crate::sync::thread::yield_now();
+    } else {
+        backoff.snooze();
+    }
+}
+
+impl<S: SlotSize> Out<S> {
     /// A publish inside the gate: route, check room for all of `payloads` on every destination
     /// ring, then claim, fill and commit each ring once (a single message is a batch of one).
+    /// The caller made sure `payloads` fits an empty ring.
     ///
     /// The sampling decision is made here, once, from the fanout: a batch is one publish and
-    /// all its messages carry the same header. `parent`: `None` for an external publish (may
-    /// start a trace), `Some(context)` for a handler's (only continues it).
-    fn write(
+    /// all its messages carry the same header.
+    fn write<T: Pod>(
         &mut self,
         bus: &BusShared,
-        topic: Topic,
+        topic: u32,
         payloads: &[T],
-        parent: Option<Option<TraceContext>>,
-    ) -> Result<Published, BatchError> {
+        parent: Parent,
+    ) -> Result<Published, NoRoom> {
         let Out {
             rings,
             routes,
@@ -225,35 +243,30 @@ impl<T: Pod + Send> Out<T> {
         };
         let n = payloads.len();
         for &(w, _) in &route.workers {
-            let capacity = rings[w].capacity();
-            if n > capacity {
-                return Err(BatchError::TooLarge { len: n, capacity });
-            }
             if !rings[w].has_room(n) {
-                return Err(BatchError::Full { worker: w });
+                return Err(NoRoom { worker: w });
             }
         }
-        let sampled = bus.tracing.as_ref().and_then(|t| match parent {
-            Some(handler_ctx) => t.decide(topic, route.fanout, handler_ctx.as_ref(), true),
-            None => t.decide(topic, route.fanout, None, false),
-        });
+        let sampled = bus
+            .tracing
+            .as_ref()
+            .and_then(|t| t.decide(&route.name, route.fanout, n, parent));
         let header = sampled.as_ref().map(|s| s.header);
         // Sampled messages always carry their publish time (the process span reports it).
         let publish_ns = (bus.record_publish_time || sampled.is_some())
             .then(|| epoch.elapsed().as_nanos() as u64);
         for &(w, _) in &route.workers {
-            let Ok(mut claim) = rings[w].claim(n) else {
-                unreachable!("room was checked and this endpoint is the ring's only producer");
-            };
-            for &payload in payloads {
-                if claim
-                    .push(Slot::new(topic, header.as_ref(), publish_ns, payload))
-                    .is_err()
-                {
-                    unreachable!("the claim holds n slots");
+            // Room for `n` was checked above and only this endpoint fills the ring, so the
+            // claim and every push succeed (asserted in test builds).
+            let claim = rings[w].claim(n);
+            debug_or_loom_assert!(claim.is_ok(), "room for {n} was checked");
+            if let Ok(mut claim) = claim {
+                for p in payloads {
+                    let pushed = claim.push(Slot::new(topic, header.as_ref(), publish_ns, p));
+                    debug_or_loom_assert!(pushed.is_ok(), "the claim holds {n} slots");
                 }
+                claim.commit();
             }
-            claim.commit();
         }
         if bus.wait == WaitStrategy::SpinThenPark {
             // One fence for all destinations (see `wait::after_commit`).

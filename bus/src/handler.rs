@@ -1,37 +1,41 @@
-//! What a handler sees: the message in its slot ([`Delivery`]) and a [`Context`] to publish
+//! What a handler sees: the message in its slot ([`Message`]) and an [`Outbox`] to publish
 //! onward through.
 
 use std::time::Duration;
 
 use bytemuck::Pod;
-use tracebus_context::TraceContext;
+use tracebus_context::{is_sampled, TraceContext, TraceHeader};
+use zerocopy::IntoBytes;
 
-use crate::endpoint::{Endpoint, Published};
-use crate::error::PublishError;
-use crate::routing::Topic;
-use crate::slot::Slot;
+use crate::endpoint::{Endpoint, Parent, Published};
+use crate::error::{TryBatchError, TryPublishError};
+use crate::layout::{Lines, SlotSize};
+use crate::topic::Topic;
 
 /// A message as a handler receives it: by reference, in its ring slot (no copy).
 #[derive(Debug)]
-pub struct Delivery<'a, T> {
-    pub(crate) slot: &'a Slot<T>,
+pub struct Message<'a, T> {
+    pub(crate) payload: &'a T,
+    pub(crate) header: &'a TraceHeader,
+    pub(crate) topic: &'a str,
     pub(crate) waited: Option<Duration>,
 }
 
-impl<T: Pod> Delivery<'_, T> {
-    /// The payload, in place.
+impl<T: Pod> Message<'_, T> {
+    /// The payload, in place in the slot.
     #[inline]
     pub fn payload(&self) -> &T {
-        self.slot.payload()
+        self.payload
     }
 
-    /// The topic it was published to.
+    /// The name of the topic it was published to.
     #[inline]
-    pub fn topic(&self) -> Topic {
-        self.slot.topic()
+    pub fn topic(&self) -> &str {
+        self.topic
     }
 
-    /// How long it waited between publish and this handler, when the bus records publish times.
+    /// How long it waited between publish and this handler, when the bus records publish times
+    /// (and for every traced message).
     #[inline]
     pub fn waited(&self) -> Option<Duration> {
         self.waited
@@ -40,35 +44,62 @@ impl<T: Pod> Delivery<'_, T> {
     /// The trace context it carries (the single normalization point), or `None`.
     #[inline]
     pub fn trace_context(&self) -> Option<TraceContext> {
-        self.slot.context()
+        tracebus_context::header_context(self.header.as_bytes())
     }
 
-    /// The whole slot.
+    /// Whether it is traced, from the header's sampled flag alone (the fast filter).
     #[inline]
-    pub fn slot(&self) -> &Slot<T> {
-        self.slot
+    pub fn is_sampled(&self) -> bool {
+        is_sampled(self.header.as_bytes())
+    }
+
+    /// The slot's trace header, in place.
+    #[inline]
+    pub fn header(&self) -> &TraceHeader {
+        self.header
     }
 }
 
 /// A handler's way to publish onward, from its worker's own endpoint.
 ///
 /// Publishing from a handler never waits: a worker that blocked on a full ring could wait for a
-/// worker that waits for it. A full ring hands the message back ([`PublishError::Full`]); the
-/// handler decides what to do with it.
-pub struct Context<'a, T: Pod + Send> {
-    pub(crate) endpoint: &'a mut Endpoint<T>,
+/// worker that waits for it. A full ring hands the message back ([`TryPublishError::Full`]);
+/// the handler decides what to do with it. When the message being handled is traced, what the
+/// handler publishes continues its trace (as a child of the handler's `process` span) if the
+/// sampler keeps it at that fanout; a handler never starts a new trace.
+pub struct Outbox<'a, S: SlotSize = Lines<1>> {
+    pub(crate) endpoint: &'a mut Endpoint<S>,
     pub(crate) worker: usize,
     /// The handler's current trace context (its `process` span), if the message was sampled.
     pub(crate) current: Option<TraceContext>,
 }
 
-impl<T: Pod + Send> Context<'_, T> {
-    /// Publishes `payload` to `topic` without waiting. When the message being handled is
-    /// traced, this publish continues its trace (as a child of the handler's `process` span)
-    /// if the sampler keeps it at this fanout; a handler never starts a new trace.
-    pub fn try_publish(&mut self, topic: Topic, payload: T) -> Result<Published, PublishError<T>> {
+impl<S: SlotSize> Outbox<'_, S> {
+    /// Publishes `payload` to `topic` without waiting.
+    ///
+    /// # Panics
+    /// If `topic` was made by another bus.
+    pub fn try_publish<T: Pod>(
+        &mut self,
+        topic: &Topic<T>,
+        payload: T,
+    ) -> Result<Published, TryPublishError<T>> {
         self.endpoint
-            .try_publish_from(topic, payload, Some(self.current))
+            .try_publish(topic, payload, Parent::Continue(self.current))
+    }
+
+    /// Publishes `payloads` in order without waiting, all or nothing (one ring commit per
+    /// destination).
+    ///
+    /// # Panics
+    /// If `topic` was made by another bus.
+    pub fn try_publish_batch<T: Pod>(
+        &mut self,
+        topic: &Topic<T>,
+        payloads: &[T],
+    ) -> Result<Published, TryBatchError> {
+        self.endpoint
+            .try_publish_batch(topic, payloads, Parent::Continue(self.current))
     }
 
     /// The handler's current trace context (its `process` span), if the message is traced.

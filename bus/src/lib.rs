@@ -4,10 +4,17 @@
 //! message slot.
 //!
 //! - [`Bus`]: pinned worker threads, an SPSC mesh (every endpoint has its own ring to every
-//!   worker), topics with fanout, backpressure, shutdown that delivers everything accepted, and
-//!   handler panics caught and counted.
+//!   worker), typed named [`Topic`]s with fanout, backpressure, shutdown that delivers
+//!   everything accepted, and handler panics caught and counted.
+//! - [`layout`]: slot sizes. One bus carries many `bytemuck::Pod` message types: each slot has
+//!   a payload area of fixed size per bus (16 bytes by default, one cache line per message with
+//!   header and metadata), where a topic's `T` is written and read in place; a type that does
+//!   not fit is refused at compile time.
 //! - [`ring`]: tracebus's own SPSC ring (verified by loom models).
 //! - [`slot`]: the fixed-layout message slot carrying the 26-byte trace header.
+//!
+//! The design, the protocols and why they were chosen: `docs/ARCHITECTURE.md` in the
+//! repository.
 //!
 //! ## Example
 //!
@@ -16,41 +23,54 @@
 //! use std::sync::Arc;
 //! use tracebus::{Bus, WaitStrategy};
 //!
+//! #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+//! #[repr(C)]
+//! struct Order {
+//!     id: u32,
+//!     qty: u32,
+//!     price: u64,
+//! }
+//!
 //! let bus = Bus::builder()
 //!     .workers(2)
 //!     .wait_strategy(WaitStrategy::SpinThenPark)
-//!     .build::<u64>()
+//!     .build()
 //!     .expect("valid settings");
+//! let orders = bus.topic::<Order>("orders").unwrap();
+//! let fills = bus.topic::<u64>("fills").unwrap();
 //!
-//! // Two subscribers of topic 1, one on each worker; the first forwards to topic 2.
-//! let sum = Arc::new(AtomicU64::new(0));
-//! let s = sum.clone();
-//! bus.subscribe(1, Some(0), move |msg, ctx| {
-//!     s.fetch_add(*msg.payload(), Ordering::Relaxed);
-//!     ctx.try_publish(2, *msg.payload() * 10).expect("room in the ring");
+//! // Two subscribers of `orders`, one on each worker; the first publishes onward to `fills`.
+//! let total = Arc::new(AtomicU64::new(0));
+//! let t = total.clone();
+//! bus.subscribe_on(0, &orders, move |msg, out| {
+//!     let order = msg.payload(); // &Order, in place in the slot
+//!     assert_eq!(msg.topic(), "orders");
+//!     out.try_publish(&fills, order.price * u64::from(order.qty)).expect("room in the ring");
 //! }).unwrap();
-//! bus.subscribe(1, Some(1), |_, _| {}).unwrap();
-//! let s = sum.clone();
-//! bus.subscribe(2, None, move |msg, _| { s.fetch_add(*msg.payload(), Ordering::Relaxed); })
+//! bus.subscribe_on(1, &orders, |_, _| {}).unwrap();
+//! bus.subscribe(&fills, move |msg, _| { t.fetch_add(*msg.payload(), Ordering::Relaxed); })
 //!     .unwrap();
 //!
 //! let mut publisher = bus.publisher().unwrap();
-//! for i in 1..=3 {
-//!     let sent = publisher.publish(1, i).unwrap();
+//! for id in 1..=3 {
+//!     let sent = publisher.publish(&orders, Order { id, qty: 2, price: 10 }).unwrap();
 //!     assert_eq!(sent.fanout, 2);
 //! }
-//! assert_eq!(publisher.publish(99, 0).unwrap().fanout, 0); // nobody listens: nothing written
+//! let nobody = bus.topic::<u64>("nobody listens").unwrap();
+//! assert_eq!(publisher.publish(&nobody, 0).unwrap().fanout, 0); // nothing written
 //!
-//! // Shutdown refuses new publishes, onward ones from handlers included, so let the forwards
+//! // Shutdown refuses new publishes, onward ones from handlers included, so let the fills
 //! // happen first.
-//! while sum.load(Ordering::Relaxed) < 6 + 60 {
+//! while total.load(Ordering::Relaxed) < 3 * 20 {
 //!     std::thread::yield_now();
 //! }
 //! let report = bus.shutdown();
-//! assert_eq!(report.published, 3 + 3); // 3 external publishes, 3 onward ones
+//! assert_eq!(report.published, 3 + 3); // 3 orders, 3 onward fills
 //! assert_eq!(report.delivered, 3 * 2 + 3);
 //! assert_eq!(report.handler_panics, 0);
-//! assert!(publisher.publish(1, 4).is_err()); // refused after shutdown, payload handed back
+//! // After shutdown a publish is refused and the payload handed back.
+//! let refused = publisher.publish(&fills, 7).unwrap_err();
+//! assert_eq!(refused.into_inner(), 7);
 //! ```
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -61,21 +81,26 @@ mod endpoint;
 mod error;
 pub mod gate;
 mod handler;
+pub mod layout;
+mod publisher;
 pub mod ring;
 mod routing;
+mod shared;
 pub mod slot;
 mod sync;
 pub mod telemetry;
+mod topic;
 pub mod wait;
 mod worker;
 
-pub(crate) use bus::BusShared;
-pub use bus::{Bus, Publisher, Report, SubscriptionId};
+pub use bus::{Bus, Report, SubscriptionId};
 pub use config::{BuildError, BusBuilder, Pinning, DEFAULT_CAPACITY};
 pub use endpoint::Published;
-pub use error::{BatchError, BusError, PublishError};
-pub use handler::{Context, Delivery};
-pub use routing::Topic;
+pub use error::{BatchPublishError, BusError, PublishError, TryBatchError, TryPublishError};
+pub use handler::{Message, Outbox};
+pub use layout::{Lines, SlotSize};
+pub use publisher::Publisher;
+pub use topic::{Topic, TopicError};
 pub use tracebus_context as context;
 pub use wait::WaitStrategy;
 pub use worker::WorkerReport;

@@ -1,4 +1,5 @@
-//! `Slot<T>`: the fixed-layout message slot, with the trace header inline.
+//! `Slot<A>`: the fixed-layout message slot, with the trace header inline and a payload area
+//! `A` of fixed size per bus (see [`crate::layout`]).
 //!
 //! `#[repr(C)]`, with no padding before the payload. In a ring, each slot sits in a
 //! cache-line-aligned cell followed by the cell's 8-byte stamp (see [`crate::ring`]), so a slot
@@ -8,16 +9,19 @@
 //! offset 0   TraceHeader (26 bytes: version | trace-id | span-id | flags)  byte 25 = flags
 //! offset 26  kind: u8        flags of the slot itself (has publish time)
 //! offset 27  reserved: u8    zero
-//! offset 28  topic: u32      (native endian, alignment 1)
+//! offset 28  topic: u32      (native endian, alignment 1) the topic's index on its bus
 //! offset 32  publish_ns: u64 (native endian, alignment 1) nanoseconds on the bus clock, or 0
-//! offset 40  payload: T      (T: bytemuck::Pod, at its alignment)
+//! offset 40  payload area: A ([u64; N], 8-aligned): the message's `T` at offset 0, then zeros
 //!            then, in the ring: the cell's stamp (8 bytes), padding to a line boundary
 //! ```
 //!
-//! With a payload of up to 16 bytes, slot and stamp are exactly one cache line: the consumer
-//! learns of the message, and reads all of it, from a single line. Every constructor writes
-//! the whole header: a message without a context carries [`TraceHeader::NONE`], so a context
-//! from an earlier message in the same ring slot can never be read back.
+//! With the default one-line slots the area is 16 bytes: the consumer learns of the message,
+//! and reads all of it, from a single line. Every constructor writes the whole slot: a message
+//! without a context carries [`TraceHeader::NONE`], so a context from an earlier message in the
+//! same ring cell can never be read back, and the area's bytes past the message are zeroed.
+//!
+//! A message of type `T` is written into and read from the area in place; that `T` fits the
+//! area in size and alignment is checked when the program is compiled (`layout::Fits`).
 
 use core::mem::{offset_of, size_of};
 
@@ -25,6 +29,8 @@ use bytemuck::Pod;
 use tracebus_context::{header_context, is_sampled, TraceContext, TraceHeader};
 use zerocopy::byteorder::native_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use crate::layout::{Fits, Lines, SlotSize};
 
 /// Size of a cache line, the unit a slot's size is a multiple of.
 pub const CACHE_LINE: usize = 64;
@@ -43,54 +49,57 @@ pub struct SlotMeta {
     kind: u8,
     /// Zero; room for later use without changing offsets.
     reserved: u8,
-    /// The topic the message was published to.
+    /// The index of the topic the message was published to.
     topic: U32,
     /// Publish time in nanoseconds since the bus's epoch; meaningful only with the flag set.
     publish_ns: U64,
 }
 
-/// A message slot: trace header, metadata, payload (see the module docs for the layout).
+/// A message slot: trace header, metadata, payload area (see the module docs for the layout).
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
-pub struct Slot<T> {
+pub struct Slot<A> {
     header: TraceHeader,
     meta: SlotMeta,
-    payload: T,
+    area: A,
 }
 
-/// Offset of the payload for payloads of alignment up to 8.
-pub const PAYLOAD_OFFSET: usize = 40;
+/// The slot of a default bus (one cache line with the ring's stamp).
+pub type LineSlot = Slot<<Lines<1> as SlotSize>::Area>;
 
-/// Largest payload for which a slot and its ring stamp fit one cache line.
-pub const MAX_ONE_LINE_PAYLOAD: usize = CACHE_LINE - PAYLOAD_OFFSET - 8;
+/// Offset of the payload area.
+pub const PAYLOAD_OFFSET: usize = 40;
 
 const _: () = {
     assert!(size_of::<SlotMeta>() == 14);
-    assert!(offset_of!(Slot<u64>, header) == 0);
-    assert!(offset_of!(Slot<u64>, meta) == 26);
-    assert!(offset_of!(Slot<u64>, payload) == PAYLOAD_OFFSET);
-    assert!(size_of::<Slot<u64>>() == 48);
-    assert!(size_of::<Slot<[u8; MAX_ONE_LINE_PAYLOAD]>>() == CACHE_LINE - 8);
+    assert!(offset_of!(LineSlot, header) == 0);
+    assert!(offset_of!(LineSlot, meta) == 26);
+    assert!(offset_of!(LineSlot, area) == PAYLOAD_OFFSET);
+    assert!(size_of::<LineSlot>() == CACHE_LINE - 8);
 };
 
-impl<T: Pod> Slot<T> {
-    /// Compile-time layout check for this payload type (evaluated when a slot is built).
+impl<A: Pod> Slot<A> {
+    /// Compile-time layout check for this area type (evaluated when a slot is built).
     const LAYOUT: () = {
         assert!(offset_of!(Self, header) == 0);
         assert!(offset_of!(Self, meta) == 26);
-        assert!(offset_of!(Self, payload) >= PAYLOAD_OFFSET);
+        assert!(offset_of!(Self, area) == PAYLOAD_OFFSET);
     };
 
-    /// A slot for `payload` on `topic`, carrying `ctx` (or "no context") and optionally the
-    /// publish time.
+    /// A slot for `payload` on topic index `topic`, carrying `ctx` (or "no context") and
+    /// optionally the publish time. `T` must fit `A` (checked at compile time).
     #[inline(always)]
-    pub fn new(
+    pub fn new<T: Pod>(
         topic: u32,
         ctx: Option<&TraceContext>,
         publish_ns: Option<u64>,
-        payload: T,
+        payload: &T,
     ) -> Self {
         let () = Self::LAYOUT;
+        let () = Fits::<T, A>::OK;
+        let mut area = A::zeroed();
+        bytemuck::bytes_of_mut(&mut area)[..size_of::<T>()]
+            .copy_from_slice(bytemuck::bytes_of(payload));
         Slot {
             header: TraceHeader::from_context(ctx),
             meta: SlotMeta {
@@ -103,7 +112,7 @@ impl<T: Pod> Slot<T> {
                 topic: U32::new(topic),
                 publish_ns: U64::new(publish_ns.unwrap_or(0)),
             },
-            payload,
+            area,
         }
     }
 
@@ -126,7 +135,7 @@ impl<T: Pod> Slot<T> {
         header_context(self.header.as_bytes())
     }
 
-    /// The topic the message was published to.
+    /// The index of the topic the message was published to.
     #[inline(always)]
     pub fn topic(&self) -> u32 {
         self.meta.topic.get()
@@ -138,10 +147,25 @@ impl<T: Pod> Slot<T> {
         (self.meta.kind & HAS_PUBLISH_TIME != 0).then(|| self.meta.publish_ns.get())
     }
 
-    /// The payload, by reference.
+    /// The payload area's first `size_of::<T>()` bytes as a `T`, in place (no copy). `T` must
+    /// fit `A` (checked at compile time). Any `T` read this way is valid, since `T` is `Pod`
+    /// and every byte of the area is initialised; it is the message that was published when
+    /// `T` is the type its topic carries.
     #[inline(always)]
-    pub fn payload(&self) -> &T {
-        &self.payload
+    pub fn payload<T: Pod>(&self) -> &T {
+        let () = Fits::<T, A>::OK;
+        let area: *const A = &self.area;
+        // SAFETY: `Fits` proved at compile time that `T` is no bigger than `A` and needs no more
+        // alignment, so the pointer is aligned and in bounds for a `T`; every byte of `A`
+        // (`Pod`) is initialised, and every bit pattern is a valid `T` (`Pod`); the reference
+        // borrows `self`, so the bytes cannot change while it lives.
+        unsafe { &*area.cast::<T>() }
+    }
+
+    /// The whole payload area.
+    #[inline(always)]
+    pub fn area(&self) -> &A {
+        &self.area
     }
 }
 
@@ -152,13 +176,13 @@ mod tests {
     #[test]
     fn fields_round_trip() {
         let ctx = TraceContext::new([5; 16], [6; 8], 1).unwrap();
-        let s = Slot::new(7, Some(&ctx), Some(123), 0xdead_beef_u64);
+        let s = LineSlot::new(7, Some(&ctx), Some(123), &0xdead_beef_u64);
         assert_eq!(s.topic(), 7);
         assert_eq!(s.publish_ns(), Some(123));
-        assert_eq!(*s.payload(), 0xdead_beef);
+        assert_eq!(*s.payload::<u64>(), 0xdead_beef);
         assert_eq!(s.context(), Some(ctx));
         assert!(s.is_sampled());
-        let s = Slot::new(8, None, None, [1u8; 24]);
+        let s = LineSlot::new(8, None, None, &[1u8; 16]);
         assert_eq!(s.context(), None);
         assert!(!s.is_sampled());
         assert_eq!(s.publish_ns(), None);
@@ -166,9 +190,21 @@ mod tests {
     }
 
     #[test]
-    fn big_payloads_work() {
-        let s = Slot::new(1, None, None, [7u64; 16]);
-        assert_eq!(size_of_val(&s), PAYLOAD_OFFSET + 128);
-        assert_eq!(s.payload()[15], 7);
+    fn rest_of_the_area_is_zeroed() {
+        let s = LineSlot::new(1, None, None, &0xffff_u16);
+        assert_eq!(*s.payload::<u16>(), 0xffff);
+        assert_eq!(s.area(), &[0xffff, 0]);
+        assert_eq!(
+            *s.payload::<u64>(),
+            0xffff,
+            "the bytes past the message are zero"
+        );
+    }
+
+    #[test]
+    fn big_areas_work() {
+        let s = Slot::<<Lines<8> as SlotSize>::Area>::new(1, None, None, &[7u64; 58]);
+        assert_eq!(size_of_val(&s), PAYLOAD_OFFSET + 464);
+        assert_eq!(s.payload::<[u64; 58]>()[57], 7);
     }
 }

@@ -28,7 +28,7 @@
 //!     .build();
 //! let bus = tracebus::Bus::builder()
 //!     .tracer(provider.tracer("my-service"))
-//!     .build::<u64>()
+//!     .build()
 //!     .unwrap();
 //! # drop(bus);
 //! ```
@@ -49,7 +49,9 @@ use tracebus_context::{
     random_span_id, random_trace_id, Decision, FanoutSampler, TraceContext, FLAG_RANDOM,
 };
 
-use crate::routing::{Topic, TopicMap};
+use std::collections::HashMap;
+
+use crate::endpoint::Parent;
 
 /// `messaging.system` of every span the bus creates.
 pub const MESSAGING_SYSTEM: &str = "tracebus";
@@ -59,9 +61,9 @@ thread_local! {
     static PENDING_TRACE_ID: Cell<Option<[u8; 16]>> = const { Cell::new(None) };
 }
 
-/// Topics whose span names are made once and kept for the life of the process (a few dozen
-/// bytes each, so at most a few hundred KiB). Sampled spans of further topics format their
-/// names each time, after a look at the shared table (a lock): correct, a little slower.
+/// Topic names whose span names are made once and kept for the life of the process (a few
+/// dozen bytes each, so at most a few hundred KiB). Sampled spans of further topics format
+/// their names each time: correct, a little slower.
 pub const MAX_INTERNED_TOPICS: usize = 4096;
 
 /// The span names and the destination attribute of one topic.
@@ -71,44 +73,47 @@ struct TopicNames {
     destination: &'static str,
 }
 
+type NameMap = HashMap<Box<str>, &'static TopicNames>;
+
 /// Every interned topic's names (see [`MAX_INTERNED_TOPICS`]).
-static INTERNED: Mutex<Option<TopicMap<&'static TopicNames>>> = Mutex::new(None);
+static INTERNED: Mutex<Option<NameMap>> = Mutex::new(None);
 
 thread_local! {
     /// This thread's view of [`INTERNED`], so a span does not take a lock.
-    static NAMES: RefCell<TopicMap<&'static TopicNames>> = RefCell::new(TopicMap::default());
+    static NAMES: RefCell<NameMap> = RefCell::new(NameMap::default());
 }
 
-/// The names of `topic`'s spans, made once per process; `None` past [`MAX_INTERNED_TOPICS`].
-fn topic_names(topic: Topic) -> Option<&'static TopicNames> {
+/// The names of the spans of topic `topic`, made once per process; `None` past
+/// [`MAX_INTERNED_TOPICS`].
+fn topic_names(topic: &str) -> Option<&'static TopicNames> {
     NAMES.with(|cache| {
-        if let Some(&names) = cache.borrow().get(&topic) {
+        if let Some(&names) = cache.borrow().get(topic) {
             return Some(names);
         }
         let mut interned = INTERNED.lock().unwrap_or_else(PoisonError::into_inner);
-        let interned = interned.get_or_insert_with(TopicMap::default);
-        let names = match interned.get(&topic) {
+        let interned = interned.get_or_insert_with(NameMap::default);
+        let names = match interned.get(topic) {
             Some(&names) => names,
             None if interned.len() < MAX_INTERNED_TOPICS => {
                 let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
                 let names: &'static TopicNames = Box::leak(Box::new(TopicNames {
                     publish: leak(format!("publish {topic}")),
                     process: leak(format!("process {topic}")),
-                    destination: leak(topic.to_string()),
+                    destination: leak(topic.to_owned()),
                 }));
-                interned.insert(topic, names);
+                interned.insert(topic.into(), names);
                 names
             }
             None => return None,
         };
-        cache.borrow_mut().insert(topic, names);
+        cache.borrow_mut().insert(topic.into(), names);
         Some(names)
     })
 }
 
 /// A span name and the `messaging.destination.name` value for `topic`: borrowed from the
 /// interned names, or formatted for this span past [`MAX_INTERNED_TOPICS`].
-fn span_names(topic: Topic, operation: &'static str) -> (Cow<'static, str>, StringValue) {
+fn span_names(topic: &str, operation: &'static str) -> (Cow<'static, str>, StringValue) {
     match topic_names(topic) {
         Some(n) => {
             let name = if operation == "publish" {
@@ -120,7 +125,7 @@ fn span_names(topic: Topic, operation: &'static str) -> (Cow<'static, str>, Stri
         }
         None => (
             Cow::Owned(format!("{operation} {topic}")),
-            StringValue::from(topic.to_string()),
+            StringValue::from(topic.to_owned()),
         ),
     }
 }
@@ -251,7 +256,7 @@ impl Sampled {
 fn warn_no_id_generator() {
     static WARNED: AtomicBool = AtomicBool::new(false);
     if !WARNED.swap(true, Ordering::Relaxed) {
-        eprintln!(
+        log::warn!(
             "tracebus: the tracer provider does not use tracebus::telemetry::BusIdGenerator; \
              sampling stays correct per publish but is no longer consistent along a trace"
         );
@@ -277,19 +282,26 @@ impl Tracing {
         }
     }
 
-    /// The one decision of a publish; `in_handler` publishes only continue their parent.
-    /// Unsampled returns `None` having made no OpenTelemetry call and no allocation.
+    /// The one decision of a publish of `batch` messages to topic `topic`; a publish with a
+    /// [`Parent::Continue`] only continues its parent. Unsampled returns `None` having made no
+    /// OpenTelemetry call and no allocation.
     #[inline]
     pub(crate) fn decide(
         &self,
-        topic: Topic,
+        topic: &str,
         fanout: usize,
-        parent: Option<&TraceContext>,
-        in_handler: bool,
+        batch: usize,
+        parent: Parent,
     ) -> Option<Sampled> {
-        if !self.control.is_enabled() || (in_handler && parent.is_none()) {
+        if !self.control.is_enabled() {
             return None;
         }
+        let parent = match parent {
+            Parent::Root => None,
+            Parent::Continue(None) => return None,
+            Parent::Continue(Some(p)) => Some(p),
+        };
+        let parent = parent.as_ref();
         let decision = self.control.sampler.decide(parent, fanout);
         let (cx, rate, started) = match (decision, parent) {
             (Decision::Drop, _) => return None,
@@ -301,17 +313,23 @@ impl Tracing {
             }
         };
         let (name, destination) = span_names(topic, "publish");
+        let mut attributes = Vec::with_capacity(7);
+        attributes.extend([
+            KeyValue::new("messaging.system", MESSAGING_SYSTEM),
+            KeyValue::new("messaging.destination.name", destination),
+            KeyValue::new("messaging.operation.type", "send"),
+            KeyValue::new("messaging.operation.name", "publish"),
+            KeyValue::new("tracebus.fanout", fanout as i64),
+            KeyValue::new("tracebus.sampling.rate", rate),
+        ]);
+        if batch > 1 {
+            attributes.push(KeyValue::new("messaging.batch.message_count", batch as i64));
+        }
         let builder = self
             .tracer
             .span_builder(name)
             .with_kind(SpanKind::Producer)
-            .with_attributes([
-                KeyValue::new("messaging.system", MESSAGING_SYSTEM),
-                KeyValue::new("messaging.destination.name", destination),
-                KeyValue::new("messaging.operation.type", "publish"),
-                KeyValue::new("messaging.batch.message_count", fanout as i64),
-                KeyValue::new("tracebus.sampling.rate", rate),
-            ]);
+            .with_attributes(attributes);
         let span = self.tracer.build_with_context(builder, &cx);
         // If the provider does not use `BusIdGenerator`, the id was not taken: clear it.
         PENDING_TRACE_ID.with(|c| c.set(None));
@@ -337,13 +355,14 @@ impl Tracing {
 
     /// Starts the `process <topic>` span of one subscriber for a sampled message whose header
     /// context is `parent` (from [`Tracing::parent`]).
-    pub(crate) fn process(&self, topic: Topic, parent: &Context, waited_ns: Option<u64>) -> Span {
+    pub(crate) fn process(&self, topic: &str, parent: &Context, waited_ns: Option<u64>) -> Span {
         let (name, destination) = span_names(topic, "process");
-        let mut attributes = Vec::with_capacity(4);
+        let mut attributes = Vec::with_capacity(5);
         attributes.extend([
             KeyValue::new("messaging.system", MESSAGING_SYSTEM),
             KeyValue::new("messaging.destination.name", destination),
             KeyValue::new("messaging.operation.type", "process"),
+            KeyValue::new("messaging.operation.name", "process"),
         ]);
         if let Some(ns) = waited_ns {
             attributes.push(KeyValue::new("tracebus.ring.wait_ns", ns as i64));
@@ -368,27 +387,31 @@ mod tests {
 
     #[test]
     fn span_names_are_interned_up_to_the_cap_then_formatted() {
-        let (name, destination) = span_names(7, "process");
-        assert_eq!(name, "process 7");
+        let (name, destination) = span_names("orders", "process");
+        assert_eq!(name, "process orders");
         assert!(matches!(name, Cow::Borrowed(_)), "interned");
-        assert_eq!(destination.as_str(), "7");
-        let (publish, _) = span_names(7, "publish");
-        assert_eq!(publish, "publish 7");
+        assert_eq!(destination.as_str(), "orders");
+        let (publish, _) = span_names("orders", "publish");
+        assert_eq!(publish, "publish orders");
         // The same &'static str every time, from any thread.
-        let again = std::thread::spawn(|| topic_names(7).map(|n| n.process.as_ptr() as usize))
-            .join()
-            .unwrap();
-        assert_eq!(again, topic_names(7).map(|n| n.process.as_ptr() as usize));
+        let again =
+            std::thread::spawn(|| topic_names("orders").map(|n| n.process.as_ptr() as usize))
+                .join()
+                .unwrap();
+        assert_eq!(
+            again,
+            topic_names("orders").map(|n| n.process.as_ptr() as usize)
+        );
         // Fill the table; topics past the cap still get correct, formatted names.
-        let mut t = 1_000_000;
-        while topic_names(t).is_some() {
+        let mut t = 0;
+        while topic_names(&format!("t{t}")).is_some() {
             t += 1;
         }
-        assert!(t - 1_000_000 <= MAX_INTERNED_TOPICS as u32);
-        let (name, destination) = span_names(t, "process");
+        assert!(t <= MAX_INTERNED_TOPICS);
+        let (name, destination) = span_names(&format!("t{t}"), "process");
         assert!(matches!(name, Cow::Owned(_)), "past the cap");
-        assert_eq!(name, format!("process {t}"));
-        assert_eq!(destination.as_str(), t.to_string());
-        assert!(topic_names(7).is_some(), "interned names stay");
+        assert_eq!(name, format!("process t{t}"));
+        assert_eq!(destination.as_str(), format!("t{t}"));
+        assert!(topic_names("orders").is_some(), "interned names stay");
     }
 }

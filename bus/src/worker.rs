@@ -1,40 +1,49 @@
 //! A worker: one thread that drains its inbound rings (one per endpoint) and runs the local
 //! subscribers of each message's topic, by reference, in the slot.
 //!
-//! Control messages (new inbound rings, subscribe, unsubscribe, drain) arrive on a channel and
-//! are applied between batches, so a handler never changes under a running delivery. A handler
-//! panic is caught, counted, and the worker goes on with the next subscriber and message.
+//! Subscribers are found by the topic's dense index (a vector, no hashing). Control messages
+//! (new inbound rings, subscribe, unsubscribe, drain) arrive on a channel and are applied
+//! between batches, so a handler never changes under a running delivery. A handler panic is
+//! caught, counted, and the worker goes on with the next subscriber and message.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytemuck::Pod;
-
 use crate::endpoint::Endpoint;
-use crate::handler::{Context, Delivery};
+use crate::handler::Outbox;
+use crate::layout::SlotSize;
 use crate::ring::Consumer;
-use crate::routing::{Topic, TopicMap};
+use crate::shared::BusShared;
 use crate::slot::Slot;
 use crate::sync::chan::{self, Receiver, Sender, TryRecvError};
 use crate::sync::thread;
 use crate::telemetry::Tracing;
 use crate::wait::{WaitStrategy, SPIN_POLLS, YIELD_POLLS};
-use crate::BusShared;
 
-/// A subscriber's handler.
-pub(crate) type Handler<T> = Box<dyn FnMut(&Delivery<'_, T>, &mut Context<'_, T>) + Send>;
+/// What a handler is called with besides the slot and the outbox.
+pub(crate) struct Delivery<'a> {
+    /// The topic's name.
+    pub(crate) topic: &'a str,
+    /// Time since publish, when known.
+    pub(crate) waited: Option<Duration>,
+}
+
+/// A subscriber's handler, with its message type erased (it reads its `T` from the slot).
+pub(crate) type Handler<S> =
+    Box<dyn FnMut(&Slot<<S as SlotSize>::Area>, &Delivery<'_>, &mut Outbox<'_, S>) + Send>;
 
 /// Messages to a worker.
-pub(crate) enum Control<T: Pod + Send> {
+pub(crate) enum Control<S: SlotSize> {
     /// A new endpoint's ring to this worker.
-    Inbound(Consumer<Slot<T>>),
+    Inbound(Consumer<Slot<S::Area>>),
     /// Add a subscriber; acknowledged once it is in place.
     Subscribe {
         id: u64,
-        topic: Topic,
-        handler: Handler<T>,
+        topic: u32,
+        name: Arc<str>,
+        handler: Handler<S>,
         ack: Sender<()>,
     },
     /// Remove a subscriber; acknowledged (with whether it existed) once it is gone.
@@ -57,27 +66,34 @@ pub struct WorkerReport {
 /// Messages read from one ring per batch.
 const BATCH: usize = 64;
 
-pub(crate) struct Worker<T: Pod + Send> {
+/// One topic's subscribers on this worker.
+struct Subscribers<S: SlotSize> {
+    name: Arc<str>,
+    list: Vec<(u64, Handler<S>)>,
+}
+
+pub(crate) struct Worker<S: SlotSize> {
     pub(crate) index: usize,
     pub(crate) bus: Arc<BusShared>,
-    pub(crate) control: Receiver<Control<T>>,
-    pub(crate) inbound: Vec<Consumer<Slot<T>>>,
-    pub(crate) endpoint: Endpoint<T>,
+    pub(crate) control: Receiver<Control<S>>,
+    pub(crate) inbound: Vec<Consumer<Slot<S::Area>>>,
+    pub(crate) endpoint: Endpoint<S>,
     pub(crate) core: Option<usize>,
-    subs: TopicMap<Vec<(u64, Handler<T>)>>,
-    /// Subscription id -> topic, to find it on unsubscribe.
-    topics: HashMap<u64, Topic>,
+    /// By topic index, up to the highest index subscribed here; `None` where nobody is.
+    subs: Vec<Option<Subscribers<S>>>,
+    /// Subscription id -> topic index, to find it on unsubscribe.
+    topics: HashMap<u64, u32>,
     draining: bool,
     report: WorkerReport,
 }
 
-impl<T: Pod + Send> Worker<T> {
+impl<S: SlotSize> Worker<S> {
     pub(crate) fn new(
         index: usize,
         bus: Arc<BusShared>,
-        control: Receiver<Control<T>>,
-        inbound: Vec<Consumer<Slot<T>>>,
-        endpoint: Endpoint<T>,
+        control: Receiver<Control<S>>,
+        inbound: Vec<Consumer<Slot<S::Area>>>,
+        endpoint: Endpoint<S>,
         core: Option<usize>,
     ) -> Self {
         Worker {
@@ -87,7 +103,7 @@ impl<T: Pod + Send> Worker<T> {
             inbound,
             endpoint,
             core,
-            subs: TopicMap::default(),
+            subs: Vec::new(),
             topics: HashMap::new(),
             draining: false,
             report: WorkerReport::default(),
@@ -122,19 +138,32 @@ impl<T: Pod + Send> Worker<T> {
                 Ok(Control::Subscribe {
                     id,
                     topic,
+                    name,
                     handler,
                     ack,
                 }) => {
-                    self.subs.entry(topic).or_default().push((id, handler));
+                    let t = topic as usize;
+                    if self.subs.len() <= t {
+                        self.subs.resize_with(t + 1, || None);
+                    }
+                    self.subs[t]
+                        .get_or_insert_with(|| Subscribers {
+                            name,
+                            list: Vec::new(),
+                        })
+                        .list
+                        .push((id, handler));
                     self.topics.insert(id, topic);
                     let _ = ack.send(());
                 }
                 Ok(Control::Unsubscribe { id, ack }) => {
                     let found = self.topics.remove(&id).is_some_and(|topic| {
-                        let list = self.subs.entry(topic).or_default();
-                        list.retain(|(i, _)| *i != id);
-                        if list.is_empty() {
-                            self.subs.remove(&topic);
+                        let entry = &mut self.subs[topic as usize];
+                        if let Some(s) = entry {
+                            s.list.retain(|(i, _)| *i != id);
+                            if s.list.is_empty() {
+                                *entry = None;
+                            }
                         }
                         true
                     });
@@ -159,13 +188,16 @@ impl<T: Pod + Send> Worker<T> {
             let chunk = self.inbound[i].read(BATCH);
             let n = chunk.len();
             for slot in chunk.iter() {
+                let Some(Some(subs)) = self.subs.get_mut(slot.topic() as usize) else {
+                    continue;
+                };
                 let waited = slot.publish_ns().map(|t| {
                     let now = self.bus.epoch.elapsed().as_nanos() as u64;
                     Duration::from_nanos(now.saturating_sub(t))
                 });
-                let delivery = Delivery { slot, waited };
-                let Some(list) = self.subs.get_mut(&slot.topic()) else {
-                    continue;
+                let delivery = Delivery {
+                    topic: &subs.name,
+                    waited,
                 };
                 // The fast filter first: an unsampled slot costs no decode, no span.
                 let traced = match &self.bus.tracing {
@@ -174,21 +206,21 @@ impl<T: Pod + Send> Worker<T> {
                     }
                     _ => None,
                 };
-                for (_, handler) in list.iter_mut() {
+                for (_, handler) in subs.list.iter_mut() {
                     let endpoint = &mut self.endpoint;
                     let worker = self.index;
                     // The process span is made inside the unwind guard too: a panic in the
                     // tracing pipeline is caught and counted like a handler's.
                     let run = || {
                         let span = traced.as_ref().map(|(t, parent)| {
-                            t.process(slot.topic(), parent, waited.map(|w| w.as_nanos() as u64))
+                            t.process(delivery.topic, parent, waited.map(|w| w.as_nanos() as u64))
                         });
-                        let mut ctx = Context {
+                        let mut out = Outbox {
                             endpoint,
                             worker,
                             current: span.as_ref().and_then(Tracing::context),
                         };
-                        handler(&delivery, &mut ctx);
+                        handler(slot, &delivery, &mut out);
                         if let Some(mut span) = span {
                             opentelemetry::trace::Span::end(&mut span);
                         }

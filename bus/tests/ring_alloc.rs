@@ -3,7 +3,7 @@
 use std::thread;
 
 use tracebus::ring;
-use tracebus::slot::Slot;
+use tracebus::slot::LineSlot;
 use tracebus_context::TraceContext;
 
 mod common;
@@ -15,7 +15,7 @@ static GLOBAL: common::Counting = common::Counting;
 fn no_allocation_per_message() {
     const N: u64 = 1_000_000;
     let ctx = TraceContext::new([1; 16], [2; 8], 1).unwrap();
-    let (mut tx, mut rx) = ring::spsc::<Slot<u64>>(1024).unwrap();
+    let (mut tx, mut rx) = ring::spsc::<LineSlot>(1024).unwrap();
     // Threads are spawned (and allocate) before counting starts.
     let (go_tx, go_rx) = std::sync::mpsc::sync_channel::<()>(0);
     let consumer = thread::spawn(move || {
@@ -25,7 +25,7 @@ fn no_allocation_per_message() {
         while seen < N {
             let chunk = rx.read(64);
             for s in chunk.iter() {
-                sum = sum.wrapping_add(*s.payload());
+                sum = sum.wrapping_add(*s.payload::<u64>());
                 seen += 1;
             }
             if chunk.is_empty() {
@@ -40,7 +40,7 @@ fn no_allocation_per_message() {
     while i < N {
         let c = (i % 10 == 0).then_some(&ctx);
         if i % 2 == 0 {
-            if tx.try_push(Slot::new(1, c, None, i)).is_ok() {
+            if tx.try_push(LineSlot::new(1, c, None, &i)).is_ok() {
                 i += 1;
             } else {
                 thread::yield_now();
@@ -48,7 +48,7 @@ fn no_allocation_per_message() {
         } else {
             let mut claim = tx.claim_up_to(8);
             while claim.remaining() > 0 && i < N {
-                claim.push(Slot::new(1, c, Some(i), i)).unwrap();
+                claim.push(LineSlot::new(1, c, Some(i), &i)).unwrap();
                 i += 1;
             }
         }

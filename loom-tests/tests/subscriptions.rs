@@ -5,7 +5,7 @@
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
-use tracebus::{Bus, Pinning, PublishError, WaitStrategy};
+use tracebus::{Bus, Pinning, TryPublishError, WaitStrategy};
 use tracebus_loom_tests::model;
 
 #[test]
@@ -16,11 +16,12 @@ fn unsubscribe_while_publishing() {
             .capacity(2)
             .pinning(Pinning::Off)
             .wait_strategy(WaitStrategy::SpinThenPark)
-            .build::<u64>()
+            .build()
             .unwrap();
+        let topic = bus.topic::<u64>("t").unwrap();
         let stayed = Arc::new(AtomicUsize::new(0));
         let s = stayed.clone();
-        bus.subscribe(1, Some(0), move |_, _| {
+        bus.subscribe_on(0, &topic, move |_, _| {
             s.fetch_add(1, SeqCst);
         })
         .unwrap();
@@ -28,7 +29,7 @@ fn unsubscribe_while_publishing() {
         let late = Arc::new(AtomicUsize::new(0));
         let (g, l) = (gone.clone(), late.clone());
         let id = bus
-            .subscribe(1, Some(0), move |_, _| {
+            .subscribe_on(0, &topic, move |_, _| {
                 if g.load(SeqCst) {
                     l.fetch_add(1, SeqCst);
                 }
@@ -39,12 +40,12 @@ fn unsubscribe_while_publishing() {
             for i in 0..2 {
                 let mut v = i;
                 loop {
-                    match p.try_publish(1, v) {
+                    match p.try_publish(&topic, v) {
                         Ok(sent) => {
                             assert!(sent.fanout >= 1);
                             break;
                         }
-                        Err(PublishError::Full { payload, .. }) => {
+                        Err(TryPublishError::Full { payload, .. }) => {
                             v = payload;
                             thread::yield_now();
                         }

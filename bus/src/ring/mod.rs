@@ -135,16 +135,23 @@ pub(crate) struct Shared<T> {
     buffer: Box<[Cell<T>]>,
 }
 
-/// A slot with a payload of up to 16 bytes and its stamp share one cache line; bigger ones
-/// take whole lines.
+/// A slot of each [`crate::layout::SlotSize`] takes exactly its number of cache lines with its
+/// stamp, and the stamp follows the slot directly.
 #[cfg(not(loom))]
 const _: () = {
-    use crate::slot::{Slot, CACHE_LINE, MAX_ONE_LINE_PAYLOAD};
+    use crate::layout::{Lines, SlotSize};
+    use crate::slot::{Slot, CACHE_LINE};
     use core::mem::{offset_of, size_of};
-    assert!(size_of::<Cell<Slot<u64>>>() == CACHE_LINE);
-    assert!(size_of::<Cell<Slot<[u8; MAX_ONE_LINE_PAYLOAD]>>>() == CACHE_LINE);
-    assert!(offset_of!(Cell<Slot<u64>>, stamp) == 48);
-    assert!(size_of::<Cell<Slot<[u8; MAX_ONE_LINE_PAYLOAD + 1]>>>() == 2 * CACHE_LINE);
+    macro_rules! check {
+        ($($n:literal),*) => {$(
+            assert!(size_of::<Cell<Slot<<Lines<$n> as SlotSize>::Area>>>() == $n * CACHE_LINE);
+            assert!(
+                offset_of!(Cell<Slot<<Lines<$n> as SlotSize>::Area>>, stamp)
+                    == $n * CACHE_LINE - 8
+            );
+        )*};
+    }
+    check!(1, 2, 4, 8);
     assert!(size_of::<Cell<u8>>() == CACHE_LINE);
 };
 

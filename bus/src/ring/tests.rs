@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc as StdArc;
 
 use super::*;
-use crate::slot::Slot;
+use crate::slot::LineSlot;
 use tracebus_context::TraceContext;
 
 #[test]
@@ -160,18 +160,18 @@ fn every_value_is_dropped_exactly_once() {
 #[test]
 fn no_stale_context_across_wrap_around() {
     let ctx = TraceContext::new([0x11; 16], [0x22; 8], 1).unwrap();
-    let (mut tx, mut rx) = spsc::<Slot<u64>>(4).unwrap();
+    let (mut tx, mut rx) = spsc::<LineSlot>(4).unwrap();
     // Lap 0 fills every physical slot with a sampled context; later laps mix in unsampled
     // messages that land on the same slots.
     for lap in 0..6u64 {
         for i in 0..4u64 {
             let n = lap * 4 + i;
             let c = (lap == 0 || n % 3 == 0).then_some(&ctx);
-            tx.try_push(Slot::new(1, c, None, n)).unwrap();
+            tx.try_push(LineSlot::new(1, c, None, &n)).unwrap();
         }
         let chunk = rx.read(4);
         for s in chunk.iter() {
-            let n = *s.payload();
+            let n = *s.payload::<u64>();
             let expect = (n < 4 || n % 3 == 0).then_some(ctx);
             assert_eq!(s.context(), expect, "message {n}");
             assert_eq!(s.is_sampled(), expect.is_some(), "message {n}");
