@@ -255,7 +255,7 @@ impl Bridge {
         };
         let left = deadline.saturating_duration_since(Instant::now());
         runtime
-            .block_on(tokio::time::timeout(left, self.client.flush()))
+            .block_on(async { tokio::time::timeout(left, self.client.flush()).await })
             .is_ok_and(|r| r.is_ok())
     }
 

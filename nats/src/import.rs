@@ -87,6 +87,10 @@ pub(crate) async fn deliver(
                 }
                 return Outcome::Done;
             }
+            Offer::BadPayload => {
+                Stats::bump(&stats.import_bad_payload);
+                return Outcome::Refused;
+            }
             Offer::Closed => {
                 Stats::bump(&stats.import_bus_closed);
                 return Outcome::BusClosed;

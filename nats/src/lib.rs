@@ -37,6 +37,7 @@ pub mod server;
 mod sink;
 mod span;
 mod stats;
+mod topics;
 
 pub use bridge::Bridge;
 pub use config::{BridgeConfig, ExportOptions, ImportOptions, JetStreamConfig, Mode};
@@ -45,3 +46,4 @@ pub use export::Handoff;
 pub use sink::{ImportSink, Offer};
 pub use span::MESSAGING_SYSTEM;
 pub use stats::StatsSnapshot;
+pub use topics::Export;

@@ -17,6 +17,8 @@ pub enum Offer {
     Full,
     /// The bus is shut down: it never will be published.
     Closed,
+    /// The payload is not a value of the topic's type: never published.
+    BadPayload,
 }
 
 /// Where an import delivers.
