@@ -77,6 +77,8 @@ impl Bridge {
         let jetstream = match &config.mode {
             Mode::Core => None,
             Mode::JetStream(js) => {
+                // The context spawns its acknowledgement task on the current runtime.
+                let _in_runtime = runtime.enter();
                 let context = jetstream::ContextBuilder::new()
                     .timeout(js.ack_timeout)
                     .ack_timeout(js.ack_timeout)
