@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Weakens each Acquire/Release of the ring to Relaxed, and each SeqCst fence of the runtime to
-# AcqRel or removes it, one at a time, in a scratch copy of the
+# Weakens each Acquire/Release of the ring to Relaxed, removes each asymmetric fence of the
+# runtime (barrier.rs's light and heavy, at every call site) and weakens the SeqCst fence loom
+# runs for each to AcqRel, one at a time, in a scratch copy of the
 # tree, runs the loom models, and prints which models fail. Every line must name at least one
 # model: an ordering no model needs is either redundant or a hole in the models. Not part of the
 # test command (it rebuilds the loom suite once per ordering); run it after changing the ring.
@@ -23,14 +24,12 @@ sites=(
   "bus/src/ring/consumer.rs|c.shared.head.store(c.head, Ordering::Release)"
   "bus/src/ring/consumer.rs|self.shared.producer_closed.load(Ordering::Acquire)"
   "bus/src/ring/consumer.rs|self.cached_tail = self.shared.tail.load(Ordering::Acquire)"
-  "bus/src/wait.rs|fence(Ordering::SeqCst); // worker: flag before the re-check|"
-  "bus/src/wait.rs|fence(Ordering::SeqCst); // worker: flag before the re-check|fence(Ordering::AcqRel);"
-  "bus/src/wait.rs|fence(Ordering::SeqCst); // publisher: commits before the flag loads|"
-  "bus/src/wait.rs|fence(Ordering::SeqCst); // publisher: commits before the flag loads|fence(Ordering::AcqRel);"
-  "bus/src/gate.rs|fence(Ordering::SeqCst); // enter: busy before closed|"
-  "bus/src/gate.rs|fence(Ordering::SeqCst); // enter: busy before closed|fence(Ordering::AcqRel);"
-  "bus/src/gate.rs|fence(Ordering::SeqCst); // close: closed before busy|"
-  "bus/src/gate.rs|fence(Ordering::SeqCst); // close: closed before busy|fence(Ordering::AcqRel);"
+  "bus/src/wait.rs|heavy(); // worker: flag before the re-check|"
+  "bus/src/wait.rs|light(); // publisher: commits before the flag loads|"
+  "bus/src/gate.rs|light(); // enter: busy before closed|"
+  "bus/src/gate.rs|heavy(); // close: closed before busy|"
+  "bus/src/barrier.rs|Ordering::SeqCst); // loom: light|Ordering::AcqRel); // loom: light"
+  "bus/src/barrier.rs|Ordering::SeqCst); // loom: heavy|Ordering::AcqRel); // loom: heavy"
   "bus/src/gate.rs|busy.flag.store(false, Ordering::Release)"
   "bus/src/gate.rs|while busy.flag.load(Ordering::Acquire)"
 )
@@ -62,17 +61,17 @@ open(p, "w").write(s.replace(old, new, 1))
 PY
   # Build once, then run each model in its own process: a loom failure can abort the whole
   # test binary (a panic while a cell guard unwinds), which would hide the other results.
-  if ! (cd "$scratch/tree" && RUSTFLAGS="--cfg loom" cargo test -p tracebus-loom-tests \
+  if ! (cd "$scratch/tree" && RUSTFLAGS="--cfg tracebus_loom" cargo test -p tracebus-loom-tests \
       --release --target-dir "$root/target/loom-weaken" --no-run >/dev/null 2>&1); then
     echo "BUILD FAILED  $file: $text"
     status=1
     continue
   fi
   failed=""
-  for t in $(cd "$scratch/tree" && RUSTFLAGS="--cfg loom" cargo test -p tracebus-loom-tests \
+  for t in $(cd "$scratch/tree" && RUSTFLAGS="--cfg tracebus_loom" cargo test -p tracebus-loom-tests \
       --release --target-dir "$root/target/loom-weaken" -q -- --list 2>/dev/null \
       | sed -n 's/: test$//p'); do
-    if ! (cd "$scratch/tree" && RUSTFLAGS="--cfg loom" cargo test -p tracebus-loom-tests \
+    if ! (cd "$scratch/tree" && RUSTFLAGS="--cfg tracebus_loom" cargo test -p tracebus-loom-tests \
         --release --target-dir "$root/target/loom-weaken" -q -- --exact "$t" >/dev/null 2>&1); then
       failed+="$t "
     fi

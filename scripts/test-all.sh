@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test tracebus has, in one command: formatting and lints, unit, integration, property and
 # doc tests of the whole workspace, then the loom models (in their own target dir, so the
-# `--cfg loom` build does not thrash the normal one), plus the ring under valgrind and a
+# `--cfg tracebus_loom` build does not thrash the normal one), plus the ring under valgrind and a
 # bounded fuzz run of every parser.
 # Needs only the Rust toolchain: any other tool is installed by the scripts it calls (nats-server
 # for the NATS bridge's tests comes from Debian's packages through scripts/nats-server.sh).
@@ -32,6 +32,6 @@ scripts/valgrind.sh
 step "fuzz every parser, bounded (cargo-fuzz on stable, installed by scripts/fuzz.sh)"
 scripts/fuzz.sh
 
-step "loom models (RUSTFLAGS=--cfg loom, target/loom)"
-RUSTFLAGS="--cfg loom ${RUSTFLAGS:-}" cargo test -p tracebus-loom-tests --release --locked \
+step "loom models (RUSTFLAGS=--cfg tracebus_loom, target/loom)"
+RUSTFLAGS="--cfg tracebus_loom ${RUSTFLAGS:-}" cargo test -p tracebus-loom-tests --release --locked \
   --target-dir target/loom

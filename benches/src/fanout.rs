@@ -240,7 +240,7 @@ pub fn ring_latency(samples: u64) -> Latency {
     for i in 0..samples {
         let mut v = (Instant::now(), i);
         while let Err(back) = tx.try_push(v) {
-            v = back.0;
+            v = back.into_inner();
         }
         while done.load(Ordering::Acquire) != i + 1 {
             std::hint::spin_loop();

@@ -86,7 +86,14 @@ impl Bus {
 impl<S: SlotSize> BusBuilder<S> {
     /// Checks the settings and starts the workers.
     pub fn build(self) -> Result<Bus<S>, BuildError> {
-        let (cores, warnings) = self.validate::<Slot<S::Area>>()?;
+        let (cores, mut warnings) = self.validate::<Slot<S::Area>>()?;
+        if !crate::barrier::init() {
+            warnings.push(
+                "tracebus: no asymmetric barriers (membarrier) here; every publish pays a full \
+                 fence"
+                    .to_owned(),
+            );
+        }
         for w in &warnings {
             log::warn!("{w}");
         }

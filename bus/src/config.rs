@@ -6,7 +6,7 @@ use crate::layout::{Lines, SlotSize};
 use crate::wait::WaitStrategy;
 
 /// Default ring capacity (messages per ring; each endpoint has one ring to each worker).
-pub const DEFAULT_CAPACITY: usize = if cfg!(loom) { 2 } else { 1024 };
+pub const DEFAULT_CAPACITY: usize = if cfg!(tracebus_loom) { 2 } else { 1024 };
 
 /// Why a bus could not be built. Nothing was started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,9 +162,11 @@ impl<S: SlotSize> BusBuilder<S> {
         if self.workers == 0 {
             return Err(BuildError::NoWorkers);
         }
-        crate::ring::spsc::<T>(self.capacity).map_err(|reason| BuildError::Capacity {
-            capacity: self.capacity,
-            reason,
+        crate::ring::checked_capacity::<T>(self.capacity).map_err(|reason| {
+            BuildError::Capacity {
+                capacity: self.capacity,
+                reason,
+            }
         })?;
         let available: Vec<usize> = core_affinity::get_core_ids()
             .unwrap_or_default()

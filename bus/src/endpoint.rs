@@ -33,7 +33,8 @@ use crate::wait::WaitStrategy;
 pub(crate) struct EndpointState {
     /// Set for the duration of a publish (see [`crate::gate`]).
     pub(crate) busy: Busy,
-    /// Messages accepted with fanout >= 1. Written only by the owner.
+    /// Messages accepted with fanout >= 1. Written only by the owner, inside the gate (a load
+    /// and a store, no read-modify-write); read by shutdown after the owner left the gate.
     pub(crate) published: AtomicUsize,
 }
 
@@ -91,23 +92,17 @@ impl<S: SlotSize> Endpoint<S> {
         }
     }
 
-    /// Runs `f` inside the shutdown gate (`None` when the gate is closed) and counts the
-    /// `count` messages it published.
+    /// Runs `f` inside the shutdown gate (`None` when the gate is closed). The gate is left
+    /// when `f` returns or unwinds.
     #[inline]
     fn gated<E>(
         &mut self,
-        count: usize,
-        f: impl FnOnce(Option<(&mut Out<S>, &BusShared)>) -> Result<Published, E>,
+        f: impl FnOnce(Option<(&mut Out<S>, &BusShared, &EndpointState)>) -> Result<Published, E>,
     ) -> Result<Published, E> {
-        let gate = &self.bus.gate;
-        let open = gate.enter(&self.state.busy);
-        let result = f(open.then_some((&mut self.out, &*self.bus)));
-        gate.leave(&self.state.busy);
-        if result.as_ref().is_ok_and(|p| p.fanout > 0) {
-            let p = &self.state.published;
-            p.store(p.load(Ordering::Relaxed) + count, Ordering::Relaxed);
-        }
-        result
+        let Some(_inside) = self.bus.gate.enter(&self.state.busy) else {
+            return f(None);
+        };
+        f(Some((&mut self.out, &*self.bus, &*self.state)))
     }
 
     /// Publishes without waiting: delivered to every subscriber's worker, or handed back.
@@ -119,12 +114,18 @@ impl<S: SlotSize> Endpoint<S> {
         parent: Parent,
     ) -> Result<Published, TryPublishError<T>> {
         self.bus.topics.check(topic);
-        self.gated(1, |open| {
-            let Some((out, bus)) = open else {
+        self.gated(|open| {
+            let Some((out, bus, state)) = open else {
                 return Err(TryPublishError::Closed(payload));
             };
-            out.write(bus, topic.index(), core::slice::from_ref(&payload), parent)
-                .map_err(|NoRoom { worker }| TryPublishError::Full { payload, worker })
+            out.write(
+                bus,
+                state,
+                topic.index(),
+                core::slice::from_ref(&payload),
+                parent,
+            )
+            .map_err(|NoRoom { worker }| TryPublishError::Full { payload, worker })
         })
     }
 
@@ -165,9 +166,9 @@ impl<S: SlotSize> Endpoint<S> {
                 capacity,
             });
         }
-        self.gated(payloads.len(), |open| match open {
-            Some((out, bus)) => out
-                .write(bus, topic.index(), payloads, parent)
+        self.gated(|open| match open {
+            Some((out, bus, state)) => out
+                .write(bus, state, topic.index(), payloads, parent)
                 .map_err(|NoRoom { worker }| TryBatchError::Full { worker }),
             None => Err(TryBatchError::Closed),
         })
@@ -225,6 +226,7 @@ impl<S: SlotSize> Out<S> {
     fn write<T: Pod>(
         &mut self,
         bus: &BusShared,
+        state: &EndpointState,
         topic: u32,
         payloads: &[T],
         parent: Parent,
@@ -268,6 +270,10 @@ impl<S: SlotSize> Out<S> {
                 claim.commit();
             }
         }
+        // Counted as soon as it is committed, inside the gate: shutdown, which reads the count
+        // after this publish left the gate, sees it even if the rest of the publish unwinds.
+        let p = &state.published;
+        p.store(p.load(Ordering::Relaxed) + n, Ordering::Relaxed);
         if bus.wait == WaitStrategy::SpinThenPark {
             // One fence for all destinations (see `wait::after_commit`).
             crate::wait::after_commit();

@@ -75,11 +75,12 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod barrier;
 mod bus;
 mod config;
 mod endpoint;
 mod error;
-pub mod gate;
+mod gate;
 mod handler;
 pub mod layout;
 mod publisher;
@@ -90,7 +91,7 @@ pub mod slot;
 mod sync;
 pub mod telemetry;
 mod topic;
-pub mod wait;
+mod wait;
 mod worker;
 
 pub use bus::{Bus, Report, SubscriptionId};
@@ -104,6 +105,16 @@ pub use topic::{Topic, TopicError};
 pub use tracebus_context as context;
 pub use wait::WaitStrategy;
 pub use worker::WorkerReport;
+
+/// The runtime's protocols, for the loom models in `loom-tests` only. It exists only in builds
+/// with `--cfg tracebus_loom`, so no ordinary build of tracebus (or of a crate using it) sees
+/// it.
+#[cfg(tracebus_loom)]
+#[doc(hidden)]
+pub mod loom_support {
+    pub use crate::gate::{Busy, Gate, Inside};
+    pub use crate::wait::{after_commit, Sleeper};
+}
 
 /// The README's Rust examples, compiled and run as doc tests so they cannot go stale.
 #[cfg(doctest)]

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
 
 /// Changes the log remembers; an endpoint further behind copies the whole table.
-const LOG_LEN: usize = if cfg!(loom) { 2 } else { 1024 };
+const LOG_LEN: usize = if cfg!(tracebus_loom) { 2 } else { 1024 };
 
 /// Where one topic's messages go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,7 +152,7 @@ impl RouteCache {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(tracebus_loom)))]
 mod tests {
     use super::*;
 

@@ -381,7 +381,7 @@ impl Tracing {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(tracebus_loom)))]
 mod tests {
     use super::*;
 

@@ -187,7 +187,7 @@ fn foreign_topic(theirs: u32, ours: u32) -> ! {
     panic!("tracebus: a topic of bus {theirs} was used on bus {ours}; topics belong to the bus that made them")
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(tracebus_loom)))]
 mod tests {
     use super::*;
 

@@ -4,16 +4,19 @@
 //! yielding, and spinning then parking the thread (no CPU while idle). Parking uses a Dekker-style
 //! handshake on [`Sleeper`]:
 //!
-//! - the worker announces `sleeping = true`, issues a `SeqCst` fence, checks its rings once more,
+//! - the worker announces `sleeping = true`, issues a heavy fence, checks its rings once more,
 //!   and parks only if they are still empty;
-//! - a publisher commits its message, issues a `SeqCst` fence, and unparks the worker if it sees
+//! - a publisher commits its message, issues a light fence, and unparks the worker if it sees
 //!   `sleeping == true`.
 //!
 //! The two fences forbid the outcome where the worker misses the message *and* the publisher
 //! misses the flag: at least one of them sees the other's write. `thread::park` keeps a token,
-//! so an unpark that lands before the park is not lost either.
+//! so an unpark that lands before the park is not lost either. The fences are asymmetric (see
+//! `barrier.rs`): the publisher's, paid on every publish, is a compiler fence where the OS
+//! allows; the worker's, paid once per sleep, is a `membarrier` call.
 
-use crate::sync::{fence, thread, AtomicBool, Ordering};
+use crate::barrier::{heavy, light};
+use crate::sync::{thread, AtomicBool, Ordering};
 
 /// How an idle worker waits for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -30,9 +33,9 @@ pub enum WaitStrategy {
 }
 
 /// Polls before an idle worker starts yielding.
-pub(crate) const SPIN_POLLS: u32 = if cfg!(loom) { 1 } else { 256 };
+pub(crate) const SPIN_POLLS: u32 = if cfg!(tracebus_loom) { 1 } else { 256 };
 /// Polls (spinning and yielding) before an idle worker parks.
-pub(crate) const YIELD_POLLS: u32 = if cfg!(loom) { 2 } else { 512 };
+pub(crate) const YIELD_POLLS: u32 = if cfg!(tracebus_loom) { 2 } else { 512 };
 
 /// The "I am about to sleep" flag of one worker.
 #[derive(Debug, Default)]
@@ -53,9 +56,9 @@ impl Sleeper {
     #[inline]
     pub fn prepare(&self) {
         self.sleeping.store(true, Ordering::Relaxed);
-        // SeqCst fence: orders the flag store before the caller's re-check of the rings,
-        // against the publisher's fence between its commit and its flag load.
-        fence(Ordering::SeqCst); // worker: flag before the re-check
+        // Heavy fence: orders the flag store before the caller's re-check of the rings,
+        // against the publisher's light fence between its commit and its flag load.
+        heavy(); // worker: flag before the re-check
     }
 
     /// Worker side: announce sleep, park unless `pending()` finds work after the announcement,
@@ -77,7 +80,7 @@ impl Sleeper {
         self.sleeping.store(false, Ordering::Relaxed);
     }
 
-    /// Publisher side, after committing and a `SeqCst` fence: whether the worker may be asleep
+    /// Publisher side, after committing and [`after_commit`]: whether the worker may be asleep
     /// and needs an unpark. (The fence is the caller's, so one fence serves all destinations.)
     #[inline]
     pub fn is_sleeping(&self) -> bool {
@@ -86,9 +89,9 @@ impl Sleeper {
 }
 
 /// Publisher side, after committing to one or more workers' rings and before reading their
-/// [`Sleeper::is_sleeping`] flags: a `SeqCst` fence that orders the commits before the flag
-/// loads, against the fence in [`Sleeper::prepare`].
+/// [`Sleeper::is_sleeping`] flags: a light fence that orders the commits before the flag
+/// loads, against the heavy fence in [`Sleeper::prepare`].
 #[inline]
 pub fn after_commit() {
-    fence(Ordering::SeqCst); // publisher: commits before the flag loads
+    light(); // publisher: commits before the flag loads
 }

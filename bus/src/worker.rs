@@ -17,8 +17,9 @@ use crate::layout::SlotSize;
 use crate::ring::Consumer;
 use crate::shared::BusShared;
 use crate::slot::Slot;
-use crate::sync::chan::{self, Receiver, Sender, TryRecvError};
+use crate::sync::chan::{self, Receiver, Sender};
 use crate::sync::thread;
+use crate::sync::TryRecvError;
 use crate::telemetry::Tracing;
 use crate::wait::{WaitStrategy, SPIN_POLLS, YIELD_POLLS};
 
@@ -181,61 +182,51 @@ impl<S: SlotSize> Worker<S> {
     }
 
     /// Reads one batch from every inbound ring and delivers it; returns messages read.
+    ///
+    /// Panic isolation costs one `catch_unwind` per batch, not per handler call: the batch is
+    /// delivered inside one guard that records which handler of which message runs; when one
+    /// panics, the panic is counted and delivery resumes with the next handler in a new guard.
     fn deliver_pass(&mut self) -> usize {
+        let Worker {
+            index,
+            bus,
+            inbound,
+            endpoint,
+            subs,
+            report,
+            ..
+        } = self;
         let mut total = 0;
         let mut i = 0;
-        while i < self.inbound.len() {
-            let chunk = self.inbound[i].read(BATCH);
+        while i < inbound.len() {
+            let chunk = inbound[i].read(BATCH);
             let n = chunk.len();
-            for slot in chunk.iter() {
-                let Some(Some(subs)) = self.subs.get_mut(slot.topic() as usize) else {
-                    continue;
+            let mut at = Cursor::default();
+            loop {
+                let run = || {
+                    deliver(
+                        chunk.iter().skip(at.slot),
+                        &mut at,
+                        subs,
+                        endpoint,
+                        bus,
+                        *index,
+                        &mut report.delivered,
+                    )
                 };
-                let waited = slot.publish_ns().map(|t| {
-                    let now = self.bus.epoch.elapsed().as_nanos() as u64;
-                    Duration::from_nanos(now.saturating_sub(t))
-                });
-                let delivery = Delivery {
-                    topic: &subs.name,
-                    waited,
-                };
-                // The fast filter first: an unsampled slot costs no decode, no span.
-                let traced = match &self.bus.tracing {
-                    Some(t) if slot.is_sampled() => {
-                        slot.context().map(|c| (t, Tracing::parent(&c)))
-                    }
-                    _ => None,
-                };
-                for (_, handler) in subs.list.iter_mut() {
-                    let endpoint = &mut self.endpoint;
-                    let worker = self.index;
-                    // The process span is made inside the unwind guard too: a panic in the
-                    // tracing pipeline is caught and counted like a handler's.
-                    let run = || {
-                        let span = traced.as_ref().map(|(t, parent)| {
-                            t.process(delivery.topic, parent, waited.map(|w| w.as_nanos() as u64))
-                        });
-                        let mut out = Outbox {
-                            endpoint,
-                            worker,
-                            current: span.as_ref().and_then(Tracing::context),
-                        };
-                        handler(slot, &delivery, &mut out);
-                        if let Some(mut span) = span {
-                            opentelemetry::trace::Span::end(&mut span);
-                        }
-                    };
-                    match catch_unwind(AssertUnwindSafe(run)) {
-                        Ok(()) => self.report.delivered += 1,
-                        Err(_) => self.report.handler_panics += 1,
+                match catch_unwind(AssertUnwindSafe(run)) {
+                    Ok(()) => break,
+                    Err(_) => {
+                        report.handler_panics += 1;
+                        at.handler += 1; // resume after the handler that panicked
                     }
                 }
             }
             drop(chunk);
             total += n;
             // A ring whose publisher is gone and which is drained is dropped.
-            if n == 0 && self.inbound[i].is_closed() && self.inbound[i].is_empty() {
-                self.inbound.swap_remove(i);
+            if n == 0 && inbound[i].is_closed() && inbound[i].is_empty() {
+                inbound.swap_remove(i);
             } else {
                 i += 1;
             }
@@ -260,5 +251,64 @@ impl<S: SlotSize> Worker<S> {
                 *idle = 0;
             }
         }
+    }
+}
+
+/// Where delivery of a batch stands: handler `handler` of the batch's message `slot` is the
+/// next to run (or running, if it panics).
+#[derive(Debug, Default, Clone, Copy)]
+struct Cursor {
+    slot: usize,
+    handler: usize,
+}
+
+/// Delivers `slots` (the batch from message `at.slot` on) to their topics' subscribers,
+/// starting at handler `at.handler` of the first, and keeps `at` on the handler about to run.
+#[inline]
+fn deliver<'s, S: SlotSize>(
+    slots: impl Iterator<Item = &'s Slot<S::Area>>,
+    at: &mut Cursor,
+    subs: &mut [Option<Subscribers<S>>],
+    endpoint: &mut Endpoint<S>,
+    bus: &BusShared,
+    worker: usize,
+    delivered: &mut u64,
+) {
+    for slot in slots {
+        if let Some(Some(topic)) = subs.get_mut(slot.topic() as usize) {
+            let waited = slot.publish_ns().map(|t| {
+                let now = bus.epoch.elapsed().as_nanos() as u64;
+                Duration::from_nanos(now.saturating_sub(t))
+            });
+            let delivery = Delivery {
+                topic: &topic.name,
+                waited,
+            };
+            // The fast filter first: an unsampled slot costs no decode, no span.
+            let traced = match &bus.tracing {
+                Some(t) if slot.is_sampled() => slot.context().map(|c| (t, Tracing::parent(&c))),
+                _ => None,
+            };
+            while let Some((_, handler)) = topic.list.get_mut(at.handler) {
+                // The process span is made inside the unwind guard too: a panic in the tracing
+                // pipeline is caught and counted like a handler's.
+                let span = traced.as_ref().map(|(t, parent)| {
+                    t.process(delivery.topic, parent, waited.map(|w| w.as_nanos() as u64))
+                });
+                let mut out = Outbox {
+                    endpoint,
+                    worker,
+                    current: span.as_ref().and_then(Tracing::context),
+                };
+                handler(slot, &delivery, &mut out);
+                if let Some(mut span) = span {
+                    opentelemetry::trace::Span::end(&mut span);
+                }
+                *delivered += 1;
+                at.handler += 1;
+            }
+        }
+        at.slot += 1;
+        at.handler = 0;
     }
 }

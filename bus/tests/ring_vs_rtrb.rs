@@ -49,7 +49,7 @@ proptest! {
         for op in ops {
             match op {
                 Op::Push => if let (Some(t), Some(o)) = (tx.as_mut(), otx.as_mut()) {
-                    let ours = t.try_push(next).map_err(|f| f.0);
+                    let ours = t.try_push(next).map_err(|f| f.into_inner());
                     let theirs = o.push(next).map_err(|rtrb::PushError::Full(v)| v);
                     prop_assert_eq!(ours, theirs);
                     next += 1;

@@ -84,6 +84,7 @@ impl Decision {
 
 /// An invalid sampler setting.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SamplerError {
     /// `k` must be a finite number `>= 0`.
     #[error("sampler k must be finite and >= 0, got {0}")]

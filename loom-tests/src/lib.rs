@@ -2,14 +2,14 @@
 //!
 //! Model checks of every concurrent protocol in `tracebus`, run on the real code: the crate
 //! under test takes its atomics, `Arc` and `UnsafeCell` from a private `sync` module that is
-//! loom's under `cfg(loom)`. Run them with the README's test command, or alone:
+//! loom's under `cfg(tracebus_loom)`. Run them with the README's test command, or alone:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test -p tracebus-loom-tests --release --target-dir target/loom
+//! RUSTFLAGS="--cfg tracebus_loom" cargo test -p tracebus-loom-tests --release --target-dir target/loom
 //! ```
 //!
 //! `LOOM_MAX_PREEMPTIONS` raises the preemption bound (default [`DEFAULT_PREEMPTIONS`]). Built
-//! without `--cfg loom` the models would check nothing, so the suite contains a test that fails
+//! without `--cfg tracebus_loom` the models would check nothing, so the suite contains a test that fails
 //! in that case, and the workspace's normal test run excludes this crate.
 //!
 //! ## The ring (`tests/ring.rs`)
@@ -39,7 +39,7 @@
 //! | `Producer::drop`: `producer_closed.store(Release)` | `close_drains_committed_tail` |
 //! | `Producer::publish_tail`: `tail.store(Release)` | all six ring models; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
 //! | `Shared::is_committed`: stamp `load(Acquire)` | `fifo_over_two_laps`, `batch_claim_and_read`, `close_drains_committed_tail`; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
-//! | `Consumer::available`: `tail.load(Acquire)` | all six ring models; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
+//! | `Consumer::committed`: `tail.load(Acquire)` | all six ring models; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
 //! | `Consumer::try_pop`: `head.store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries` |
 //! | `ReadChunk::drop`: `head.store(Release)` | `batch_claim_and_read` |
 //! | `Consumer::is_closed`: `producer_closed.load(Acquire)` | `close_drains_committed_tail`; also `unsubscribe_while_publishing` |
@@ -49,7 +49,7 @@
 //!
 //! Two orderings are `Relaxed` by design, because no reader depends on them: `consumer_closed`
 //! (it publishes nothing but itself) and `Consumer::len`'s load of `tail` (a count; the next
-//! `Acquire` load in `available` cannot read less, so `len_promises_values` holds without it).
+//! `Acquire` load in `committed` cannot read less, so `len_promises_values` holds without it).
 
 //!
 //! ## The runtime (`tests/runtime.rs`)

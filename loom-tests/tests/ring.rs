@@ -4,15 +4,15 @@
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
-use tracebus::ring::{spsc, Full};
+use tracebus::ring::spsc;
 use tracebus_loom_tests::model;
 
 #[test]
 #[allow(clippy::assertions_on_constants)] // constant per build: that is the point
 fn built_with_cfg_loom() {
     assert!(
-        cfg!(loom),
-        "the loom models check nothing without RUSTFLAGS=\"--cfg loom\" (see the crate docs)"
+        cfg!(tracebus_loom),
+        "the loom models check nothing without RUSTFLAGS=\"--cfg tracebus_loom\" (see the crate docs)"
     );
 }
 
@@ -20,8 +20,8 @@ fn built_with_cfg_loom() {
 fn push_all(tx: &mut tracebus::ring::Producer<u32>, values: impl IntoIterator<Item = u32>) {
     for v in values {
         let mut v = v;
-        while let Err(Full(back)) = tx.try_push(v) {
-            v = back;
+        while let Err(full) = tx.try_push(v) {
+            v = full.into_inner();
             thread::yield_now();
         }
     }
@@ -54,8 +54,8 @@ fn full_and_empty_boundaries() {
             // Either the consumer freed the slot or the value comes back unchanged.
             match tx.try_push(2) {
                 Ok(()) => true,
-                Err(Full(v)) => {
-                    assert_eq!(v, 2);
+                Err(full) => {
+                    assert_eq!(full.into_inner(), 2);
                     false
                 }
             }

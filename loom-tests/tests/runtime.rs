@@ -1,11 +1,11 @@
 //! loom models of the runtime's protocols, on the real code: the park/unpark handshake of
-//! `tracebus::wait` and the shutdown gate of `tracebus::gate`, each with a real ring.
+//! `wait.rs` and the shutdown gate of `gate.rs` (reached through
+//! `tracebus::loom_support`, which only `--cfg tracebus_loom` builds have), each with a real ring.
 
 use loom::sync::Arc;
 use loom::thread;
-use tracebus::gate::{Busy, Gate};
+use tracebus::loom_support::{after_commit, Busy, Gate, Sleeper};
 use tracebus::ring::spsc;
-use tracebus::wait::{after_commit, Sleeper};
 use tracebus_loom_tests::model;
 
 /// A worker that parks when its ring looks empty is always woken by a publish that races it:
@@ -42,11 +42,12 @@ fn shutdown_gate_accepted_means_drained() {
         let (mut tx, mut rx) = spsc::<u32>(2).unwrap();
         let (g, b) = (gate.clone(), busy.clone());
         let publisher = thread::spawn(move || {
-            let accepted = g.enter(&b);
+            let inside = g.enter(&b);
+            let accepted = inside.is_some();
             if accepted {
                 tx.try_push(1).unwrap();
             }
-            g.leave(&b);
+            drop(inside); // leaves the gate
             accepted
         });
         gate.close([&*busy]);

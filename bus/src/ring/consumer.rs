@@ -29,7 +29,7 @@ pub struct Consumer<T> {
 /// messages watches `tail`, and only a consumer idle for this many polls watches the stamps.
 /// Under loom it is 1, so the models take both paths: `tail` on the first empty poll after a
 /// find, the stamps after that.
-const IDLE_POLLS: u32 = if cfg!(loom) { 1 } else { 4 };
+const IDLE_POLLS: u32 = if cfg!(tracebus_loom) { 1 } else { 4 };
 
 impl<T> Consumer<T> {
     pub(super) fn new(shared: Arc<Shared<T>>) -> Consumer<T> {
@@ -62,7 +62,7 @@ impl<T> Consumer<T> {
     #[inline]
     pub fn len(&self) -> usize {
         // Relaxed: a count only. The promise that `try_pop` then finds what is counted comes
-        // from `available`, whose own Acquire load of `tail` cannot read an older value than
+        // from `committed`, whose own Acquire load of `tail` cannot read an older value than
         // this one (read-read coherence) and synchronises with the producer's Release store.
         let tail = self.shared.tail.load(Ordering::Relaxed);
         let n = tail.wrapping_sub(self.head);

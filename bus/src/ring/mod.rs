@@ -45,6 +45,8 @@
 //! consumer can still drain everything committed before the producer went away. Values still in
 //! the ring when both sides are gone are dropped exactly once.
 
+#[cfg(not(tracebus_loom))]
+mod buffer;
 mod consumer;
 mod producer;
 
@@ -60,14 +62,15 @@ pub use producer::{Claim, Producer};
 /// The largest capacity [`spsc`] accepts. Positions are free-running `usize`s compared with
 /// wrapping subtraction, which is exact while capacity is at most half the index space; under
 /// loom the limit is tiny so that models stay small.
-#[cfg(not(loom))]
+#[cfg(not(tracebus_loom))]
 pub const MAX_CAPACITY: usize = 1 << (usize::BITS - 2);
 /// The largest capacity [`spsc`] accepts (shrunk under loom).
-#[cfg(loom)]
+#[cfg(tracebus_loom)]
 pub const MAX_CAPACITY: usize = 8;
 
 /// Why a ring could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RingError {
     /// A ring must hold at least one value.
     #[error("ring capacity must be at least 1")]
@@ -86,7 +89,7 @@ pub enum RingError {
 /// The value a full ring handed back: nothing is dropped silently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("ring is full")]
-pub struct Full<T>(pub T);
+pub struct Full<T>(T);
 
 impl<T> Full<T> {
     /// The value that was not pushed.
@@ -121,8 +124,9 @@ pub(crate) struct Shared<T> {
     /// cells before it were read and dropped); `tail - head <= capacity` always.
     head: CachePadded<AtomicUsize>,
     /// Next position the producer writes; cells in `[head, tail)` hold initialised values.
-    /// Written only by the producer (`Release`, after the stamps before it), read only by
-    /// `len()` and the destructor.
+    /// Written only by the producer (`Release`, after the stamps before it); read by the
+    /// consumer while messages stream (`Acquire`, in `Consumer::committed`), by `len()`
+    /// (`Relaxed`) and by the destructor.
     tail: CachePadded<AtomicUsize>,
     /// Set once, when the producer is dropped, after its last commit.
     producer_closed: AtomicBool,
@@ -132,12 +136,15 @@ pub(crate) struct Shared<T> {
     mask: usize,
     /// The cells. Cell `p & mask` is the producer's while `p` is outside `[head, tail)` and
     /// the consumer's while inside.
+    #[cfg(not(tracebus_loom))]
+    buffer: buffer::Buffer<T>,
+    #[cfg(tracebus_loom)]
     buffer: Box<[Cell<T>]>,
 }
 
 /// A slot of each [`crate::layout::SlotSize`] takes exactly its number of cache lines with its
 /// stamp, and the stamp follows the slot directly.
-#[cfg(not(loom))]
+#[cfg(not(tracebus_loom))]
 const _: () = {
     use crate::layout::{Lines, SlotSize};
     use crate::slot::{Slot, CACHE_LINE};
@@ -170,6 +177,9 @@ impl<T> Shared<T> {
     #[inline(always)]
     fn cell(&self, position: usize) -> &Cell<T> {
         // `mask` is `buffer.len() - 1`, so the index is always in bounds.
+        #[cfg(not(tracebus_loom))]
+        return self.buffer.get(position & self.mask);
+        #[cfg(tracebus_loom)]
         &self.buffer[position & self.mask]
     }
 
@@ -199,7 +209,7 @@ impl<T> Shared<T> {
     /// cell's stamp is the one that position left (or 0 on the first lap).
     #[inline(always)]
     fn debug_assert_free(&self, p: usize) {
-        if cfg!(any(debug_assertions, loom)) {
+        if cfg!(any(debug_assertions, tracebus_loom)) {
             let head = self.head.load(Ordering::Relaxed);
             debug_or_loom_assert!(
                 p.wrapping_sub(head) < self.capacity(),
@@ -250,25 +260,8 @@ impl<T> Drop for Shared<T> {
 /// assert!(tracebus::ring::spsc::<u64>(0).is_err());
 /// ```
 pub fn spsc<T: Send>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), RingError> {
-    if capacity == 0 {
-        return Err(RingError::ZeroCapacity);
-    }
-    let max = max_capacity::<T>();
-    let capacity = match capacity.checked_next_power_of_two() {
-        Some(c) if c <= max => c,
-        _ => {
-            return Err(RingError::TooLarge {
-                requested: capacity,
-                max,
-            })
-        }
-    };
-    let buffer = (0..capacity)
-        .map(|_| Cell {
-            value: UnsafeCell::new(MaybeUninit::uninit()),
-            stamp: AtomicUsize::new(0),
-        })
-        .collect();
+    let capacity = checked_capacity::<T>(capacity)?;
+    let buffer = new_buffer(capacity);
     let shared = Arc::new(Shared {
         head: CachePadded::new(AtomicUsize::new(0)),
         tail: CachePadded::new(AtomicUsize::new(0)),
@@ -278,6 +271,41 @@ pub fn spsc<T: Send>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Ring
         buffer,
     });
     Ok((Producer::new(Arc::clone(&shared)), Consumer::new(shared)))
+}
+
+/// `capacity` empty cells (stamp 0, no value), from zeroed memory that costs nothing until
+/// a producer writes it (see `buffer.rs`).
+#[cfg(not(tracebus_loom))]
+fn new_buffer<T>(capacity: usize) -> buffer::Buffer<T> {
+    // `max_capacity` keeps the cells within `isize::MAX` bytes.
+    buffer::Buffer::new(capacity).expect("capacity checked against max_capacity")
+}
+
+/// Under loom, cells carry loom's tracking state, so they are built one by one.
+#[cfg(tracebus_loom)]
+fn new_buffer<T>(capacity: usize) -> Box<[Cell<T>]> {
+    (0..capacity)
+        .map(|_| Cell {
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+            stamp: AtomicUsize::new(0),
+        })
+        .collect()
+}
+
+/// The capacity [`spsc`] would give a ring of `T`s asked to hold `capacity` (rounded up to a
+/// power of two), or why it would refuse: checks the settings without allocating a ring.
+pub fn checked_capacity<T>(capacity: usize) -> Result<usize, RingError> {
+    if capacity == 0 {
+        return Err(RingError::ZeroCapacity);
+    }
+    let max = max_capacity::<T>();
+    match capacity.checked_next_power_of_two() {
+        Some(c) if c <= max => Ok(c),
+        _ => Err(RingError::TooLarge {
+            requested: capacity,
+            max,
+        }),
+    }
 }
 
 /// The largest power-of-two capacity whose cells fit in `isize::MAX` bytes.
@@ -292,5 +320,5 @@ fn max_capacity<T>() -> usize {
 /// A `!Sync` marker: each side is used by one thread at a time (`Send`, not `Sync`).
 pub(crate) type NotSync = core::marker::PhantomData<core::cell::Cell<()>>;
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(tracebus_loom)))]
 mod tests;

@@ -92,11 +92,11 @@ impl<T> Producer<T> {
         });
     }
 
-    /// Publishes the new `tail` for `len()`, after the stamps it counts.
+    /// Publishes the new `tail`, after the stamps of the positions before it.
     #[inline(always)]
     fn publish_tail(&self) {
-        // Release pairs with the Acquire load in `Consumer::len`: a consumer that counts a
-        // position also sees its stamp.
+        // Release pairs with the consumer's Acquire load of `tail` in `Consumer::committed`: a
+        // consumer that learns of a position through `tail` also sees the value written there.
         self.shared.tail.store(self.tail, Ordering::Release);
     }
 

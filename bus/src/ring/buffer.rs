@@ -1,0 +1,117 @@
+//! The ring's cells: one allocation of zeroed memory, so memory follows use.
+//!
+//! Allocating zeroed memory through the global allocator touches it: Rust zeroes an
+//! over-aligned allocation with a `memset`, and glibc's `calloc` clears every chunk it does not
+//! take from freshly grown heap, so a bus with a 64 x 128 mesh of 1024-cell rings would take
+//! 512 MiB before its first message. On Unix-like systems a buffer of at least
+//! [`MMAP_MIN`] bytes is therefore its own anonymous private mapping: the OS maps a page when a
+//! producer first writes a cell in it, and an idle consumer, which reads one cell's stamp,
+//! reads the shared zero page. Smaller buffers (and every buffer elsewhere) come from
+//! `alloc_zeroed`, cache-line aligned. All-zero bytes are a valid empty cell (stamp 0, no
+//! value).
+//!
+//! Under loom, cells carry loom's tracking state, so they are built one by one in a `Box`.
+
+use core::alloc::Layout;
+use core::ptr::NonNull;
+
+use super::Cell;
+
+/// Buffers of at least this many bytes are their own memory mapping (Unix-like systems).
+pub(crate) const MMAP_MIN: usize = 16 * 1024;
+
+/// `len` cells, cache-line aligned, zeroed (see the module docs).
+pub(crate) struct Buffer<T> {
+    /// The first cell, at the start of the allocation; `len` cells follow it.
+    cells: NonNull<Cell<T>>,
+    len: usize,
+    /// The allocation's layout, for freeing it, and whether it is a mapping.
+    layout: Layout,
+    mapped: bool,
+}
+
+impl<T> Buffer<T> {
+    /// `len` empty cells, or `None` if their size overflows `isize`.
+    pub(crate) fn new(len: usize) -> Option<Buffer<T>> {
+        let layout = Layout::array::<Cell<T>>(len).ok()?;
+        #[cfg(unix)]
+        if layout.size() >= MMAP_MIN {
+            use rustix::mm::{mmap_anonymous, MapFlags, ProtFlags};
+            // SAFETY: a fresh private anonymous mapping (no address hint) aliases nothing; it
+            // is page-aligned (so cache-line aligned) and zero-filled by the OS.
+            let mapped = unsafe {
+                mmap_anonymous(
+                    core::ptr::null_mut(),
+                    layout.size(),
+                    ProtFlags::READ | ProtFlags::WRITE,
+                    MapFlags::PRIVATE,
+                )
+            };
+            if let Ok(ptr) = mapped {
+                return Some(Buffer {
+                    cells: NonNull::new(ptr.cast())?,
+                    len,
+                    layout,
+                    mapped: true,
+                });
+            }
+        }
+        // SAFETY: `layout` has a non-zero size (a cell is at least one cache line, len >= 1).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let cells =
+            NonNull::new(ptr.cast()).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        Some(Buffer {
+            cells,
+            len,
+            layout,
+            mapped: false,
+        })
+    }
+
+    /// The cell at index `i`, which must be below `len` (the ring masks positions with
+    /// `len - 1`, a power of two, so it always is; checked in test builds).
+    #[inline(always)]
+    pub(crate) fn get(&self, i: usize) -> &Cell<T> {
+        crate::sync::debug_or_loom_assert!(i < self.len, "cell {i} of {}", self.len);
+        // SAFETY: `i < len`, so the cell is inside the allocation, aligned (the first cell is
+        // aligned and cells are a multiple of their alignment apart) and initialised: zeroed
+        // bytes are a valid `Cell<T>` (an `AtomicUsize` 0 and a `MaybeUninit<T>` in cells
+        // that allow any bytes); it lives as long as `self`.
+        unsafe { &*self.cells.as_ptr().add(i) }
+    }
+}
+
+impl<T> Drop for Buffer<T> {
+    fn drop(&mut self) {
+        // The values in the cells were dropped by the ring before (a `Cell` has no drop glue
+        // of its own: its value is a `MaybeUninit`).
+        let ptr = self.cells.as_ptr();
+        if self.mapped {
+            #[cfg(unix)]
+            // SAFETY: the mapping was made in `new` with this length and is unmapped once,
+            // here; nothing refers to it after the ring is gone.
+            let _ = unsafe { rustix::mm::munmap(ptr.cast(), self.layout.size()) };
+        } else {
+            // SAFETY: allocated in `new` by `alloc_zeroed` with `layout`; freed once, here.
+            unsafe { std::alloc::dealloc(ptr.cast(), self.layout) }
+        }
+    }
+}
+
+#[cfg(all(test, not(tracebus_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_aligned_zeroed_and_in_bounds() {
+        for len in [1, 2, 64, 1024] {
+            let b = Buffer::<[u64; 3]>::new(len).unwrap();
+            for i in 0..len {
+                let c = b.get(i);
+                assert_eq!(c as *const Cell<_> as usize % 64, 0);
+                assert_eq!(c.stamp.load(crate::sync::Ordering::Relaxed), 0);
+            }
+        }
+        assert!(Buffer::<u8>::new(usize::MAX / 8).is_none());
+    }
+}
