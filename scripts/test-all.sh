@@ -3,7 +3,8 @@
 # doc tests of the whole workspace, then the loom models (in their own target dir, so the
 # `--cfg tracebus_loom` build does not thrash the normal one), plus the ring under valgrind and a
 # bounded fuzz run of every parser.
-# Needs only the Rust toolchain: any other tool is installed by the scripts it calls.
+# Needs only the Rust toolchain: any other tool is installed by the scripts it calls (nats-server
+# for the NATS bridge's tests comes from Debian's packages through scripts/nats-server.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,9 @@ cargo fmt --manifest-path context/fuzz/Cargo.toml -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "nats-server for the bridge's integration tests (scripts/nats-server.sh install)"
+scripts/nats-server.sh install
 
 step "unit, integration, property and doc tests"
 cargo test --workspace --exclude tracebus-loom-tests --locked

@@ -524,6 +524,7 @@ fn main() -> ExitCode {
     let fast_filter = fast_filter(args.quick);
     let sample_trace = trace_section();
     let allocs = allocs_section();
+    let bridge = tracebus_benches::bridge::section(args.quick);
     let doc = json!({
         "machine": {"cpu": m["cpu"], "cores": m["cores"], "os": m["os"], "arch": m["arch"], "pinned": pinned},
         "mode": if args.quick { "quick" } else { "full" },
@@ -537,6 +538,7 @@ fn main() -> ExitCode {
         "fast_filter": fast_filter,
         "sample_trace": sample_trace,
         "allocs_per_msg": allocs,
+        "bridge": bridge,
     });
     if let Some(Some(bar)) = BAR.get() {
         bar.finish_and_clear();

@@ -1,0 +1,290 @@
+//! busbench's `bridge` section: the NATS bridge on loopback against a plain `async-nats`
+//! publish/subscribe loop of the same bytes in the same run, with tracing off and at the default
+//! sampler; and the import side's cost per message of the fast sampled-flag filter against the
+//! full strict parse of `traceparent`. Skipped, with a note, when no `nats-server` can start.
+//!
+//! Both throughput loops move `u64` payloads (8 bytes) from one connection to another through
+//! one local server and time from the first publish to the last arrival. The plain loop is a
+//! publisher task and a subscriber task, each on its own one-thread runtime (as the bridge has
+//! one I/O thread on each side). The bridge loop: a bus publisher, the export handler on bus
+//! A's worker, bridge A, the server, bridge B, bus B's worker and a counting handler. Both
+//! publishers keep at most [`WINDOW`] messages in flight (sent, not yet arrived), so core NATS
+//! does not drop for a slow subscriber and the figure is sustained throughput; a run still
+//! reports anything lost and stops waiting after two seconds without progress.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use futures_util::StreamExt;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use serde_json::{json, Value};
+use tracebus::context::{FanoutSampler, TraceContext};
+use tracebus::{Bus, Pinning};
+use tracebus_nats::filter::sampled_flag;
+use tracebus_nats::headers::classify;
+use tracebus_nats::server::NatsServer;
+use tracebus_nats::{Bridge, BridgeConfig, ExportOptions, ImportOptions};
+
+use crate::fanout::CountingExporter;
+use crate::measure;
+
+/// Messages in flight at most in a throughput loop (well under the client's subscription
+/// buffer of 65,536).
+pub const WINDOW: u64 = 8192;
+
+/// One throughput run.
+struct Run {
+    sent: u64,
+    arrived: u64,
+    secs: f64,
+}
+
+impl Run {
+    fn msgs_per_sec(&self) -> f64 {
+        self.arrived as f64 / self.secs
+    }
+}
+
+/// Waits until `count` reaches `n` or stops moving for two seconds; returns the time of the
+/// last arrival seen, from `start`.
+fn wait_arrivals(count: &AtomicU64, n: u64, start: Instant) -> (u64, f64) {
+    let mut last = (0, start.elapsed());
+    let mut still_since = Instant::now();
+    loop {
+        let c = count.load(Ordering::Acquire);
+        if c != last.0 {
+            last = (c, start.elapsed());
+            still_since = Instant::now();
+        }
+        if c >= n || still_since.elapsed() > Duration::from_secs(2) {
+            return (c, last.1.as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// The plain loop: `n` publishes of 8 bytes to a subscriber on another connection.
+fn plain(url: &str, n: u64) -> Run {
+    let (sub_rt, pub_rt) = (runtime(), runtime());
+    let count = Arc::new(AtomicU64::new(0));
+    let c = count.clone();
+    let url_owned = url.to_owned();
+    let mut sub = sub_rt.block_on(async move {
+        let client = async_nats::connect(url_owned).await.expect("connect");
+        let sub = client.subscribe("bench.plain").await.expect("subscribe");
+        client.flush().await.expect("flush");
+        (client, sub)
+    });
+    sub_rt.spawn(async move {
+        let _client = &sub.0;
+        while let Some(m) = sub.1.next().await {
+            std::hint::black_box(&m.payload);
+            c.fetch_add(1, Ordering::Release);
+        }
+    });
+    let client = pub_rt.block_on(async_nats::connect(url)).expect("connect");
+    let start = Instant::now();
+    let pc = count.clone();
+    pub_rt.spawn(async move {
+        for v in 0..n {
+            while v - pc.load(Ordering::Acquire).min(v) > WINDOW {
+                tokio::task::yield_now().await;
+            }
+            let bytes = bytes::Bytes::copy_from_slice(&v.to_le_bytes());
+            if client.publish("bench.plain", bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = client.flush().await;
+    });
+    let (arrived, secs) = wait_arrivals(&count, n, start);
+    Run {
+        sent: n,
+        arrived,
+        secs,
+    }
+}
+
+/// A one-worker bus, traced at the default sampler (`k = 10`) when `provider` is given.
+fn bus(provider: Option<&SdkTracerProvider>) -> Bus {
+    let mut b = Bus::builder().workers(1).pinning(Pinning::Off);
+    if let Some(p) = provider {
+        b = b
+            .tracer(p.tracer("busbench"))
+            .sampler(FanoutSampler::default());
+    }
+    b.build().expect("a bus")
+}
+
+/// The bridge loop: `n` bus publishes to a handler on another bus, through two bridges.
+fn bridged(url: &str, n: u64, traced: bool) -> (Run, u64) {
+    let provider = traced.then(|| {
+        tracebus::telemetry::provider_builder()
+            .with_simple_exporter(CountingExporter::default())
+            .build()
+    });
+    let (bus_a, bus_b) = (bus(provider.as_ref()), bus(provider.as_ref()));
+    let topic_a = bus_a.topic::<u64>("bench").expect("topic");
+    let topic_b = bus_b.topic::<u64>("bench").expect("topic");
+    let count = Arc::new(AtomicU64::new(0));
+    let c = count.clone();
+    bus_b
+        .subscribe(&topic_b, move |msg, _| {
+            std::hint::black_box(msg.payload());
+            c.fetch_add(1, Ordering::Release);
+        })
+        .expect("subscribe");
+    let mut config = BridgeConfig::new(url).queue_capacity(n as usize);
+    if let Some(p) = &provider {
+        config = config.tracer(p.tracer("busbench-bridge"));
+    }
+    let bridge_b = Bridge::connect(config.clone()).expect("bridge B");
+    bridge_b
+        .import(&bus_b, &topic_b, ImportOptions::subject("tracebus.bench"))
+        .expect("import");
+    let bridge_a = Bridge::connect(config).expect("bridge A");
+    bridge_a
+        .export(&bus_a, &topic_a, ExportOptions::default())
+        .expect("export");
+    let mut p = bus_a.publisher().expect("publisher");
+    let start = Instant::now();
+    for v in 0..n {
+        while v - count.load(Ordering::Acquire).min(v) > WINDOW {
+            std::thread::yield_now();
+        }
+        p.publish(&topic_a, v).expect("publish");
+    }
+    let (arrived, secs) = wait_arrivals(&count, n, start);
+    let with_context = bridge_b.stats().imported_with_context;
+    drop(p);
+    drop(bridge_a);
+    drop(bridge_b);
+    bus_a.shutdown();
+    bus_b.shutdown();
+    (
+        Run {
+            sent: n,
+            arrived,
+            secs,
+        },
+        with_context,
+    )
+}
+
+/// The import-side cost of learning whether a message is sampled.
+fn filter_costs(quick: bool) -> Value {
+    let (reps, iters) = if quick { (5, 200_000) } else { (9, 1_000_000) };
+    let cx = TraceContext::new([0x4b; 16], [0xf0; 8], 0x03).expect("ids");
+    let sampled = cx.to_traceparent();
+    let unsampled = sampled.replace("-03", "-02");
+    let values = [sampled.as_str(), unsampled.as_str()];
+    let pick = |i: u64| values[(i & 1) as usize];
+    let fast = measure::median_ns_per_op(reps, iters, |i| sampled_flag(pick(i)));
+    let strict = measure::median_ns_per_op(reps, iters, |i| {
+        TraceContext::from_traceparent(pick(i)).ok()
+    });
+    let mut h_sampled = HeaderMap::new();
+    h_sampled.insert("traceparent", sampled.as_str());
+    let mut h_unsampled = HeaderMap::new();
+    h_unsampled.insert("traceparent", unsampled.as_str());
+    let classify_unsampled =
+        measure::median_ns_per_op(reps, iters, |_| classify(Some(&h_unsampled)));
+    let classify_sampled = measure::median_ns_per_op(reps, iters, |_| classify(Some(&h_sampled)));
+    println!("\n## Bridge import: is this message sampled? (median ns per message, {reps} reps)");
+    println!("{:<44} {:>8}", "method", "ns/msg");
+    for (name, ns) in [
+        ("fast filter (flags field of the value)", fast),
+        ("strict parse of the value", strict),
+        (
+            "header map, unsampled (lookup + filter)",
+            classify_unsampled,
+        ),
+        (
+            "header map, sampled (lookup + filter + parse)",
+            classify_sampled,
+        ),
+    ] {
+        println!("{name:<44} {ns:>8.1}");
+    }
+    println!("strict parse / fast filter: {:.1}x", strict / fast);
+    json!({
+        "fast_filter_ns": fast,
+        "strict_parse_ns": strict,
+        "strict_over_fast": strict / fast,
+        "classify_unsampled_ns": classify_unsampled,
+        "classify_sampled_ns": classify_sampled,
+    })
+}
+
+/// The whole section (see the module docs).
+pub fn section(quick: bool) -> Value {
+    let server = match NatsServer::start() {
+        Ok(s) => s,
+        Err(e) => {
+            println!(
+                "\n## NATS bridge: skipped, no nats-server ({e}); scripts/nats-server.sh install"
+            );
+            return json!({ "skipped": e.to_string(), "filter": filter_costs(quick) });
+        }
+    };
+    let url = server.url();
+    let (reps, n) = if quick { (1, 100_000) } else { (3, 300_000) };
+    let mut rows = Vec::new();
+    let mut add = |name: &str, runs: Vec<Run>, with_context: u64| {
+        let mut rates: Vec<f64> = runs.iter().map(Run::msgs_per_sec).collect();
+        let rate = measure::median(&mut rates);
+        let lost: u64 = runs.iter().map(|r| r.sent - r.arrived).sum();
+        rows.push((name.to_owned(), rate, lost, with_context));
+    };
+    // Interleaved repetitions, so drift hits every loop alike.
+    let mut plain_runs = Vec::new();
+    let mut off_runs = Vec::new();
+    let mut on_runs = Vec::new();
+    let mut ctx = 0;
+    for _ in 0..reps {
+        plain_runs.push(plain(&url, n));
+        off_runs.push(bridged(&url, n, false).0);
+        let (run, c) = bridged(&url, n, true);
+        ctx += c;
+        on_runs.push(run);
+    }
+    add("plain async-nats", plain_runs, 0);
+    add("bridge, tracing off", off_runs, 0);
+    add("bridge, default sampler (k = 10)", on_runs, ctx);
+    let plain_rate = rows[0].1;
+    println!("\n## NATS bridge on loopback: {n} u64 messages, median of {reps} (core NATS)");
+    println!(
+        "{:<34} {:>12} {:>10} {:>8} {:>14}",
+        "loop", "msgs/s", "x plain", "lost", "with context"
+    );
+    for (name, rate, lost, ctx) in &rows {
+        println!(
+            "{name:<34} {rate:>12.0} {:>10.2} {lost:>8} {ctx:>14}",
+            rate / plain_rate
+        );
+    }
+    json!({
+        "messages": n,
+        "reps": reps,
+        "server": "nats-server (loopback, core NATS)",
+        "loops": rows.iter().map(|(name, rate, lost, ctx)| json!({
+            "loop": name,
+            "msgs_per_sec": rate,
+            "ratio_to_plain": rate / plain_rate,
+            "lost": lost,
+            "imported_with_context": ctx,
+        })).collect::<Vec<_>>(),
+        "filter": filter_costs(quick),
+    })
+}

@@ -1,0 +1,344 @@
+//! Export: bus messages out to a NATS subject.
+//!
+//! Two halves. The bus side is a [`Handoff`]: a bus handler calls [`Handoff::offer`] on its
+//! worker, which copies the payload's bytes into a bounded queue with `try_send` and returns;
+//! it never waits, and when the queue is full the message is dropped and counted
+//! (`export_dropped_full`). The NATS side is [`run`], one task per export on the bridge's
+//! runtime, which takes messages off the queue and publishes them: with a `traceparent` when
+//! sampled (and a `send` span when the bridge has a tracer), with none when not; in JetStream
+//! mode with a `Nats-Msg-Id` and until the stream acknowledges it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::{Client, HeaderMap, Subject};
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use opentelemetry_sdk::trace::SdkTracer;
+use tokio::sync::{mpsc, watch};
+use tracebus_context::TraceContext;
+
+use crate::headers;
+use crate::span::SendSpan;
+use crate::stats::Stats;
+
+/// One message on its way from a bus worker to NATS.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    payload: Bytes,
+    cx: Option<TraceContext>,
+}
+
+/// The bus side of an export: cheap to clone, `Send`, never blocks. A bus handler calls
+/// [`Handoff::offer`] for each message; [`crate::Bridge::export_bytes`] hands one out for
+/// callers that are not a bus handler.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    tx: mpsc::Sender<Outgoing>,
+    stats: Arc<Stats>,
+    /// Messages accepted and not yet published or given up (read at shutdown).
+    unfinished: Arc<AtomicU64>,
+}
+
+impl Handoff {
+    /// Queues `payload` (copied) with its context for publishing; sampled contexts only travel.
+    /// Returns whether it was queued; a full or closed queue drops it and counts why.
+    pub fn offer(&self, payload: &[u8], cx: Option<TraceContext>) -> bool {
+        let out = Outgoing {
+            payload: Bytes::copy_from_slice(payload),
+            cx: cx.filter(|cx| cx.is_sampled()),
+        };
+        match self.tx.try_send(out) {
+            Ok(()) => {
+                self.unfinished.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Stats::bump(&self.stats.export_dropped_full);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Stats::bump(&self.stats.export_dropped_closed);
+                false
+            }
+        }
+    }
+}
+
+/// JetStream settings of an export task.
+pub(crate) struct JsExport {
+    pub(crate) context: async_nats::jetstream::Context,
+    pub(crate) max_in_flight: usize,
+    /// Prefix of every `Nats-Msg-Id` of this export (unique per bridge and export).
+    pub(crate) msg_id_prefix: String,
+}
+
+/// Everything an export task needs.
+pub(crate) struct ExportTask {
+    pub(crate) subject: Subject,
+    pub(crate) rx: mpsc::Receiver<Outgoing>,
+    pub(crate) client: Client,
+    pub(crate) jetstream: Option<JsExport>,
+    pub(crate) tracer: Option<SdkTracer>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) unfinished: Arc<AtomicU64>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// A new export queue of `capacity` and its bus-side handle.
+pub(crate) fn queue(
+    capacity: usize,
+    stats: Arc<Stats>,
+) -> (Handoff, mpsc::Receiver<Outgoing>, Arc<AtomicU64>) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let unfinished = Arc::new(AtomicU64::new(0));
+    let handoff = Handoff {
+        tx,
+        stats,
+        unfinished: unfinished.clone(),
+    };
+    (handoff, rx, unfinished)
+}
+
+impl ExportTask {
+    /// Starts the `send` span of a sampled message (when there is a tracer) and returns the
+    /// context its `traceparent` carries.
+    fn trace(&self, cx: Option<TraceContext>) -> (Option<SendSpan>, Option<TraceContext>) {
+        match (cx, &self.tracer) {
+            (Some(cx), Some(tracer)) => {
+                let (span, sent) = SendSpan::start(tracer, self.subject.as_str(), &cx);
+                (Some(span), Some(sent))
+            }
+            (cx, _) => (None, cx),
+        }
+    }
+
+    /// One message is done (published or given up).
+    fn finish(&self) {
+        self.unfinished.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs an export until the bridge shuts down and its queue is drained.
+pub(crate) async fn run(task: ExportTask) {
+    if task.jetstream.is_some() {
+        run_jetstream(task).await;
+    } else {
+        run_core(task).await;
+    }
+}
+
+/// Waits for the shutdown signal (or for the bridge to be dropped).
+async fn shutdown_signal(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Messages taken off the queue at once by the core export (fewer wake-ups under load).
+const BATCH: usize = 256;
+
+/// Core NATS: publish each message as it comes; at most once.
+async fn run_core(mut task: ExportTask) {
+    let mut shutdown = task.shutdown.clone();
+    let mut stopping = false;
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let n = tokio::select! {
+            n = task.rx.recv_many(&mut batch, BATCH) => n,
+            () = shutdown_signal(&mut shutdown), if !stopping => {
+                // Refuse new messages, then publish what is queued.
+                task.rx.close();
+                stopping = true;
+                continue;
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        for out in batch.drain(..) {
+            publish_core(&task, out).await;
+        }
+    }
+    if let Err(e) = task.client.flush().await {
+        log::warn!(
+            "tracebus-nats: flush after export to {} failed: {e}",
+            task.subject
+        );
+    }
+}
+
+/// Publishes one message on core NATS and counts the outcome.
+async fn publish_core(task: &ExportTask, out: Outgoing) {
+    let (span, cx) = task.trace(out.cx);
+    let result = match headers::outgoing(cx.as_ref(), None) {
+        Some(h) => {
+            task.client
+                .publish_with_headers(task.subject.clone(), h, out.payload)
+                .await
+        }
+        None => task.client.publish(task.subject.clone(), out.payload).await,
+    };
+    match result {
+        Ok(()) => {
+            Stats::bump(&task.stats.exported);
+            if cx.is_some() {
+                Stats::bump(&task.stats.exported_sampled);
+            }
+            if let Some(span) = span {
+                span.end(None);
+            }
+        }
+        Err(e) => {
+            Stats::bump(&task.stats.export_failed);
+            log::warn!("tracebus-nats: publish to {} failed: {e}", task.subject);
+            if let Some(span) = span {
+                span.end(Some(e.to_string()));
+            }
+        }
+    }
+    task.finish();
+}
+
+/// A JetStream publish awaiting its acknowledgement.
+struct Pending {
+    payload: Bytes,
+    headers: HeaderMap,
+    sampled: bool,
+    span: Option<SendSpan>,
+    attempts: u32,
+}
+
+type AckResult = Result<async_nats::jetstream::publish::PublishAck, String>;
+type InFlight = Pin<Box<dyn Future<Output = (Pending, AckResult)> + Send>>;
+
+/// Sends `p` (after `delay`) and waits for its acknowledgement.
+fn send(
+    js: async_nats::jetstream::Context,
+    subject: Subject,
+    p: Pending,
+    delay: Duration,
+) -> InFlight {
+    Box::pin(async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let msg = PublishMessage::build()
+            .payload(p.payload.clone())
+            .headers(p.headers.clone());
+        let ack: Result<PublishAckFuture, _> = js.send_publish(subject, msg).await;
+        let result = match ack {
+            Ok(ack) => ack.await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        (p, result)
+    })
+}
+
+/// Delay before attempt `attempts + 1` of a publish that failed: 10 ms doubling to 1 s.
+fn retry_delay(attempts: u32) -> Duration {
+    Duration::from_millis(10u64 << attempts.min(7)).min(Duration::from_secs(1))
+}
+
+/// JetStream: publish with `Nats-Msg-Id`, keep each message until the stream acknowledges it.
+async fn run_jetstream(mut task: ExportTask) {
+    let Some(js) = task.jetstream.take() else {
+        return;
+    };
+    let mut shutdown = task.shutdown.clone();
+    let mut stopping = false;
+    let mut open = true;
+    let mut seq: u64 = 0;
+    let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            Some((mut p, result)) = in_flight.next(), if !in_flight.is_empty() => match result {
+                Ok(ack) => {
+                    if ack.duplicate {
+                        Stats::bump(&task.stats.export_duplicates);
+                    }
+                    Stats::bump(&task.stats.exported);
+                    if p.sampled {
+                        Stats::bump(&task.stats.exported_sampled);
+                    }
+                    if let Some(span) = p.span.take() {
+                        span.end(None);
+                    }
+                    task.finish();
+                }
+                Err(e) => {
+                    if p.attempts == 1 || p.attempts.is_multiple_of(50) {
+                        log::warn!(
+                            "tracebus-nats: JetStream publish to {} not acknowledged \
+                             (attempt {}): {e}; sending it again",
+                            task.subject, p.attempts
+                        );
+                    }
+                    Stats::bump(&task.stats.export_retries);
+                    let delay = retry_delay(p.attempts);
+                    p.attempts += 1;
+                    in_flight.push(send(js.context.clone(), task.subject.clone(), p, delay));
+                }
+            },
+            out = task.rx.recv(), if open && in_flight.len() < js.max_in_flight => match out {
+                Some(out) => {
+                    seq += 1;
+                    let (span, cx) = task.trace(out.cx);
+                    let id = format!("{}-{seq}", js.msg_id_prefix);
+                    let headers = headers::outgoing(cx.as_ref(), Some(&id)).unwrap_or_default();
+                    let p = Pending {
+                        payload: out.payload,
+                        headers,
+                        sampled: cx.is_some(),
+                        span,
+                        attempts: 1,
+                    };
+                    in_flight.push(send(js.context.clone(), task.subject.clone(), p, Duration::ZERO));
+                }
+                None => open = false,
+            },
+            () = shutdown_signal(&mut shutdown), if !stopping => {
+                task.rx.close();
+                stopping = true;
+            }
+            else => break,
+        }
+        if !open && in_flight.is_empty() && stopping {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offer_never_waits_and_counts_drops() {
+        let stats = Arc::new(Stats::default());
+        let (handoff, mut rx, unfinished) = queue(2, stats.clone());
+        let cx = TraceContext::new([1; 16], [2; 8], 0).unwrap();
+        assert!(handoff.offer(&7u64.to_le_bytes(), Some(cx)));
+        assert!(handoff.offer(&8u64.to_le_bytes(), None));
+        assert!(!handoff.offer(&9u64.to_le_bytes(), None), "full: dropped");
+        assert_eq!(stats.snapshot().export_dropped_full, 1);
+        assert_eq!(unfinished.load(Ordering::Relaxed), 2);
+        let first = rx.try_recv().unwrap();
+        assert_eq!(&first.payload[..], &7u64.to_le_bytes());
+        assert_eq!(first.cx, None, "an unsampled context does not travel");
+        rx.close();
+        while rx.try_recv().is_ok() {}
+        assert!(!handoff.offer(&10u64.to_le_bytes(), None));
+        assert_eq!(stats.snapshot().export_dropped_closed, 1);
+    }
+
+    #[test]
+    fn retry_delay_is_bounded() {
+        assert_eq!(retry_delay(0), Duration::from_millis(10));
+        assert_eq!(retry_delay(3), Duration::from_millis(80));
+        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(1));
+    }
+}

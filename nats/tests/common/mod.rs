@@ -1,0 +1,124 @@
+//! Shared by the bridge's integration tests: a server (or a clear skip, locally only), buses
+//! with an in-memory span exporter, a raw NATS observer, and waiting on conditions.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use futures_util::StreamExt;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tracebus::context::FanoutSampler;
+use tracebus::{Bus, Pinning};
+use tracebus_nats::server::NatsServer;
+
+/// Whether this is CI, where a missing server fails the tests instead of skipping them.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A fresh server, or `None` with a note when there is none and this is not CI.
+pub fn server() -> Option<NatsServer> {
+    match NatsServer::start() {
+        Ok(s) => Some(s),
+        Err(e) if in_ci() => panic!("CI needs nats-server (scripts/nats-server.sh install): {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED: no nats-server ({e}); run scripts/nats-server.sh install");
+            None
+        }
+    }
+}
+
+/// Waits until `cond` holds, checking every millisecond; panics naming `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A tracer provider (the bus's sampler and id generator) exporting to memory.
+pub struct Traced {
+    /// The provider.
+    pub provider: SdkTracerProvider,
+    /// Every ended span.
+    pub exporter: InMemorySpanExporter,
+}
+
+impl Traced {
+    /// A new provider with its own exporter.
+    pub fn new() -> Traced {
+        let exporter = InMemorySpanExporter::default();
+        let provider = tracebus::telemetry::provider_builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        Traced { provider, exporter }
+    }
+
+    /// A tracer of this provider.
+    pub fn tracer(&self, name: &'static str) -> opentelemetry_sdk::trace::SdkTracer {
+        self.provider.tracer(name)
+    }
+
+    /// Every span ended so far.
+    pub fn spans(&self) -> Vec<SpanData> {
+        self.exporter
+            .get_finished_spans()
+            .expect("in-memory exporter")
+    }
+}
+
+/// A one-worker, unpinned bus tracing to `traced` with sampler `k`.
+pub fn bus(traced: &Traced, k: f64) -> Bus {
+    Bus::builder()
+        .workers(1)
+        .pinning(Pinning::Off)
+        .tracer(traced.tracer("test"))
+        .sampler(FanoutSampler::new(k))
+        .build()
+        .expect("a bus")
+}
+
+/// What a bus handler saw: values and their trace contexts, in order of arrival.
+pub type Received = Arc<Mutex<Vec<(u64, Option<tracebus::context::TraceContext>)>>>;
+
+/// What a raw NATS subscriber saw: payloads and headers, in order of arrival.
+pub type Seen = Arc<Mutex<Vec<(Vec<u8>, Option<HeaderMap>)>>>;
+
+/// A plain async-nats subscriber to `subject` on its own thread and runtime; returns once the
+/// server has the subscription.
+pub fn observe(url: &str, subject: &str) -> Seen {
+    let seen: Seen = Arc::default();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (url, subject, out) = (url.to_owned(), subject.to_owned(), seen.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let client = async_nats::connect(url).await.expect("observer connects");
+            let mut sub = client.subscribe(subject).await.expect("subscribe");
+            client.flush().await.expect("flush");
+            ready_tx.send(()).expect("test waits");
+            while let Some(m) = sub.next().await {
+                out.lock().unwrap().push((m.payload.to_vec(), m.headers));
+            }
+        });
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("observer ready");
+    seen
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
