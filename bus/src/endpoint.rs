@@ -258,9 +258,17 @@ impl<S: SlotSize> Out<S> {
         let publish_ns = (bus.record_publish_time || sampled.is_some())
             .then(|| epoch.elapsed().as_nanos() as u64);
         for &(w, _) in &route.workers {
-            // Room for `n` was checked above and only this endpoint fills the ring, so the
-            // claim and every push succeed (asserted in test builds).
-            let claim = rings[w].claim(n);
+            let ring = &mut rings[w];
+            if let [payload] = payloads {
+                // One message: a push (one stamp store, one tail store). Room was checked
+                // above and only this endpoint fills the ring, so it succeeds.
+                let pushed = ring.try_push(Slot::new(topic, header.as_ref(), publish_ns, payload));
+                debug_or_loom_assert!(pushed.is_ok(), "room for 1 was checked");
+                continue;
+            }
+            // A batch: claim, fill in place and commit once. Room for `n` was checked above, so
+            // the claim and every push succeed (asserted in test builds).
+            let claim = ring.claim(n);
             debug_or_loom_assert!(claim.is_ok(), "room for {n} was checked");
             if let Ok(mut claim) = claim {
                 for p in payloads {

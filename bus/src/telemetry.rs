@@ -284,8 +284,9 @@ impl Tracing {
 
     /// The one decision of a publish of `batch` messages to topic `topic`; a publish with a
     /// [`Parent::Continue`] only continues its parent. Unsampled returns `None` having made no
-    /// OpenTelemetry call and no allocation.
-    #[inline]
+    /// OpenTelemetry call and no allocation. Kept out of line: the publish path that inlines
+    /// it stays small for the untraced case.
+    #[inline(never)]
     pub(crate) fn decide(
         &self,
         topic: &str,
