@@ -3,21 +3,30 @@
 //! exactly as the bus drives them. Not part of tracebus's API; may change at any time.
 //!
 //! - [`HotPath`] records spans the way a publishing endpoint and a worker do (clock reads, a
-//!   span-id, a `SpanRecord` into a `Recorder`), with a real pipeline draining behind it.
-//! - [`ExportPath`] does one exporter-thread pass on the caller's thread over records put in a
-//!   ring beforehand: ring read, conversion to `SpanData`, hand-over to the target.
+//!   span-id, a `SpanRecord` into a `Recorder`), with a real pipeline (and its exporter
+//!   thread) draining behind it.
+//! - [`LocalPath`] records the same spans into a ring that the caller's own thread drains with
+//!   the exporter thread's code (ring read, conversion to `SpanData`, hand-over to the
+//!   target): each side can be timed alone, with the ring's cache lines on one core.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use tracebus_context::TraceContext;
 
-use super::clock::{now, Ticks};
+use super::clock::Ticks;
 use super::config::SpanExport;
 use super::exporter::{ExporterThread, PublishedTally};
 use super::ids::new_span_id;
 use super::pipeline::{SpanCounts, SpanPipeline};
 use super::record::SpanRecord;
 use super::recorder::Recorder;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+
+/// One read of the span clock, as the hot path makes it (raw ticks).
+#[inline]
+pub fn now() -> u64 {
+    super::clock::now()
+}
 
 /// The topic index every benchmark span is on; named `bench`.
 const TOPIC: u32 = 0;
@@ -27,13 +36,51 @@ fn names() -> super::TopicNames {
     Arc::new(move |t| (t == TOPIC).then(|| Arc::clone(&name)))
 }
 
-fn header() -> TraceContext {
-    TraceContext::new(
-        [0x5a; 16],
-        [0x11; 8],
-        tracebus_context::FLAG_SAMPLED | tracebus_context::FLAG_RANDOM,
-    )
-    .expect("non-zero ids")
+/// Makes spans the way the bus will: the context of one sampled message, and the end of the
+/// last `process` span (the next one starts there).
+#[derive(Debug)]
+struct Spans {
+    header: TraceContext,
+    last: Ticks,
+}
+
+impl Spans {
+    fn new() -> Spans {
+        Spans {
+            header: TraceContext::new(
+                [0x5a; 16],
+                [0x11; 8],
+                tracebus_context::FLAG_SAMPLED | tracebus_context::FLAG_RANDOM,
+            )
+            .expect("non-zero ids"),
+            last: now(),
+        }
+    }
+
+    /// A publish span: a clock read, a span-id, the context for the header, a clock read.
+    #[inline(always)]
+    fn publish(&self, fanout: usize) -> SpanRecord {
+        let start = now();
+        let ctx = self
+            .header
+            .with_span_id(new_span_id())
+            .expect("span-ids are non-zero");
+        let end = now();
+        SpanRecord::publish(&ctx, None, TOPIC, start, end)
+            .with_fanout(fanout)
+            .with_sampling_rate(1.0)
+    }
+
+    /// A process span: a span-id, one clock read (the start is the previous span's end).
+    #[inline(always)]
+    fn process(&mut self) -> SpanRecord {
+        let span_id = new_span_id();
+        let end = now();
+        let record = SpanRecord::process(&self.header, span_id, TOPIC, self.last, end)
+            .with_enqueued(self.last);
+        self.last = end;
+        record
+    }
 }
 
 /// The hot path of sampled spans, recording into a running pipeline.
@@ -42,10 +89,7 @@ pub struct HotPath {
     /// Declared before `pipeline`: dropped first, so shutdown sees its ring closed.
     recorder: Recorder,
     pipeline: SpanPipeline,
-    /// The context of the message being "delivered".
-    header: TraceContext,
-    /// The end of the last process span: the next one starts there.
-    last: Ticks,
+    spans: Spans,
 }
 
 impl HotPath {
@@ -59,39 +103,22 @@ impl HotPath {
         HotPath {
             recorder,
             pipeline,
-            header: header(),
-            last: now(),
+            spans: Spans::new(),
         }
     }
 
-    /// One sampled publish's span, as an endpoint records it: a clock read, a span-id, the
-    /// context for the header, a clock read, the record.
+    /// Records one sampled publish's span, as an endpoint does.
     #[inline]
     pub fn publish_span(&mut self, fanout: usize) {
-        let start = now();
-        let ctx = self
-            .header
-            .with_span_id(new_span_id())
-            .expect("span-ids are non-zero");
-        let end = now();
-        self.recorder.record(
-            SpanRecord::publish(&ctx, None, TOPIC, start, end)
-                .with_fanout(fanout)
-                .with_sampling_rate(1.0),
-        );
+        let record = self.spans.publish(fanout);
+        self.recorder.record(record);
     }
 
-    /// One subscriber's `process` span, as a worker records it: a span-id, one clock read (the
-    /// start is the previous span's end), the record.
+    /// Records one subscriber's `process` span, as a worker does.
     #[inline]
     pub fn process_span(&mut self) {
-        let span_id = new_span_id();
-        let end = now();
-        self.recorder.record(
-            SpanRecord::process(&self.header, span_id, TOPIC, self.last, end)
-                .with_enqueued(self.last),
-        );
-        self.last = end;
+        let record = self.spans.process();
+        self.recorder.record(record);
     }
 
     /// The counts so far (spans exported, records dropped).
@@ -109,22 +136,22 @@ impl HotPath {
     }
 }
 
-/// The exporter thread's work on records made beforehand, run on the caller's thread.
+/// A recorder and the exporter thread's work on its ring, both on the caller's thread.
 #[derive(Debug)]
-pub struct ExportPath {
+pub struct LocalPath {
     thread: ExporterThread,
     recorder: Recorder,
-    spans: usize,
+    spans: Spans,
 }
 
-impl ExportPath {
-    /// An exporter pass to `export`, over `spans` records per [`ExportPath::fill`].
+impl LocalPath {
+    /// A ring of at least `capacity` records drained to `export`.
     ///
     /// # Panics
-    /// If the settings are invalid or `spans` is 0 or too large for a ring.
-    pub fn new(export: SpanExport, spans: usize) -> ExportPath {
+    /// If the settings are invalid or `capacity` is 0 or too large for a ring.
+    pub fn new(export: SpanExport, capacity: usize) -> LocalPath {
         export.validate().expect("valid span export settings");
-        let (tx, rx) = crate::ring::spsc::<SpanRecord>(spans).expect("a ring of `spans`");
+        let (tx, rx) = crate::ring::spsc::<SpanRecord>(capacity).expect("a ring of `capacity`");
         let (_control_tx, control_rx) = crossbeam_channel::unbounded();
         let mut thread = ExporterThread::new(
             export,
@@ -133,34 +160,34 @@ impl ExportPath {
             Arc::new(PublishedTally::default()),
         );
         thread.register(rx);
-        ExportPath {
+        LocalPath {
             thread,
             recorder: Recorder::new(tx, Arc::new(AtomicU64::new(0))),
-            spans,
+            spans: Spans::new(),
         }
     }
 
-    /// Records `spans` spans (half publish, half process) into the ring; not the part to time.
-    pub fn fill(&mut self) {
-        let header = header();
-        let t = now();
-        for i in 0..self.spans {
-            let span_id = new_span_id();
-            let t = t + i as u64 * 100;
-            let record = if i % 2 == 0 {
-                let ctx = header.with_span_id(span_id).expect("non-zero");
-                SpanRecord::publish(&ctx, None, TOPIC, t, t + 50)
-                    .with_fanout(1)
-                    .with_sampling_rate(1.0)
-            } else {
-                SpanRecord::process(&header, span_id, TOPIC, t, t + 50).with_enqueued(t - 10)
-            };
-            self.recorder.record(record);
-        }
+    /// Records one sampled publish's span, as an endpoint does.
+    #[inline]
+    pub fn publish_span(&mut self, fanout: usize) {
+        let record = self.spans.publish(fanout);
+        self.recorder.record(record);
+    }
+
+    /// Records one subscriber's `process` span, as a worker does.
+    #[inline]
+    pub fn process_span(&mut self) {
+        let record = self.spans.process();
+        self.recorder.record(record);
+    }
+
+    /// Records dropped so far (the ring was full).
+    pub fn dropped(&self) -> u64 {
+        self.recorder.dropped()
     }
 
     /// Drains the ring, converts every record and hands the batches to the target, as the
-    /// exporter thread does; returns the spans handed over and accepted so far.
+    /// exporter thread does; returns the spans the target accepted so far.
     pub fn drain(&mut self) -> u64 {
         self.thread.drain_all(None);
         self.thread.hand_over();

@@ -39,6 +39,8 @@ pub(crate) fn now() -> Ticks {
 /// Converts ticks to nanoseconds and wall-clock times: one calibration, made at pipeline start.
 #[derive(Debug, Clone)]
 pub(crate) struct WallClock {
+    /// The process's clock (a copy: no `OnceLock` check per conversion).
+    clock: quanta::Clock,
     /// The tick read halfway through reading `wall`.
     tick: Ticks,
     /// The wall-clock time at `tick`.
@@ -53,19 +55,23 @@ impl WallClock {
         let wall = SystemTime::now();
         let after = c.raw();
         let tick = before.wrapping_add(after.wrapping_sub(before) / 2);
-        WallClock { tick, wall }
+        WallClock {
+            clock: c.clone(),
+            tick,
+            wall,
+        }
     }
 
     /// Nanoseconds from `from` to `to`; 0 when `to` is not after `from`.
     #[inline]
     pub(crate) fn nanos_between(&self, from: Ticks, to: Ticks) -> u64 {
-        clock().delta_as_nanos(from, to)
+        self.clock.delta_as_nanos(from, to)
     }
 
     /// The wall-clock time of tick `t` (before the calibration point too).
     #[inline]
     pub(crate) fn system_time(&self, t: Ticks) -> SystemTime {
-        let c = clock();
+        let c = &self.clock;
         if t >= self.tick {
             self.wall + Duration::from_nanos(c.delta_as_nanos(self.tick, t))
         } else {

@@ -245,9 +245,12 @@ impl ExporterThread {
                 if self.pending.is_empty() {
                     self.pending_since = Some(Instant::now());
                 }
-                for r in self.scratch.drain(..) {
-                    self.pending.push(self.converter.convert(&r));
-                }
+                // `extend` over a slice writes each `SpanData` (352 bytes) straight into the
+                // batch, where a `push` per record builds it on the stack and copies it.
+                let converter = &mut self.converter;
+                self.pending
+                    .extend(self.scratch.iter().map(|r| converter.convert(r)));
+                self.scratch.clear();
                 if self.pending.len() >= self.batch_size {
                     self.hand_over();
                 }
