@@ -1,14 +1,15 @@
 //! The span clock: raw TSC ticks on the hot path, wall-clock times on the exporter thread.
 //!
 //! The hot path reads `quanta`'s raw counter (`rdtsc` on x86-64, `cntvct_el0` on aarch64,
-//! about 7 ns; the monotonic clock where the CPU has no usable invariant TSC) and stores the
-//! number as is. Turning ticks into time happens off the hot path, in [`WallClock`]: at
-//! pipeline start it reads the raw counter on both sides of one `SystemTime::now()` and keeps
-//! the pair (midpoint tick, wall time); a tick `t` is then `wall + scale(t - tick)`, with
-//! quanta's calibrated tick-to-nanosecond scale (a multiply and a shift). Calibration is done
-//! once, as fastrace and minstant do: the wall clock may later be stepped (NTP) and the spans
-//! keep the time base they started with, which keeps every span of a run consistent with the
-//! others.
+//! 7-10 ns; the monotonic clock where the CPU has no usable invariant TSC) and stores the
+//! number as is. Turning ticks into time happens off the hot path, in [`WallClock`]: it reads
+//! the raw counter on both sides of one `SystemTime::now()` and keeps the pair (midpoint tick,
+//! wall time) as its anchor; a tick `t` is then `wall + scale(t - tick)`, with quanta's
+//! tick-to-nanosecond scale (calibrated once per process against the monotonic clock; a
+//! multiply and a shift). That scale is off by about 1 ppm on the project's VM (1 us per
+//! second, 86 ms a day), so the exporter thread re-anchors every [`REANCHOR_NS`] (a wall-clock
+//! read per second): spans stay within about a microsecond of the wall clock and follow its
+//! steps, and two spans converted across a re-anchoring can be out of order by at most that.
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
@@ -36,7 +37,11 @@ pub(crate) fn now() -> Ticks {
     clock().raw()
 }
 
-/// Converts ticks to nanoseconds and wall-clock times: one calibration, made at pipeline start.
+/// How often the exporter thread re-anchors ticks to the wall clock: 1 s.
+pub(crate) const REANCHOR_NS: u64 = 1_000_000_000;
+
+/// Converts ticks to nanoseconds and wall-clock times from an anchor (a tick and the wall time
+/// at it) taken at pipeline start and renewed by [`WallClock::reanchor_if_due`].
 #[derive(Debug, Clone)]
 pub(crate) struct WallClock {
     /// The process's clock (a copy: no `OnceLock` check per conversion).
@@ -59,6 +64,13 @@ impl WallClock {
             clock: c.clone(),
             tick,
             wall,
+        }
+    }
+
+    /// Takes a new anchor if the current one is [`REANCHOR_NS`] old or more.
+    pub(crate) fn reanchor_if_due(&mut self) {
+        if self.nanos_between(self.tick, self.clock.raw()) >= REANCHOR_NS {
+            *self = WallClock::calibrate();
         }
     }
 
@@ -106,5 +118,24 @@ mod tests {
         assert_eq!(wall.nanos_between(b, a), 0);
         // Before the calibration point: earlier wall-clock time, not a panic.
         assert!(wall.system_time(a.saturating_sub(1_000_000)) <= wall.system_time(a));
+    }
+
+    #[test]
+    fn the_anchor_is_renewed_when_due() {
+        let mut wall = WallClock::calibrate();
+        let first = wall.tick;
+        wall.reanchor_if_due();
+        assert_eq!(wall.tick, first, "not due yet");
+        // An anchor a second and more old is renewed.
+        wall.tick = wall
+            .tick
+            .saturating_sub(wall.clock.raw().saturating_sub(wall.tick) + 4_000_000_000);
+        let old = wall.tick;
+        wall.reanchor_if_due();
+        assert!(wall.tick > old);
+        let off = SystemTime::now()
+            .duration_since(wall.system_time(now()))
+            .unwrap_or_else(|e| e.duration());
+        assert!(off < Duration::from_millis(100), "{off:?} from now");
     }
 }

@@ -1,7 +1,7 @@
 //! Turning [`SpanRecord`]s into OpenTelemetry `SpanData`, on the exporter thread.
 //!
-//! Per record: ticks become wall-clock times through the pipeline's one [`WallClock`]
-//! calibration; the topic index becomes the span name and `messaging.destination.name`
+//! Per record: ticks become wall-clock times through the converter's [`WallClock`] anchor
+//! (renewed every second by the exporter thread); the topic index becomes the span name and `messaging.destination.name`
 //! through the bus's name lookup, cached per topic on this thread (the lookup is called once
 //! per topic, not per span); the attributes of the current messaging semantic conventions are
 //! built into one exact-size `Vec`. Span names are `Cow<'static, str>` in `SpanData`, so each
@@ -13,7 +13,6 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
@@ -85,7 +84,7 @@ impl TopicStrings {
 
 /// Makes `SpanData` from records; owned by the exporter thread.
 pub(crate) struct Converter {
-    /// The one tick-to-wall-clock calibration of the pipeline.
+    /// Ticks to wall-clock times (its anchor renewed every second by the exporter thread).
     clock: WallClock,
     /// The bus's topic registry.
     names: TopicNames,
@@ -99,7 +98,7 @@ pub(crate) struct Converter {
 }
 
 impl Converter {
-    /// A converter with the pipeline's clock calibration, name lookup and scope.
+    /// A converter with a clock anchor, the bus's name lookup and the scope.
     pub(crate) fn new(clock: WallClock, names: TopicNames, scope: InstrumentationScope) -> Self {
         Converter {
             clock,
@@ -108,6 +107,11 @@ impl Converter {
             dense: Vec::new(),
             sparse: HashMap::new(),
         }
+    }
+
+    /// Renews the tick-to-wall-clock anchor if it is due (see `clock.rs`).
+    pub(crate) fn reanchor_if_due(&mut self) {
+        self.clock.reanchor_if_due();
     }
 
     /// The names of `topic`'s spans, looked up once and then cached. A topic the registry does
@@ -150,8 +154,9 @@ impl Converter {
     #[inline]
     pub(crate) fn convert(&mut self, r: &SpanRecord) -> SpanData {
         let start_time = self.clock.system_time(r.start);
-        // An end before the start (TSCs of two cores a little apart) is clamped to the start.
-        let end_time = start_time + Duration::from_nanos(self.clock.nanos_between(r.start, r.end));
+        // The same tick always gives the same time (the end of one handler is the start of
+        // the next); an end before the start (two cores' TSCs a little apart) is clamped.
+        let end_time = self.clock.system_time(r.end.max(r.start));
         let ring_wait = (r.enqueued != SpanRecord::NO_TICK)
             .then(|| self.clock.nanos_between(r.enqueued, r.start));
         let scope = self.scope.clone();
@@ -263,7 +268,7 @@ mod tests {
     use super::*;
     use crate::spans::clock::now;
     use crate::spans::record::Parent;
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
     use tracebus_context::TraceContext;
 
     fn names() -> TopicNames {

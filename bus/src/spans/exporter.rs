@@ -2,7 +2,7 @@
 //!
 //! One thread per pipeline runs [`ExporterThread::run`], a polling loop:
 //!
-//! 1. Drain every registered ring: copy up to a batch of records out (one `Release` store of
+//! 1. Renew the clock anchor if it is a second old, then drain every registered ring: copy up to a batch of records out (one `Release` store of
 //!    the ring's `head` per chunk, so producers get their cells back before any conversion),
 //!    convert them into the pending batch, hand the batch to the target whenever it is full.
 //!    A ring whose recorder is gone (`is_closed`, checked before `is_empty`, so every record it
@@ -227,6 +227,7 @@ impl ExporterThread {
     /// until empty); returns how many records were taken. Rings of recorders that are gone
     /// are dropped once empty.
     pub(crate) fn drain_all(&mut self, limits: Option<&[usize]>) -> usize {
+        self.converter.reanchor_if_due();
         let mut found = 0;
         for i in 0..self.rings.len() {
             let mut left = limits.map_or(usize::MAX, |l| l[i]);

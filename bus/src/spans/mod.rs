@@ -5,7 +5,8 @@
 //! 80-byte [`SpanRecord`] into a ring owned by that endpoint or worker ([`Recorder::record`]):
 //! no lock, no allocation, no OpenTelemetry call, no syscall; a full ring drops the record and
 //! counts it. One background thread per bus ([`SpanPipeline`]) drains every recorder's ring,
-//! turns records into OpenTelemetry `SpanData` (wall-clock times from one clock calibration,
+//! turns records into OpenTelemetry `SpanData` (wall-clock times from a clock anchor renewed
+//! every second,
 //! names from the bus's topic registry, the current messaging semantic conventions) and hands
 //! them to the user's `SpanExporter` or `SpanProcessor` ([`SpanExport`]), catching and counting
 //! its errors and panics. Shutdown exports everything recorded before it.
@@ -13,7 +14,7 @@
 //! | file | what |
 //! |---|---|
 //! | `record.rs` | [`SpanRecord`], [`Parent`]: one finished span, `Copy`, 80 bytes |
-//! | `clock.rs` | [`now`] (raw ticks), `WallClock` (ticks to `SystemTime`, on the exporter) |
+//! | `clock.rs` | [`now`] (raw ticks), `WallClock` (ticks to `SystemTime`, on the exporter, re-anchored every second) |
 //! | `ids.rs` | [`new_trace_id`], [`new_span_id`] |
 //! | `recorder.rs` | [`Recorder`]: the hot-path writer, one per endpoint or worker |
 //! | `config.rs` | [`SpanExport`] (public): target, batch size, intervals, ring capacity, resource, scope |
