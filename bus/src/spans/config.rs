@@ -9,8 +9,9 @@ use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::trace::{SpanExporter, SpanProcessor};
 use opentelemetry_sdk::Resource;
 
-use super::sink::{ExporterSink, ProcessorSink, Sink};
+use super::sink::{ExporterSink, ProcessorSink, SharedTarget, Sink};
 use crate::ring::RingError;
+use std::sync::Arc;
 
 /// Default [`SpanExport::batch_size`]: the SDK batch processor's default export batch.
 pub(crate) const DEFAULT_BATCH_SIZE: usize = 512;
@@ -39,6 +40,9 @@ pub(crate) const MAX_RING_CAPACITY: usize = 1 << 20;
 ///   with the spans it lost.
 /// - Shutting the bus down exports every span recorded before, then flushes the target and,
 ///   unless [`shutdown_target(false)`](SpanExport::shutdown_target), shuts it down.
+/// - Clones share the target: buses built from clones (of a bus builder, say) export to it
+///   one call at a time, and the last of them to shut down shuts it down (a bus started
+///   from a clone after that finds it shut down, and counts its export errors).
 ///
 /// ```
 /// use std::time::Duration;
@@ -57,9 +61,10 @@ pub(crate) const MAX_RING_CAPACITY: usize = 1 << 20;
 ///     .shutdown_target(false);
 /// # drop(export);
 /// ```
+#[derive(Clone)]
 pub struct SpanExport {
-    /// The exporter or processor, behind the fault-counting adapter.
-    pub(crate) target: Box<dyn Sink>,
+    /// The exporter or processor, behind the fault-counting adapter; shared by clones.
+    pub(crate) target: Arc<SharedTarget>,
     /// Spans per export call; at least 1.
     pub(crate) batch_size: usize,
     /// Longest time a converted span waits for its batch to fill before it is exported anyway.
@@ -80,7 +85,7 @@ pub struct SpanExport {
 impl SpanExport {
     fn with_target(target: Box<dyn Sink>) -> SpanExport {
         SpanExport {
-            target,
+            target: Arc::new(SharedTarget::new(target)),
             batch_size: DEFAULT_BATCH_SIZE,
             interval: DEFAULT_INTERVAL,
             poll_interval: DEFAULT_POLL_INTERVAL,

@@ -2,9 +2,10 @@
 //!
 //! One thread per pipeline runs [`ExporterThread::run`], a polling loop:
 //!
-//! 1. Renew the clock anchor if it is a second old, then drain every registered ring: copy up to a batch of records out (one `Release` store of
-//!    the ring's `head` per chunk, so producers get their cells back before any conversion),
-//!    convert them into the pending batch, hand the batch to the target whenever it is full.
+//! 1. Renew the clock anchor if it is a second old, then drain every registered ring: copy up
+//!    to a batch of records out (one `Release` store of the ring's `head` per chunk, so
+//!    producers get their cells back before any conversion), convert them into the pending
+//!    batch, hand the batch to the target whenever it is full.
 //!    A ring whose recorder is gone (`is_closed`, checked before `is_empty`, so every record it
 //!    committed has been seen) is dropped from the list.
 //! 2. Hand over a partial batch once its oldest span has waited `interval`.
@@ -14,9 +15,9 @@
 //! Shutdown takes every ring registered before it (the pipeline's lock orders registrations
 //! before the shutdown message), drains each (at most its capacity more records, so a recorder
 //! still running cannot keep the thread going forever), hands over what is pending, flushes
-//! the target and shuts it down if asked to. Every call into the target goes through
-//! [`Sink`], which catches errors and panics; the counts are published to the pipeline after
-//! each hand-over.
+//! the target and shuts it down if asked to (and if no other pipeline shares it). Every call
+//! into the target goes through a `Sink`, which catches errors and panics; the counts are
+//! published to the pipeline after each hand-over.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use super::clock::WallClock;
 use super::config::SpanExport;
 use super::convert::{Converter, TopicNames};
 use super::record::SpanRecord;
-use super::sink::{Sink, Tally};
+use super::sink::{SharedTarget, Tally};
 use crate::ring::Consumer;
 
 /// What the pipeline tells its exporter thread.
@@ -80,7 +81,7 @@ pub(crate) struct ExporterThread {
     /// Records to `SpanData`.
     converter: Converter,
     /// The user's exporter or processor.
-    target: Box<dyn Sink>,
+    target: Arc<SharedTarget>,
     /// Given to the target before the first span.
     resource: Resource,
     /// Spans per hand-over; at least 1.
@@ -134,6 +135,7 @@ impl ExporterThread {
             scope,
             shutdown_target,
         } = config;
+        target.join();
         ExporterThread {
             control,
             rings: Vec::new(),
@@ -165,7 +167,9 @@ impl ExporterThread {
 
     /// Runs until shutdown; returns the final counts.
     pub(crate) fn run(mut self) -> Tally {
-        self.target.set_resource(&self.resource, &mut self.tally);
+        self.target
+            .lock()
+            .set_resource(&self.resource, &mut self.tally);
         loop {
             let found = self.drain_all(None);
             if self
@@ -215,10 +219,13 @@ impl ExporterThread {
         let limits: Vec<usize> = self.rings.iter().map(Consumer::capacity).collect();
         self.drain_all(Some(&limits));
         self.hand_over();
-        self.target.force_flush(&mut self.tally);
-        if self.shutdown_target {
-            self.target.shutdown(&mut self.tally);
+        // Under the target's lock: the pipeline that leaves last makes the last calls.
+        let mut target = self.target.lock();
+        target.force_flush(&mut self.tally);
+        if self.target.leave() && self.shutdown_target {
+            target.shutdown(&mut self.tally);
         }
+        drop(target);
         self.published.store(&self.tally);
         self.tally
     }
@@ -270,7 +277,7 @@ impl ExporterThread {
             return;
         }
         let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(self.batch_size));
-        self.target.export(batch, &mut self.tally);
+        self.target.lock().export(batch, &mut self.tally);
         self.published.store(&self.tally);
     }
 }

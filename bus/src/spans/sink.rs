@@ -7,9 +7,15 @@
 //! code runs under `catch_unwind`: an `Err` and a panic are counted (with the spans they
 //! carried) and the thread goes on with the next batch. Nothing is retried (an exporter that
 //! wants retries does them itself, as the `SpanExporter` contract says).
+//!
+//! A [`SharedTarget`] lets clones of one `SpanExport` (a cloned bus builder) feed one target:
+//! a mutex keeps its calls one at a time (an exporter is never called concurrently, as its
+//! contract asks), taken once per batch; the last pipeline to finish shuts it down.
 
 use std::fmt::Debug;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
@@ -111,5 +117,45 @@ impl<P: SpanProcessor + 'static> Sink for ProcessorSink<P> {
     fn shutdown(&mut self, tally: &mut Tally) {
         let r = catch_unwind(AssertUnwindSafe(|| self.0.shutdown()));
         tally.call(r, 0);
+    }
+}
+
+/// One target shared by every pipeline started from clones of one `SpanExport`.
+#[derive(Debug)]
+pub(crate) struct SharedTarget {
+    /// The target; locked for each call, so it is never called concurrently. It is never
+    /// poisoned (every call into user code is caught inside), but a poisoned lock is used
+    /// anyway rather than lost.
+    sink: Mutex<Box<dyn Sink>>,
+    /// Pipelines started on this target and not finished yet; the one that brings it to 0 is
+    /// the last user. RMWs, since several exporter threads may share it.
+    pipelines: AtomicUsize,
+}
+
+impl SharedTarget {
+    /// Wraps a target.
+    pub(crate) fn new(sink: Box<dyn Sink>) -> SharedTarget {
+        SharedTarget {
+            sink: Mutex::new(sink),
+            pipelines: AtomicUsize::new(0),
+        }
+    }
+
+    /// The target, for one call (or one batch of calls).
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Box<dyn Sink>> {
+        self.sink.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A pipeline starts using the target.
+    pub(crate) fn join(&self) {
+        // Relaxed: a count; the mutex orders the calls themselves.
+        self.pipelines.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A pipeline is done with the target; true for the last one. Call it holding the lock
+    /// (from [`SharedTarget::lock`]): the last to leave then makes the last calls.
+    pub(crate) fn leave(&self) -> bool {
+        // Relaxed: the lock held around it orders it with every call of the other pipelines.
+        self.pipelines.fetch_sub(1, Ordering::Relaxed) == 1
     }
 }

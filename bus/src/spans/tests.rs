@@ -486,3 +486,37 @@ fn spans_of_unknown_topics_still_export() {
     let spans = exporter.get_finished_spans().unwrap();
     assert_eq!(spans[0].name, "publish #77");
 }
+
+#[test]
+fn the_pipeline_is_shared_and_recorders_move_to_their_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<SpanPipeline>();
+    send::<Recorder>();
+    send_sync::<SpanExport>();
+    fn clone<T: Clone>() {}
+    clone::<SpanExport>();
+}
+
+#[test]
+fn clones_share_the_target_and_the_last_pipeline_shuts_it_down() {
+    let exporter = InMemorySpanExporter::default();
+    let export = SpanExport::exporter(exporter.clone());
+    let a = SpanPipeline::start(export.clone(), names()).unwrap();
+    let b = SpanPipeline::start(export, names()).unwrap();
+    let (mut ra, mut rb) = (a.recorder().unwrap(), b.recorder().unwrap());
+    for i in 0..100 {
+        ra.record(publish(1, i));
+        rb.record(publish(2, i));
+    }
+    drop((ra, rb));
+    assert_eq!(a.shutdown().exported, 100);
+    assert!(!exporter.is_shutdown_called(), "b still uses it");
+    // a's spans are all there (b's may be too, if its interval has passed).
+    assert!(exporter.get_finished_spans().unwrap().len() >= 100);
+    assert_eq!(b.shutdown().exported, 100);
+    assert!(
+        exporter.is_shutdown_called(),
+        "the last pipeline shut it down"
+    );
+}
