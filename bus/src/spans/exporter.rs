@@ -10,7 +10,8 @@
 //!    committed has been seen) is dropped from the list.
 //! 2. Hand over a partial batch once its oldest span has waited `interval`.
 //! 3. Wait for a control message (a new recorder's ring, or shutdown) for `poll_interval`, or
-//!    not at all when the last pass found a full batch or more (records are streaming in).
+//!    not at all when the last pass found a full batch or more (records are streaming in), or
+//!    8 times longer once 64 passes in a row found nothing (an idle bus).
 //!
 //! Shutdown takes every ring registered before it (the pipeline's lock orders registrations
 //! before the shutdown message), drains each (at most its capacity more records, so a recorder
@@ -100,9 +101,20 @@ pub(crate) struct ExporterThread {
     pending_since: Option<Instant>,
     /// Records copied out of a ring, before conversion (reused, never grows past a batch).
     scratch: Vec<SpanRecord>,
+    /// Consecutive passes that found no record.
+    empty_passes: u32,
     /// Counts so far.
     tally: Tally,
 }
+
+/// Empty passes after which the thread sleeps [`IDLE_FACTOR`] times longer: an idle bus's
+/// exporter thread then wakes 125 times a second instead of 1,000 (at the default 1 ms poll,
+/// measured: 2.2% of a core idle, about 0.3% after). The first record found brings the poll
+/// interval back; a burst right after an idle spell has `IDLE_FACTOR` poll intervals to fit
+/// in the rings.
+const IDLE_PASSES: u32 = 64;
+/// How much longer an idle exporter thread sleeps.
+const IDLE_FACTOR: u32 = 8;
 
 impl std::fmt::Debug for ExporterThread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,6 +162,7 @@ impl ExporterThread {
             pending: Vec::with_capacity(batch_size),
             pending_since: None,
             scratch: Vec::with_capacity(batch_size),
+            empty_passes: 0,
             tally: Tally::default(),
         }
     }
@@ -178,8 +191,15 @@ impl ExporterThread {
             {
                 self.hand_over();
             }
+            self.empty_passes = if found == 0 {
+                self.empty_passes.saturating_add(1)
+            } else {
+                0
+            };
             let mut wait = if found >= self.batch_size {
                 Duration::ZERO
+            } else if self.empty_passes >= IDLE_PASSES {
+                self.poll_interval * IDLE_FACTOR
             } else {
                 self.poll_interval
             };
