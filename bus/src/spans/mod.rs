@@ -6,15 +6,15 @@
 //! no lock, no allocation, no OpenTelemetry call, no syscall; a full ring drops the record and
 //! counts it. One background thread per bus ([`SpanPipeline`]) drains every recorder's ring,
 //! turns records into OpenTelemetry `SpanData` (wall-clock times from a clock anchor renewed
-//! every second,
-//! names from the bus's topic registry, the current messaging semantic conventions) and hands
-//! them to the user's `SpanExporter` or `SpanProcessor` ([`SpanExport`]), catching and counting
-//! its errors and panics. Shutdown exports everything recorded before it.
+//! every second, names from the bus's topic registry, the current messaging semantic
+//! conventions) and hands them to the user's `SpanExporter` or `SpanProcessor`
+//! ([`SpanExport`]), catching and counting its errors and panics. Shutdown exports everything
+//! recorded before it.
 //!
 //! | file | what |
 //! |---|---|
 //! | `record.rs` | [`SpanRecord`], [`Parent`]: one finished span, `Copy`, 80 bytes |
-//! | `clock.rs` | [`now`] (raw ticks), `WallClock` (ticks to `SystemTime`, on the exporter, re-anchored every second) |
+//! | `clock.rs` | [`now`] (raw ticks), `WallClock` (ticks to `SystemTime`, re-anchored every second) |
 //! | `ids.rs` | [`new_trace_id`], [`new_span_id`] |
 //! | `recorder.rs` | [`Recorder`]: the hot-path writer, one per endpoint or worker |
 //! | `config.rs` | [`SpanExport`] (public): target, batch size, intervals, ring capacity, resource, scope |
@@ -37,10 +37,13 @@
 //!
 //! `start` validates the settings, calibrates the clock (so no publish pays the one-time
 //! calibration) and spawns the `tracebus-spans` thread. It is not loom-modelled: do not start a
-//! pipeline under `cfg(loom)`.
+//! pipeline under `cfg(loom)`. `SpanExport` is `Clone` (a cloned `BusBuilder` can carry it):
+//! pipelines started from clones share the one target, and the last to shut down shuts it
+//! down.
 //!
-//! **Recorders.** Every endpoint (each `Publisher`, each worker's onward-publish endpoint) and
-//! every worker gets its own [`Recorder`], owned by that thread (single producer):
+//! **Recorders.** Every external endpoint (each `Publisher`) and every worker gets its own
+//! [`Recorder`], owned by that thread (single producer); a worker's `process` spans and its
+//! handlers' onward `publish` spans share the worker's one recorder (same thread):
 //!
 //! ```ignore
 //! let mut recorder: Option<Recorder> = pipeline.recorder(); // None after shutdown
@@ -112,10 +115,13 @@
 //! stop recording), exports every record, flushes the target, stops the thread and returns the
 //! final [`SpanCounts`] for the `Report`. Dropping the pipeline shuts it down too.
 //!
-//! Costs (busbench's `span_cost` section measures them; see `benches/src/span_cost.rs`): a
-//! publish span (two clock reads, an id, a record) and a process span (one clock read, an
-//! id, a record) cost a few tens of nanoseconds on the hot path and allocate nothing; the
-//! exporter thread spends on each span what building the `SpanData` costs.
+//! Costs (busbench's `span_cost` section; `benches/src/span_cost.rs`), measured on the
+//! project's 2-core VM, where one TSC read costs 9.5 ns: a publish span (two clock reads, an
+//! id, a record) 19.5 ns, a process span (one clock read, an id, a record) 9.9 ns, no
+//! allocation; the exporter thread 72 ns per span; the OpenTelemetry SDK 172 ns per span. A
+//! record whose cells the exporter read on another core last lap waits for those lines when
+//! records come in a burst (up to about 80 ns each, when the scheduler separates the threads).
+//! An idle exporter thread polls every 8 ms (0.2% of a core), a busy one every 1 ms.
 
 mod clock;
 mod config;
