@@ -8,5 +8,6 @@ pub mod machine;
 pub mod measure;
 pub mod plot;
 pub mod queues;
+pub mod span_cost;
 pub mod spsc;
 pub mod trace_tree;
