@@ -21,9 +21,11 @@ use std::sync::{Arc, Mutex, Once};
 use std::thread;
 use std::time::Duration;
 
-use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-use tracebus::{Bus, Pinning, Report, Topic, TryBatchError, TryPublishError, WaitStrategy};
+use opentelemetry::trace::{SpanId, SpanKind};
+use opentelemetry_sdk::trace::InMemorySpanExporter;
+use tracebus::{
+    Bus, Pinning, Report, SpanExport, Topic, TryBatchError, TryPublishError, WaitStrategy,
+};
 
 /// The topics, by index (`Subscriber::topic`, `Accepted::topic`).
 const TOPICS: [&str; 3] = ["orders", "quotes", "fills"];
@@ -213,9 +215,27 @@ fn publish(
             0 => {
                 let t = tag(producer, seq);
                 seq += 1;
+                // Now and then something panics inside the publish, after the commit (injected):
+                // the message is accepted all the same, and the publisher goes on.
+                let fault = rng.chance(40);
+                if fault {
+                    tracebus::fault::panic_inside_next_publish();
+                }
                 let start = clock.tick();
-                let r = p.publish(dest, t);
+                let r =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.publish(dest, t)));
                 let end = clock.tick();
+                let r = match r {
+                    Ok(r) => {
+                        tracebus::fault::disarm(); // nothing committed (fanout 0), or no fault
+                        r
+                    }
+                    Err(_) => {
+                        assert!(fault, "a publish panicked without an injected fault");
+                        log.accept(&[t], topic, (start, end), 1); // committed, so subscribed
+                        continue;
+                    }
+                };
                 match r {
                     Ok(pb) => log.accept(&[t], topic, (start, end), pb.fanout),
                     // A waiting publish fails only when the bus is closed.
@@ -288,10 +308,13 @@ fn quiet_injected_panics() {
     HOOK.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let injected = info
-                .payload()
+            let payload = info.payload();
+            let injected = payload
                 .downcast_ref::<String>()
-                .is_some_and(|s| s == PANIC_MESSAGE);
+                .is_some_and(|s| s == PANIC_MESSAGE)
+                || payload
+                    .downcast_ref::<&str>()
+                    .is_some_and(|s| s.starts_with("tracebus fault injection"));
             if !injected {
                 default(info);
             }
@@ -311,16 +334,17 @@ fn run(seed: u64, messages: u64) {
     };
     let traced = rng.chance(2);
     let exporter = InMemorySpanExporter::default();
-    let provider: SdkTracerProvider = tracebus::telemetry::provider_builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
     let mut builder = Bus::builder()
         .workers(workers)
         .capacity(capacity)
         .pinning(Pinning::Off)
         .wait_strategy(wait);
     if traced {
-        builder = builder.tracer(provider.tracer("soak"));
+        builder = builder.tracing(
+            SpanExport::exporter(exporter.clone())
+                .shutdown_target(false)
+                .ring_capacity(1 << 16),
+        );
     }
     let bus: Bus = builder.build().expect("valid settings");
     let topics: Vec<Topic<u64>> = TOPICS
@@ -385,7 +409,7 @@ fn run(seed: u64, messages: u64) {
             while !done.load(Relaxed) {
                 {
                     let guard = bus.lock().unwrap();
-                    let Some(control) = guard.as_ref().and_then(|b| b.tracing()) else {
+                    let Some(control) = guard.as_ref().map(|b| b.tracing()) else {
                         break;
                     };
                     control.set_enabled(!rng.chance(3));
@@ -424,6 +448,7 @@ fn run(seed: u64, messages: u64) {
     );
     check(seed, &logs, &subs, &calls, &report);
     if traced {
+        assert_eq!(report.spans.dropped, 0, "seed {seed}: span records dropped");
         check_spans(seed, &exporter);
     }
 }

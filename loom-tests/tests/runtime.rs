@@ -1,6 +1,11 @@
 //! loom models of the runtime's protocols, on the real code: the park/unpark handshake of
 //! `wait.rs` and the shutdown gate of `gate.rs` (reached through
 //! `tracebus::loom_support`, which only `--cfg tracebus_loom` builds have), each with a real ring.
+//!
+//! The file compiles only with that cfg (the protocols are crate-private otherwise). A build
+//! without it is caught by `built_with_cfg_loom` in `ring.rs`, which fails then, so this file
+//! can never silently check nothing.
+#![cfg(tracebus_loom)]
 
 use loom::sync::Arc;
 use loom::thread;
