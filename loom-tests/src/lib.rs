@@ -56,16 +56,24 @@
 //!
 //! | model | proves |
 //! |---|---|
-//! | `park_has_no_lost_wakeup` | a worker that parks on an empty ring is always woken by a racing publish (`tracebus::wait`) |
-//! | `shutdown_gate_accepted_means_drained` | after shutdown's gate closes, every accepted publish is in the ring and every other one was refused (`tracebus::gate`) |
+//! | `park_has_no_lost_wakeup` | a worker that parks on an empty ring is always woken by a racing publish (`wait.rs`) |
+//! | `shutdown_gate_accepted_means_drained` | after shutdown's gate closes, every accepted publish is in the ring and every other one was refused (`gate.rs`) |
+//!
+//! Both protocols use the asymmetric fences of `barrier.rs`: the hot side's `light()` (a
+//! compiler fence where `membarrier` is available) against the rare side's `heavy()` (a
+//! `membarrier` call). Under loom both are `SeqCst` fences: the pair the asymmetric one
+//! stands in for (the kernel forces a full barrier on every running thread of the process
+//! during `heavy()`, which is what a `SeqCst` fence on the hot side would give).
 //!
 //! | fence or ordering weakened | caught by |
 //! |---|---|
-//! | `Sleeper::prepare`: `fence(SeqCst)` removed, or made `AcqRel` | `park_has_no_lost_wakeup` |
-//! | `wait::after_commit`: `fence(SeqCst)` removed, or made `AcqRel` | `park_has_no_lost_wakeup` |
-//! | `Gate::enter`: `fence(SeqCst)` removed, or made `AcqRel` | `shutdown_gate_accepted_means_drained` |
-//! | `Gate::close`: `fence(SeqCst)` removed, or made `AcqRel` | `shutdown_gate_accepted_means_drained` |
-//! | `Gate::leave`: `store(Release)` | `shutdown_gate_accepted_means_drained` |
+//! | `Sleeper::prepare`: `heavy()` removed | `park_has_no_lost_wakeup` |
+//! | `wait::after_commit`: `light()` removed | `park_has_no_lost_wakeup` |
+//! | `Gate::enter`: `light()` removed | `shutdown_gate_accepted_means_drained` |
+//! | `Gate::close`: `heavy()` removed | `shutdown_gate_accepted_means_drained` |
+//! | `barrier::light` under loom made `AcqRel` (both call sites at once) | `shutdown_gate_accepted_means_drained`, `park_has_no_lost_wakeup` (checked by hand on 2026-11-25) |
+//! | `barrier::heavy` under loom made `AcqRel` (both call sites at once) | `shutdown_gate_accepted_means_drained`, `park_has_no_lost_wakeup` (checked by hand on 2026-11-25) |
+//! | `Inside::drop` (leaving the gate): `store(Release)` | `shutdown_gate_accepted_means_drained` |
 //! | `Gate::close`: `load(Acquire)` | `shutdown_gate_accepted_means_drained` |
 //!
 //!
@@ -78,7 +86,9 @@
 //! `unsubscribe` returned. Removing the worker's removal of the handler, or `unsubscribe`'s wait
 //! for the worker's acknowledgement, makes it fail (the latter through loom's report of the
 //! unread acknowledgement). The routing table's version is a `Relaxed` hint under a mutex (see
-//! `routing.rs`), so it has no ordering for a model to weaken.
+//! `routing.rs`), so it has no ordering for a model to weaken; under loom its change log holds
+//! two entries, so the model's subscription changes reach publishers both through the log and
+//! through a full copy of the table.
 
 /// The preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set.
 pub const DEFAULT_PREEMPTIONS: usize = 3;
