@@ -86,9 +86,9 @@
 //! `unsubscribe` returned. Removing the worker's removal of the handler, or `unsubscribe`'s wait
 //! for the worker's acknowledgement, makes it fail (the latter through loom's report of the
 //! unread acknowledgement). The routing table's version is a `Relaxed` hint under a mutex (see
-//! `routing.rs`), so it has no ordering for a model to weaken; under loom its change log holds
-//! two entries, so the model's subscription changes reach publishers both through the log and
-//! through a full copy of the table.
+//! `routing.rs`), so it has no ordering for a model to weaken. (The change log that carries
+//! route changes to publishers is plain data under that mutex; `routing.rs`'s unit tests
+//! cover both the log and the full-copy path.)
 
 /// The preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set.
 pub const DEFAULT_PREEMPTIONS: usize = 3;
