@@ -1,6 +1,11 @@
 //! loom models of the runtime's protocols, on the real code: the park/unpark handshake of
 //! `wait.rs` and the shutdown gate of `gate.rs` (reached through
 //! `tracebus::loom_support`, which only `--cfg tracebus_loom` builds have), each with a real ring.
+//!
+//! Built only with `--cfg tracebus_loom`: `loom_support` does not exist in other builds (the
+//! workspace's `cargo clippy --all-targets` compiles this crate without it, and `ring.rs`'s
+//! `built_with_cfg_loom` is the test that fails when the cfg is missing).
+#![cfg(tracebus_loom)]
 
 use loom::sync::Arc;
 use loom::thread;
