@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use tracebus::{Bus, BusBuilder, Pinning, WaitStrategy};
+use tracebus_test_support::{allocations, CountingAllocator};
 
-mod common;
-
+// Counts every allocation of the process (workers included): the only test of this binary.
 #[global_allocator]
-static GLOBAL: common::Counting = common::Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// Allocations made while `N` messages go through a bus built from `builder`.
 fn allocations_for(builder: BusBuilder) -> usize {
@@ -49,14 +49,14 @@ fn allocations_for(builder: BusBuilder) -> usize {
     while delivered.load(Relaxed) < 20_000 {
         std::thread::yield_now();
     }
-    let before = common::allocations();
+    let before = allocations();
     for i in 0..N {
         p.publish(&input, i).unwrap();
     }
     while delivered.load(Relaxed) < 20_000 + 2 * N {
         std::thread::yield_now();
     }
-    let during = common::allocations() - before;
+    let during = allocations() - before;
     let report = bus.shutdown();
     assert!(report.delivered >= 2 * (N + 10_000));
     during
@@ -77,7 +77,7 @@ fn no_allocation_per_message() {
     );
     assert_eq!(traced, 0, "{traced} allocations with tracing on, unsampled");
     // The counter sees allocations at all (so the zeros above mean something).
-    let before = common::allocations();
+    let before = allocations();
     drop(std::hint::black_box(vec![0u8; 16]));
-    assert!(common::allocations() > before);
+    assert!(allocations() > before);
 }

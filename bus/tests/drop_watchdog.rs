@@ -283,22 +283,10 @@ fn shutdown_after_a_panic_inside_a_publish() {
     );
 }
 
-/// Quietens the panics injected above (and only those).
-fn quiet_injected_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let injected = info.payload().downcast_ref::<&str>().is_some_and(|s| {
-            s.starts_with("watchdog: injected") || s.starts_with("tracebus fault injection")
-        });
-        if !injected {
-            default(info);
-        }
-    }));
-}
-
 #[test]
 fn drops_never_block_and_never_leak_threads() {
-    quiet_injected_panics();
+    tracebus_test_support::quiet_injected_panics("watchdog: injected");
+    tracebus_test_support::quiet_injected_panics("tracebus fault injection");
     let scenarios: [(&str, fn()); 7] = [
         (
             "drop the bus under blocked publishers",

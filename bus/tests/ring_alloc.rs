@@ -5,11 +5,11 @@ use std::thread;
 use tracebus::ring;
 use tracebus::slot::LineSlot;
 use tracebus_context::TraceContext;
+use tracebus_test_support::{allocations, CountingAllocator};
 
-mod common;
-
+// Counts every allocation of the process (the consumer thread's too): the only test of this binary.
 #[global_allocator]
-static GLOBAL: common::Counting = common::Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn no_allocation_per_message() {
@@ -35,7 +35,7 @@ fn no_allocation_per_message() {
         sum
     });
     go_tx.send(()).unwrap();
-    let before = common::allocations();
+    let before = allocations();
     let mut i = 0u64;
     while i < N {
         let c = (i % 10 == 0).then_some(&ctx);
@@ -53,7 +53,7 @@ fn no_allocation_per_message() {
             }
         }
     }
-    let during = common::allocations() - before;
+    let during = allocations() - before;
     let sum = consumer.join().unwrap();
     assert_eq!(sum, (0..N).sum::<u64>());
     // The consumer's thread was already running; the only allocations allowed are none.

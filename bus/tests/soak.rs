@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -303,25 +303,6 @@ fn publish(
     log
 }
 
-fn quiet_injected_panics() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let injected = payload
-                .downcast_ref::<String>()
-                .is_some_and(|s| s == PANIC_MESSAGE)
-                || payload
-                    .downcast_ref::<&str>()
-                    .is_some_and(|s| s.starts_with("tracebus fault injection"));
-            if !injected {
-                default(info);
-            }
-        }));
-    });
-}
-
 /// One seeded run; panics with the seed in the message if any promise is broken.
 fn run(seed: u64, messages: u64) {
     let mut rng = Rng(seed);
@@ -550,7 +531,8 @@ fn check_spans(seed: u64, exporter: &InMemorySpanExporter) {
 
 #[test]
 fn soak() {
-    quiet_injected_panics();
+    tracebus_test_support::quiet_injected_panics(PANIC_MESSAGE);
+    tracebus_test_support::quiet_injected_panics("tracebus fault injection");
     let messages = env("SOAK_MESSAGES", 3000);
     if let Ok(seed) = std::env::var("SOAK_SEED") {
         run(seed.parse().expect("SOAK_SEED is a number"), messages);

@@ -3,42 +3,14 @@
 //! exporter thread drains, converts and exports behind them (its allocations are its own: the
 //! allocator here counts per thread).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use opentelemetry_sdk::trace::InMemorySpanExporter;
 use tracebus::span_bench::HotPath;
 use tracebus::SpanExport;
+use tracebus_test_support::{thread_allocations, CountingAllocator};
 
-/// Counts the allocations of each thread, forwards everything to `System`.
-struct PerThreadCounting;
-
-thread_local! {
-    /// Allocations made by this thread (const-initialised, no destructor: usable from inside
-    /// the allocator without allocating).
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn allocations_here() -> usize {
-    ALLOCS.with(Cell::get)
-}
-
-// SAFETY: forwards every call unchanged to `System`, adding only a thread-local counter (which
-// never allocates; `try_with` skips counting while the thread's locals are being torn down).
-unsafe impl GlobalAlloc for PerThreadCounting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+// Counted per thread (`thread_allocations`): the exporter thread's allocations are its own.
 #[global_allocator]
-static GLOBAL: PerThreadCounting = PerThreadCounting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn recording_sampled_spans_allocates_nothing() {
@@ -51,17 +23,17 @@ fn recording_sampled_spans_allocates_nothing() {
         hot.process_span();
     }
     // The counter sees this thread's allocations.
-    let probe = allocations_here();
+    let probe = thread_allocations();
     drop(std::hint::black_box(Box::new(1u64)));
-    assert_eq!(allocations_here(), probe + 1);
+    assert_eq!(thread_allocations(), probe + 1);
 
-    let before = allocations_here();
+    let before = thread_allocations();
     for _ in 0..MESSAGES {
         // One sampled message at fanout 1: its publish span and its process span.
         hot.publish_span(1);
         hot.process_span();
     }
-    let used = allocations_here() - before;
+    let used = thread_allocations() - before;
     let counts = hot.finish();
     assert_eq!(
         used, 0,
@@ -109,8 +81,8 @@ fn a_traced_bus_allocates_nothing_per_sampled_message() {
             s.fetch_add(1, SeqCst);
         }
         match *m.payload() {
-            v if v == WARM => start = allocations_here(),
-            v if v == WARM + MESSAGES - 1 => w.store(allocations_here() - start, SeqCst),
+            v if v == WARM => start = thread_allocations(),
+            v if v == WARM + MESSAGES - 1 => w.store(thread_allocations() - start, SeqCst),
             _ => {}
         }
         d.fetch_add(1, SeqCst);
@@ -123,11 +95,11 @@ fn a_traced_bus_allocates_nothing_per_sampled_message() {
     while delivered.load(SeqCst) < WARM {
         std::thread::yield_now();
     }
-    let before = allocations_here();
+    let before = thread_allocations();
     for i in WARM..WARM + MESSAGES {
         p.publish(&t, i).unwrap();
     }
-    let publisher_allocs = allocations_here() - before;
+    let publisher_allocs = thread_allocations() - before;
     while delivered.load(SeqCst) < WARM + MESSAGES {
         std::thread::yield_now();
     }

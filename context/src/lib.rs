@@ -18,6 +18,9 @@
 //!
 //! No threads, no `unsafe`, no allocation on any decode or decision path.
 //!
+//! How the bus uses the header, the filter and the sampler, and why they are built this way:
+//! `docs/ARCHITECTURE.md` in the repository.
+//!
 //! ## Example
 //!
 //! ```

@@ -1,38 +1,16 @@
 //! The filter, the header decode and a sampler decision allocate nothing.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use tracebus_context::{header_context, is_sampled, FanoutSampler, TraceContext, TraceHeader};
+use tracebus_test_support::{thread_allocations, CountingAllocator};
 
-/// Counts allocations made by the current thread (so parallel tests do not disturb it).
-struct Counting;
-
-thread_local! {
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; only a thread-local counter is added,
-// and a `const`-initialised `Cell<usize>` thread-local never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.with(|c| c.set(c.get() + 1));
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout (see `alloc`).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+// Counted per thread (`thread_allocations`), so tests running in parallel do not disturb it.
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn allocs_during(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.with(Cell::get);
+    let before = thread_allocations();
     f();
-    ALLOCS.with(Cell::get) - before
+    thread_allocations() - before
 }
 
 #[test]

@@ -2,9 +2,9 @@
 //! `wait.rs` and the shutdown gate of `gate.rs` (reached through
 //! `tracebus::loom_support`, which only `--cfg tracebus_loom` builds have), each with a real ring.
 //!
-//! The file compiles only with that cfg (the protocols are crate-private otherwise). A build
-//! without it is caught by `built_with_cfg_loom` in `ring.rs`, which fails then, so this file
-//! can never silently check nothing.
+//! Built only with `--cfg tracebus_loom`: `loom_support` does not exist in other builds (the
+//! workspace's `cargo clippy --all-targets` compiles this crate without it, and `ring.rs`'s
+//! `built_with_cfg_loom` is the test that fails when the cfg is missing).
 #![cfg(tracebus_loom)]
 
 use loom::sync::Arc;
