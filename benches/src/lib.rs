@@ -1,6 +1,7 @@
 //! Shared code of tracebus's benchmarks: the criterion benches in `benches/` and the `busbench`
 //! binary, which compares tracebus with its peers in one run and prints ratios.
 
+pub mod bus_vs_peers;
 pub mod fanout;
 pub mod filter_cases;
 pub mod machine;

@@ -6,7 +6,8 @@
 //!
 //! Sections, in order: the machine; SPSC throughput and round-trip latency of the tracebus ring
 //! against rtrb, the disruptor, crossbeam and std, with two physical floors (one line, and two
-//! rings of bare atomics); bus throughput against fanout (tracing off and on) and
+//! rings of bare atomics); the bus against its peers (tracebus, the disruptor, crossbeam-channel
+//! and rtrb publishing u64s to a summing handler, fanout 1 and 100); bus throughput against fanout (tracing off and on) and
 //! publish-to-handler latency; the cost of tracing at forced sampling rates; the tracing goal
 //! (traced against untraced throughput at the default sampler, fanout 100 and 1,000, with empty
 //! handlers and with 1 or 2 us handlers); the fast sampled-flag filter against a full decode,
@@ -517,6 +518,8 @@ fn main() -> ExitCode {
         }
     );
     let spsc = spsc_section(args.quick);
+    let (bus_vs_peers, bus_vs_peers_ratios) =
+        tracebus_benches::bus_vs_peers::section(args.quick, &mut progress);
     let (fanout_rows, latency) = fanout_section(args.quick);
     // Sections run, and print, in the README's order; the spinner redraws below the tables.
     let tracing_cost = tracing_cost_section(args.quick);
@@ -530,6 +533,8 @@ fn main() -> ExitCode {
         "spsc": spsc["queues"],
         "floor": spsc["floor"],
         "spsc_ratios": spsc["ratios"],
+        "bus_vs_peers": bus_vs_peers,
+        "bus_vs_peers_ratios": bus_vs_peers_ratios,
         "fanout": fanout_rows,
         "publish_to_handler_ns": latency,
         "tracing_cost": tracing_cost,
