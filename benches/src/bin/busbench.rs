@@ -6,7 +6,8 @@
 //!
 //! Sections, in order: the machine; SPSC throughput and round-trip latency of the tracebus ring
 //! against rtrb, the disruptor, crossbeam and std, with two physical floors (one line, and two
-//! rings of bare atomics); bus throughput against fanout (tracing off and on) and
+//! rings of bare atomics); the bus against its peers (tracebus, the disruptor, crossbeam-channel
+//! and rtrb publishing u64s to a summing handler, fanout 1 and 100); bus throughput against fanout (tracing off and on) and
 //! publish-to-handler latency; the cost of tracing at forced sampling rates; the tracing goal
 //! (traced against untraced throughput at the default sampler, fanout 100 and 1,000, with empty
 //! handlers and with 1 or 2 us handlers); the fast sampled-flag filter against a full decode,
@@ -168,14 +169,29 @@ fn spsc_section(quick: bool) -> Value {
         spsc::CAPACITY
     );
     println!(
-        "{:<22} {:<7} {:>12} {:>9} {:>9} {:>9}",
-        "queue", "mode", "M msgs/s", "rtt p50", "rtt p99", "rtt p99.9"
+        "every queue in its best form: mode = the producer's API (single: one message per call, \
+         batch: up to {} per call); throughput consumers take everything available in place \
+         where the queue can (tracebus read, rtrb read_chunk, the disruptor's \
+         handle_events_with processor), else one pop per call; round trips move one message \
+         per call both ways (disruptor: EventPoller)",
+        spsc::BATCH
+    );
+    println!(
+        "{:<22} {:<7} {:<43} {:>9} {:>8} {:>8} {:>9}",
+        "queue",
+        "mode",
+        "form (producer / consumer)",
+        "M msgs/s",
+        "rtt p50",
+        "rtt p99",
+        "rtt p99.9"
     );
     for r in &rows {
         println!(
-            "{:<22} {:<7} {:>12.1} {:>9} {:>9} {:>9}",
+            "{:<22} {:<7} {:<43} {:>9.1} {:>8} {:>8} {:>9}",
             r.queue,
             r.mode,
+            r.form,
             r.msgs_per_sec / 1e6,
             r.p50,
             r.p99,
@@ -183,17 +199,18 @@ fn spsc_section(quick: bool) -> Value {
         );
     }
     println!(
-        "{:<22} {:<7} {:>12.1} {:>9} {:>9} {:>9}",
+        "{:<22} {:<7} {:<43} {:>9.1} {:>8} {:>8} {:>9}",
         "floor: memcpy / atomic",
         "-",
+        "",
         memcpy_msgs_per_sec / 1e6,
         pingpong_p50,
         pingpong_p99,
         "-"
     );
     println!(
-        "{:<22} {:<7} {:>12} {:>9} {:>9} {:>9}",
-        "floor: two-ring atomic", "-", "-", ring_pingpong_p50, ring_pingpong_p99, "-"
+        "{:<22} {:<7} {:<43} {:>9} {:>8} {:>8} {:>9}",
+        "floor: two-ring atomic", "-", "", "-", ring_pingpong_p50, ring_pingpong_p99, "-"
     );
     let ratio = |a: Option<&Row>, b: Option<&Row>| match (a, b) {
         (Some(a), Some(b)) => a.msgs_per_sec / b.msgs_per_sec,
@@ -213,10 +230,19 @@ fn spsc_section(quick: bool) -> Value {
         .map(|r| r.p50)
         .min()
         .unwrap_or(0);
+    // The fastest peer row of a mode (any mode with `None`).
+    let best_peer = |mode: Option<&str>| {
+        rows.iter()
+            .filter(|r| r.queue != "tracebus" && mode.is_none_or(|m| r.mode == m))
+            .max_by(|a, b| a.msgs_per_sec.total_cmp(&b.msgs_per_sec))
+    };
     let checks = json!({
         "batch_vs_rtrb_chunk": ratio(tb_batch, find(&rows, "rtrb", "batch")),
         "batch_vs_disruptor_batch": ratio(tb_batch, find(&rows, "disruptor", "batch")),
         "single_vs_rtrb_single": ratio(tb_single, find(&rows, "rtrb", "single")),
+        "single_vs_disruptor_single": ratio(tb_single, find(&rows, "disruptor", "single")),
+        "single_vs_best_peer_single": ratio(tb_single, best_peer(Some("single"))),
+        "batch_vs_best_peer": ratio(tb_batch, best_peer(None)),
         "rtt_p50_vs_best_peer": tb_p50 as f64 / best_peer_p50.max(1) as f64,
         "rtt_p50_vs_atomic_floor": tb_p50 as f64 / pingpong_p50.max(1) as f64,
         "rtt_p50_vs_two_ring_floor": tb_p50 as f64 / ring_pingpong_p50.max(1) as f64,
@@ -228,6 +254,7 @@ fn spsc_section(quick: bool) -> Value {
         "queues": rows.iter().map(|r| json!({
             "queue": r.queue,
             "mode": r.mode,
+            "form": r.form,
             "msgs_per_sec": r.msgs_per_sec,
             "rtt_ns": {"p50": r.p50, "p99": r.p99, "p999": r.p999},
         })).collect::<Vec<_>>(),
@@ -517,6 +544,8 @@ fn main() -> ExitCode {
         }
     );
     let spsc = spsc_section(args.quick);
+    let (bus_vs_peers, bus_vs_peers_ratios) =
+        tracebus_benches::bus_vs_peers::section(args.quick, &mut progress);
     let (fanout_rows, latency) = fanout_section(args.quick);
     // Sections run, and print, in the README's order; the spinner redraws below the tables.
     let tracing_cost = tracing_cost_section(args.quick);
@@ -531,6 +560,8 @@ fn main() -> ExitCode {
         "spsc": spsc["queues"],
         "floor": spsc["floor"],
         "spsc_ratios": spsc["ratios"],
+        "bus_vs_peers": bus_vs_peers,
+        "bus_vs_peers_ratios": bus_vs_peers_ratios,
         "fanout": fanout_rows,
         "publish_to_handler_ns": latency,
         "tracing_cost": tracing_cost,
