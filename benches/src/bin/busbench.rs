@@ -479,6 +479,33 @@ fn trace_section() -> Value {
     json!({ "spans": spans.len(), "tree": text })
 }
 
+fn span_cost_section(quick: bool) -> Value {
+    progress("span cost: hot path, export, SDK");
+    let effort = if quick {
+        tracebus_benches::span_cost::Effort::QUICK
+    } else {
+        tracebus_benches::span_cost::Effort::FULL
+    };
+    let c = tracebus_benches::span_cost::measure(effort, &|| ALLOCS.load(Ordering::Relaxed));
+    println!("\n## Span cost (ns per span, medians; the SDK: simple processor, no-op exporter)");
+    println!(
+        "hot path, per span {:>7.1}   (publish {:.1}, process {:.1}; one TSC read {:.1})",
+        c.hot_ns_per_span, c.hot_ns_per_publish_span, c.hot_ns_per_process_span, c.clock_ns
+    );
+    println!(
+        "export thread      {:>7.1}   OpenTelemetry SDK {:>7.1}",
+        c.export_ns_per_span, c.sdk_ns_per_span
+    );
+    println!(
+        "hot / SDK {:.3} (goal <= 0.1)   export / SDK {:.3} (goal <= 0.5)   allocations per \
+         sampled message on the hot path {:.2}",
+        c.hot_vs_sdk(),
+        c.export_vs_sdk(),
+        c.allocs_per_sampled_msg
+    );
+    c.to_json()
+}
+
 fn allocs_section() -> Value {
     progress("allocations per message");
     let count = || ALLOCS.load(Ordering::Relaxed);
@@ -489,7 +516,11 @@ fn allocs_section() -> Value {
     println!("\n## Heap allocations per message (fanout 1, steady state)");
     println!("tracing off          {off:>8.2}");
     println!("tracing on, unsampled {unsampled:>7.2}");
-    println!("tracing on, sampled  {sampled:>8.2}   (one publish and one process span)");
+    println!(
+        "tracing on, sampled  {sampled:>8.2}   (process-wide: the exporter thread building \
+         SpanData included; the publishing and worker threads allocate 0, see span_cost and \
+         bus/tests/spans_alloc.rs)"
+    );
     json!({"tracing_off": off, "unsampled": unsampled, "sampled": sampled})
 }
 
@@ -552,6 +583,7 @@ fn main() -> ExitCode {
     let tracing_goal = tracing_goal_section(args.quick);
     let fast_filter = fast_filter(args.quick);
     let sample_trace = trace_section();
+    let span_cost = span_cost_section(args.quick);
     let allocs = allocs_section();
     let bridge = tracebus_benches::bridge::section(args.quick);
     let doc = json!({
@@ -568,6 +600,7 @@ fn main() -> ExitCode {
         "tracing_goal": tracing_goal,
         "fast_filter": fast_filter,
         "sample_trace": sample_trace,
+        "span_cost": span_cost,
         "allocs_per_msg": allocs,
         "bridge": bridge,
     });
