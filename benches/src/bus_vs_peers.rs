@@ -555,13 +555,21 @@ pub fn run(
                 e.system.name(),
                 e.msg_bytes
             ));
-            // Short runs first (warm-ups too), then two at a quarter of the target; the
-            // fastest rate seen sizes the timed runs (noise only ever slows a run down).
-            let mut n = 10_000 * 100 / e.case.fanout() as u64;
-            let mut best: f64 = 0.0;
-            for _ in 0..3 {
-                best = best.max(run_once(e, n));
-                n = (best * run_secs / 4.0) as u64;
+            // Runs growing from a short one (a warm-up too) until two take at least an eighth
+            // of the target; the faster of those two sizes the timed runs (noise only ever slows
+            // a run down, and a very short run can overstate the rate).
+            let mut n = whole_batches(10_000 * 100 / e.case.fanout() as u64);
+            let (mut best, mut long_runs) = (0.0f64, 0);
+            while long_runs < 2 {
+                let rate = run_once(e, n);
+                let next = whole_batches((rate * run_secs / 4.0) as u64);
+                if n as f64 / rate >= run_secs / 8.0 {
+                    best = best.max(rate);
+                    long_runs += 1;
+                    n = next;
+                } else {
+                    n = next.clamp(2 * n, 8 * n);
+                }
             }
             whole_batches(((best * run_secs) as u64).max(MIN_MESSAGES / e.case.fanout() as u64))
         })
