@@ -2,6 +2,7 @@
 //! binary, which compares tracebus with its peers in one run and prints ratios.
 
 pub mod bridge;
+pub mod bus_vs_peers;
 pub mod fanout;
 pub mod filter_cases;
 pub mod machine;

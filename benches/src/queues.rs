@@ -2,8 +2,17 @@
 //! throughput and round-trip code.
 //!
 //! Messages are one 64-byte cache line each: a tracebus `LineSlot` (header, metadata, payload
-//! and the ring's stamp in one line) against a 64-byte, 64-aligned struct for the others. The sequence number travels in the
-//! payload and is checked by the harness.
+//! and the ring's stamp in one line) against a 64-byte, 64-aligned struct for the others. The
+//! sequence number travels in the payload and is checked by the harness.
+//!
+//! Every queue is measured in its idiomatic best form. The mode is the producer's API: "single"
+//! sends one message per call, "batch" up to [`crate::spsc::BATCH`] per call through the
+//! queue's batch API. In throughput runs the consumer takes messages the fastest way its queue
+//! offers ([`Spsc::drain`]): everything available as one in-place chunk where the queue has
+//! such an API (tracebus `read`, rtrb `read_chunk`; the disruptor's processor thread, run by
+//! [`crate::spsc::disruptor_throughput`], handles every available event per cursor read),
+//! one `pop`/`try_recv` at a time where it has none. Round trips move one message per call both
+//! ways ([`Spsc::recv`] with `max` 1).
 
 use crossbeam_queue::ArrayQueue;
 use disruptor::{
@@ -35,8 +44,10 @@ fn msg(seq: u64) -> Msg64 {
 pub trait Spsc {
     /// Queue name in the report.
     const NAME: &'static str;
-    /// API used: `"single"` (one message per call) or `"batch"`.
+    /// The producer's API: `"single"` (one message per call) or `"batch"`.
     const MODE: &'static str;
+    /// The calls used, producer / throughput consumer, for the report.
+    const FORM: &'static str;
     /// Sending side.
     type Tx: Send + 'static;
     /// Receiving side.
@@ -47,15 +58,49 @@ pub trait Spsc {
     /// `k` (0 when full). Single-mode queues send at most one.
     fn send(tx: &mut Self::Tx, start: u64, max: usize) -> usize;
     /// Receives up to `max` messages without waiting, passing each sequence number to `f`;
-    /// returns how many.
+    /// returns how many. Single-mode queues receive at most one.
     fn recv(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(u64)) -> usize;
+    /// Receives what is waiting, up to `max`, the fastest way the queue offers (by default
+    /// [`Spsc::recv`]); returns how many. Throughput runs use this.
+    #[inline(always)]
+    fn drain(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(u64)) -> usize {
+        Self::recv(rx, max, f)
+    }
 }
 
-/// tracebus ring, `try_push` / `try_pop`.
+/// tracebus's consumer in its best form: up to `max` values in place, released together.
+#[inline(always)]
+fn tracebus_read(rx: &mut ring::Consumer<LineSlot>, max: usize, f: &mut impl FnMut(u64)) -> usize {
+    let chunk = rx.read(max);
+    for s in chunk.iter() {
+        f(*s.payload::<u64>());
+    }
+    chunk.len()
+}
+
+/// rtrb's consumer in its best form: up to `max` available values as one `read_chunk`.
+#[inline(always)]
+fn rtrb_read(rx: &mut rtrb::Consumer<Msg64>, max: usize, f: &mut impl FnMut(u64)) -> usize {
+    let n = max.min(rx.slots());
+    match rx.read_chunk(n) {
+        Ok(chunk) => {
+            let (a, b) = chunk.as_slices();
+            for m in a.iter().chain(b) {
+                f(m.seq);
+            }
+            chunk.commit_all();
+            n
+        }
+        Err(_) => 0,
+    }
+}
+
+/// tracebus ring, `try_push`; `read` chunks (throughput) or `try_pop` (round trips).
 pub struct TracebusSingle;
 impl Spsc for TracebusSingle {
     const NAME: &'static str = "tracebus";
     const MODE: &'static str = "single";
+    const FORM: &'static str = "try_push / read chunks";
     type Tx = ring::Producer<LineSlot>;
     type Rx = ring::Consumer<LineSlot>;
     fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
@@ -75,6 +120,10 @@ impl Spsc for TracebusSingle {
             None => 0,
         }
     }
+    #[inline(always)]
+    fn drain(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(u64)) -> usize {
+        tracebus_read(rx, max, f)
+    }
 }
 
 /// tracebus ring, batch claim/commit and in-place batch read/release.
@@ -82,6 +131,7 @@ pub struct TracebusBatch;
 impl Spsc for TracebusBatch {
     const NAME: &'static str = "tracebus";
     const MODE: &'static str = "batch";
+    const FORM: &'static str = "claim_up_to(64) / read chunks";
     type Tx = ring::Producer<LineSlot>;
     type Rx = ring::Consumer<LineSlot>;
     fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
@@ -98,11 +148,7 @@ impl Spsc for TracebusBatch {
     }
     #[inline(always)]
     fn recv(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(u64)) -> usize {
-        let chunk = rx.read(max);
-        for s in chunk.iter() {
-            f(*s.payload::<u64>());
-        }
-        chunk.len()
+        tracebus_read(rx, max, f)
     }
 }
 
@@ -111,6 +157,7 @@ pub struct RtrbChunk;
 impl Spsc for RtrbChunk {
     const NAME: &'static str = "rtrb";
     const MODE: &'static str = "batch";
+    const FORM: &'static str = "write_chunk_uninit(64) / read_chunk";
     type Tx = rtrb::Producer<Msg64>;
     type Rx = rtrb::Consumer<Msg64>;
     fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
@@ -126,31 +173,22 @@ impl Spsc for RtrbChunk {
     }
     #[inline(always)]
     fn recv(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(u64)) -> usize {
-        let n = max.min(rx.slots());
-        match rx.read_chunk(n) {
-            Ok(chunk) => {
-                let (a, b) = chunk.as_slices();
-                for m in a.iter().chain(b) {
-                    f(m.seq);
-                }
-                chunk.commit_all();
-                n
-            }
-            Err(_) => 0,
-        }
+        rtrb_read(rx, max, f)
     }
 }
 
-/// A peer with a one-message-per-call API: `$push` sends `$v` (true on success), `$pop`
-/// returns `Option<Msg64>`.
+/// A peer with a one-message-per-call producer API: `$push` sends `$v` (true on success),
+/// `$pop` returns `Option<Msg64>`; `$drain`, if given, is the throughput consumer.
 macro_rules! single_queue {
-    ($(#[$doc:meta])* $name:ident, $label:literal, $tx:ty, $rx:ty,
-     |$cap:ident| $pair:expr, |$t:ident, $v:ident| $push:expr, |$r:ident| $pop:expr) => {
+    ($(#[$doc:meta])* $name:ident, $label:literal, $form:literal, $tx:ty, $rx:ty,
+     |$cap:ident| $pair:expr, |$t:ident, $v:ident| $push:expr, |$r:ident| $pop:expr
+     $(, drain: $drain:path)?) => {
         $(#[$doc])*
         pub struct $name;
         impl Spsc for $name {
             const NAME: &'static str = $label;
             const MODE: &'static str = "single";
+            const FORM: &'static str = $form;
             type Tx = $tx;
             type Rx = $rx;
             fn pair($cap: usize) -> (Self::Tx, Self::Rx) {
@@ -171,21 +209,28 @@ macro_rules! single_queue {
                     None => 0,
                 }
             }
+            $(
+                #[inline(always)]
+                fn drain(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(u64)) -> usize {
+                    $drain(rx, max, f)
+                }
+            )?
         }
     };
 }
 
 single_queue!(
-    /// rtrb, `push` / `pop`.
-    RtrbSingle, "rtrb", rtrb::Producer<Msg64>, rtrb::Consumer<Msg64>,
+    /// rtrb, `push`; `read_chunk` (throughput) or `pop` (round trips).
+    RtrbSingle, "rtrb", "push / read_chunk", rtrb::Producer<Msg64>, rtrb::Consumer<Msg64>,
     |capacity| rtrb::RingBuffer::new(capacity),
     |tx, m| tx.push(m).is_ok(),
-    |rx| rx.pop().ok()
+    |rx| rx.pop().ok(),
+    drain: rtrb_read
 );
 
 single_queue!(
     /// crossbeam `ArrayQueue` (a bounded MPMC queue), `push` / `pop`.
-    CrossbeamArrayQueue, "crossbeam ArrayQueue",
+    CrossbeamArrayQueue, "crossbeam ArrayQueue", "push / pop",
     std::sync::Arc<ArrayQueue<Msg64>>, std::sync::Arc<ArrayQueue<Msg64>>,
     |capacity| {
         let q = std::sync::Arc::new(ArrayQueue::new(capacity));
@@ -197,7 +242,7 @@ single_queue!(
 
 single_queue!(
     /// crossbeam-channel `bounded`, `try_send` / `try_recv`.
-    CrossbeamChannel, "crossbeam-channel",
+    CrossbeamChannel, "crossbeam-channel", "try_send / try_recv",
     crossbeam_channel::Sender<Msg64>, crossbeam_channel::Receiver<Msg64>,
     |capacity| crossbeam_channel::bounded(capacity),
     |tx, m| tx.try_send(m).is_ok(),
@@ -206,14 +251,16 @@ single_queue!(
 
 single_queue!(
     /// std `sync_channel`, `try_send` / `try_recv`.
-    StdSyncChannel, "std sync_channel",
+    StdSyncChannel, "std sync_channel", "try_send / try_recv",
     std::sync::mpsc::SyncSender<Msg64>, std::sync::mpsc::Receiver<Msg64>,
     |capacity| std::sync::mpsc::sync_channel(capacity),
     |tx, m| tx.try_send(m).is_ok(),
     |rx| rx.try_recv().ok()
 );
 
-/// The `disruptor` crate's single producer with an event poller on the consumer thread.
+/// The `disruptor` crate's single producer with an event poller on the consumer thread: the
+/// form round trips use (the pinger must receive on its own thread). Throughput runs use the
+/// disruptor's processor thread instead ([`crate::spsc::disruptor_throughput`]).
 type DisruptorTx = SingleProducer<Msg64, SingleConsumerBarrier>;
 type DisruptorRx = EventPoller<Msg64, SingleProducerBarrier>;
 
@@ -237,11 +284,12 @@ fn disruptor_recv(rx: &mut DisruptorRx, max: usize, f: &mut impl FnMut(u64)) -> 
     }
 }
 
-/// disruptor, `try_publish` (one event per call).
+/// disruptor, `try_publish` (one event per call); round trips poll one event per call.
 pub struct DisruptorSingle;
 impl Spsc for DisruptorSingle {
     const NAME: &'static str = "disruptor";
     const MODE: &'static str = "single";
+    const FORM: &'static str = "try_publish / handle_events_with";
     type Tx = DisruptorTx;
     type Rx = DisruptorRx;
     fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {
@@ -257,11 +305,12 @@ impl Spsc for DisruptorSingle {
     }
 }
 
-/// disruptor, `try_batch_publish`, consumer polling batches.
+/// disruptor, `try_batch_publish`; round trips poll one event per call.
 pub struct DisruptorBatch;
 impl Spsc for DisruptorBatch {
     const NAME: &'static str = "disruptor";
     const MODE: &'static str = "batch";
+    const FORM: &'static str = "try_batch_publish(64) / handle_events_with";
     type Tx = DisruptorTx;
     type Rx = DisruptorRx;
     fn pair(capacity: usize) -> (Self::Tx, Self::Rx) {

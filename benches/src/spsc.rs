@@ -1,6 +1,7 @@
 //! The SPSC section of busbench: throughput and round-trip latency of every queue in
-//! [`crate::queues`], on two pinned cores with busy-spin waits, plus the physical floor (a
-//! one-cache-line atomic ping-pong and memcpy bandwidth) measured in the same run.
+//! [`crate::queues`], each in its idiomatic best form (see that module), on two pinned cores
+//! with busy-spin waits, plus the physical floor (a one-cache-line atomic ping-pong and memcpy
+//! bandwidth) measured in the same run.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,9 @@ use crate::queues::{self, Msg64, Spsc};
 pub const CAPACITY: usize = 4096;
 /// Largest batch the batch APIs move per call.
 pub const BATCH: usize = 64;
+/// Most messages a throughput consumer takes per call: everything available, as the
+/// disruptor's processor does.
+pub const DRAIN_MAX: usize = CAPACITY;
 
 /// Two distinct cores to pin producer and consumer to, if the machine has them.
 pub fn two_cores() -> Option<[core_affinity::CoreId; 2]> {
@@ -47,8 +51,8 @@ pub fn pin(core: Option<core_affinity::CoreId>) -> bool {
     core.is_some_and(core_affinity::set_for_current)
 }
 
-/// Messages per second through `Q`: one pinned producer, one pinned consumer, busy-spin, every
-/// sequence number checked.
+/// Messages per second through `Q`: one pinned producer, one pinned consumer taking messages
+/// with [`Spsc::drain`], busy-spin, every sequence number checked.
 pub fn throughput<Q: Spsc>(messages: u64) -> f64 {
     let (mut tx, mut rx) = Q::pair(CAPACITY);
     let cores = two_cores();
@@ -64,7 +68,7 @@ pub fn throughput<Q: Spsc>(messages: u64) -> f64 {
         };
         let mut got = 0u64;
         while got < messages {
-            let n = Q::recv(&mut rx, BATCH, &mut f);
+            let n = Q::drain(&mut rx, DRAIN_MAX, &mut f);
             if n == 0 {
                 for _ in 0..16 {
                     std::hint::spin_loop();
@@ -95,6 +99,61 @@ pub fn throughput<Q: Spsc>(messages: u64) -> f64 {
     drop(tx);
     drop(rx);
     messages as f64 / (t1 - t0).as_secs_f64()
+}
+
+/// Messages per second through the disruptor in its idiomatic form: a `handle_events_with`
+/// processor thread pinned to the consumer core handles every event available per cursor read
+/// (checking each sequence number and noting the time of the last), while a pinned producer
+/// sends with `Q`'s API (`try_publish` or `try_batch_publish`).
+pub fn disruptor_throughput<Q>(messages: u64) -> f64
+where
+    Q: Spsc<Tx = disruptor::SingleProducer<Msg64, disruptor::SingleConsumerBarrier>>,
+{
+    use disruptor::ProcessorSettings as _;
+    let cores = two_cores();
+    let end = Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let done = end.clone();
+    thread::spawn(move || {
+        // Built before this thread pins itself: the disruptor checks the core it pins its
+        // processor to against the calling thread's affinity.
+        let builder =
+            disruptor::build_single_producer(CAPACITY, Msg64::default, disruptor::BusySpin);
+        let builder = match cores {
+            Some(c) => builder.pin_at_core(c[1].id),
+            None => builder,
+        };
+        let mut expect = 0u64;
+        let last = messages - 1;
+        let mut tx = builder
+            .handle_events_with(move |e: &Msg64, _seq, _end_of_batch| {
+                assert_eq!(e.seq, expect, "{} {}: out of order", Q::NAME, Q::MODE);
+                expect += 1;
+                if e.seq == last {
+                    *done.lock().expect("not poisoned") = Some(Instant::now());
+                }
+            })
+            .build();
+        pin(cores.map(|c| c[0]));
+        let t0 = Instant::now();
+        let mut sent = 0u64;
+        while sent < messages {
+            let max = BATCH.min((messages - sent) as usize);
+            let n = Q::send(&mut tx, sent, max);
+            if n == 0 {
+                std::hint::spin_loop();
+            }
+            sent += n as u64;
+        }
+        // Dropping the producer waits for the processor to handle every event and joins it.
+        drop(tx);
+        let t1 = end
+            .lock()
+            .expect("not poisoned")
+            .expect("last event handled");
+        messages as f64 / (t1 - t0).as_secs_f64()
+    })
+    .join()
+    .expect("disruptor producer thread")
 }
 
 /// Round trips through two `Q`s (ping and pong), `samples` of them after a warm-up, recorded in
@@ -234,6 +293,8 @@ pub struct Row {
     pub queue: &'static str,
     /// `"single"` or `"batch"`.
     pub mode: &'static str,
+    /// The calls used, producer / throughput consumer.
+    pub form: &'static str,
     /// Median messages per second over the repetitions.
     pub msgs_per_sec: f64,
     /// Round-trip p50 in ns.
@@ -262,6 +323,7 @@ pub struct Floor {
 struct Entry {
     queue: &'static str,
     mode: &'static str,
+    form: &'static str,
     throughput: fn(u64) -> f64,
     round_trip: fn(u64) -> Histogram<u64>,
 }
@@ -270,8 +332,20 @@ fn entry<Q: Spsc>() -> Entry {
     Entry {
         queue: Q::NAME,
         mode: Q::MODE,
+        form: Q::FORM,
         throughput: throughput::<Q>,
         round_trip: round_trip::<Q>,
+    }
+}
+
+/// The disruptor: throughput with its processor thread, round trips with its poller.
+fn disruptor_entry<Q>() -> Entry
+where
+    Q: Spsc<Tx = disruptor::SingleProducer<Msg64, disruptor::SingleConsumerBarrier>>,
+{
+    Entry {
+        throughput: disruptor_throughput::<Q>,
+        ..entry::<Q>()
     }
 }
 
@@ -289,8 +363,8 @@ pub fn run(
         entry::<queues::TracebusBatch>(),
         entry::<queues::RtrbSingle>(),
         entry::<queues::RtrbChunk>(),
-        entry::<queues::DisruptorSingle>(),
-        entry::<queues::DisruptorBatch>(),
+        disruptor_entry::<queues::DisruptorSingle>(),
+        disruptor_entry::<queues::DisruptorBatch>(),
         entry::<queues::CrossbeamArrayQueue>(),
         entry::<queues::CrossbeamChannel>(),
         entry::<queues::StdSyncChannel>(),
@@ -315,6 +389,7 @@ pub fn run(
         rows.push(Row {
             queue: e.queue,
             mode: e.mode,
+            form: e.form,
             msgs_per_sec: median(&mut r),
             p50: h.value_at_quantile(0.5),
             p99: h.value_at_quantile(0.99),
@@ -353,8 +428,11 @@ mod tests {
             ("tracebus batch", throughput::<queues::TracebusBatch>),
             ("rtrb", throughput::<queues::RtrbSingle>),
             ("rtrb chunk", throughput::<queues::RtrbChunk>),
-            ("disruptor", throughput::<queues::DisruptorSingle>),
-            ("disruptor batch", throughput::<queues::DisruptorBatch>),
+            ("disruptor", disruptor_throughput::<queues::DisruptorSingle>),
+            (
+                "disruptor batch",
+                disruptor_throughput::<queues::DisruptorBatch>,
+            ),
             ("arrayqueue", throughput::<queues::CrossbeamArrayQueue>),
             ("channel", throughput::<queues::CrossbeamChannel>),
             ("std", throughput::<queues::StdSyncChannel>),

@@ -7,23 +7,20 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use opentelemetry::trace::{SpanId, TracerProvider as _};
+use opentelemetry::trace::SpanId;
 use opentelemetry::Value;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
-use tracebus::{Bus, Pinning, WaitStrategy};
+use tracebus::{Bus, Pinning, SpanExport, WaitStrategy};
 
 /// Runs one traced message through a small pipeline (`orders` with three subscribers on two
 /// workers; the first forwards to `fills`) and returns the finished spans of its trace.
 pub fn sample_trace() -> Vec<SpanData> {
     let exporter = InMemorySpanExporter::default();
-    let provider = tracebus::telemetry::provider_builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
     let bus = Bus::builder()
         .workers(2)
         .pinning(Pinning::Off)
         .wait_strategy(WaitStrategy::SpinThenPark)
-        .tracer(provider.tracer("busbench"))
+        .tracing(SpanExport::exporter(exporter.clone()).shutdown_target(false))
         .build()
         .expect("valid settings");
     let orders = bus.topic::<u64>("orders").expect("topic");

@@ -1,8 +1,9 @@
 //! Embedding tracebus in a service with a real OpenTelemetry pipeline.
 //!
-//! Spans go through the SDK's batch processor to the stdout exporter (run with
-//! `cargo run -p tracebus --example embed`); build with `--features otlp` to export over
-//! OTLP/HTTP instead (to `OTEL_EXPORTER_OTLP_ENDPOINT`, default `http://localhost:4318`).
+//! The bus records its spans on the hot path and its exporter thread hands them, in batches, to
+//! the stdout exporter (run with `cargo run -p tracebus --example embed`); build with
+//! `--features otlp` to export over OTLP/HTTP instead (to `OTEL_EXPORTER_OTLP_ENDPOINT`,
+//! default `http://localhost:4318`).
 //!
 //! The pipeline: order ids arrive on topic `orders` (a `u64`), a pricing handler prices each and
 //! forwards a `Priced` to `priced`, where two more subscribers (audit, shipping) receive it.
@@ -12,9 +13,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracebus::{Bus, WaitStrategy};
+use opentelemetry_sdk::Resource;
+use tracebus::{Bus, SpanExport, WaitStrategy};
 
 /// A priced order, as the pricing handler forwards it.
 #[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
@@ -24,25 +24,29 @@ struct Priced {
     cents: u64,
 }
 
-fn provider() -> Result<SdkTracerProvider, Box<dyn std::error::Error>> {
-    let builder = tracebus::telemetry::provider_builder();
+/// Where the bus's spans go: an OpenTelemetry exporter, fed in batches by the bus's own
+/// exporter thread, with this service's resource.
+fn export() -> Result<SpanExport, Box<dyn std::error::Error>> {
     #[cfg(feature = "otlp")]
-    let builder = builder.with_batch_exporter(
+    let export = SpanExport::exporter(
         opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .build()?,
     );
     #[cfg(not(feature = "otlp"))]
-    let builder = builder.with_batch_exporter(opentelemetry_stdout::SpanExporter::default());
-    Ok(builder.build())
+    let export = SpanExport::exporter(opentelemetry_stdout::SpanExporter::default());
+    Ok(export.batch_size(512).resource(
+        Resource::builder()
+            .with_service_name("orders-service")
+            .build(),
+    ))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let provider = provider()?;
     let bus = Bus::builder()
         .workers(2)
         .wait_strategy(WaitStrategy::SpinThenPark)
-        .tracer(provider.tracer("orders-service"))
+        .tracing(export()?)
         .build()?;
     let orders = bus.topic::<u64>("orders")?; // order ids
     let priced = bus.topic::<Priced>("priced")?;
@@ -80,10 +84,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::thread::yield_now();
     }
     let report = bus.shutdown();
+    // Shutdown delivered everything and exported every span recorded.
     println!(
-        "published {}, delivered {}, handler panics {}",
-        report.published, report.delivered, report.handler_panics
+        "published {}, delivered {}, handler panics {}, spans exported {}",
+        report.published, report.delivered, report.handler_panics, report.spans.exported
     );
-    provider.shutdown()?; // flushes the batch processor
     Ok(())
 }

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 use bytemuck::Pod;
 use crossbeam_utils::CachePadded;
@@ -19,6 +18,7 @@ use crate::ring::{self, Consumer, Producer};
 use crate::routing::Routes;
 use crate::shared::BusShared;
 use crate::slot::Slot;
+use crate::spans::{SpanCounts, SpanExport, SpanExportError};
 use crate::sync::chan::{self, Sender};
 use crate::sync::{lock, thread, Mutex, Ordering};
 use crate::telemetry::{Tracing, TracingControl};
@@ -52,6 +52,9 @@ pub struct Report {
     pub workers: Vec<WorkerReport>,
     /// Worker threads that died (not a handler panic: a bug in tracebus); 0 expected.
     pub worker_failures: u64,
+    /// What the span pipeline did: spans exported, dropped (a full record ring), export
+    /// failures (all zero for a bus that never traced).
+    pub spans: SpanCounts,
 }
 
 /// A message bus whose slots have the size `S` (default one cache line: 16 bytes of payload;
@@ -98,16 +101,23 @@ impl<S: SlotSize> BusBuilder<S> {
             log::warn!("{w}");
         }
         let n = self.workers;
+        let topics = Arc::new(Registry::new());
+        let names = Arc::clone(&topics);
+        let tracing = Tracing::new(
+            self.sampler,
+            self.tracing,
+            Arc::new(move |index| names.name(index)),
+        )
+        .map_err(BuildError::Tracing)?;
         let shared = Arc::new(BusShared {
             gate: Gate::new(),
             routes: Routes::default(),
-            topics: Registry::new(),
+            topics,
             sleepers: (0..n).map(|_| CachePadded::new(Sleeper::new())).collect(),
             threads: OnceLock::new(),
             wait: self.wait,
             record_publish_time: self.record_publish_time,
-            epoch: Instant::now(),
-            tracing: self.tracer.map(|t| Tracing::new(t, self.sampler)),
+            tracing,
         });
         // The mesh: worker s has a ring to every worker d (itself included).
         let mut inbound: Vec<Vec<Consumer<Slot<S::Area>>>> = (0..n).map(|_| Vec::new()).collect();
@@ -163,10 +173,16 @@ impl<S: SlotSize> Bus<S> {
         self.control.len()
     }
 
-    /// The live tracing settings (switch on/off, sampler `k` and root policy), if the bus was
-    /// built with a tracer.
-    pub fn tracing(&self) -> Option<&TracingControl> {
-        self.shared.tracing.as_ref().map(|t| &t.control)
+    /// The live tracing settings: switch on/off, sampler `k` and root policy.
+    pub fn tracing(&self) -> &TracingControl {
+        &self.shared.tracing.control
+    }
+
+    /// Starts tracing a bus that was built without it (or switches it back on), exporting where
+    /// `export` says; no restart, nothing lost. A bus already exporting somewhere keeps that
+    /// pipeline (and ignores `export`) and is switched on.
+    pub fn trace_to(&self, export: SpanExport) -> Result<(), SpanExportError> {
+        self.shared.tracing.start(export)
     }
 
     /// Warnings from building the bus (also logged through the `log` crate), such as running
@@ -284,7 +300,7 @@ impl<S: SlotSize> Bus<S> {
                     payload: slot.payload::<T>(),
                     header: slot.header(),
                     topic: d.topic,
-                    waited: d.waited,
+                    published: slot.publish_tick(),
                 };
                 handler(&msg, out)
             },
@@ -378,6 +394,8 @@ impl<S: SlotSize> Bus<S> {
             .iter()
             .map(|e| e.published.load(Ordering::Relaxed) as u64)
             .sum();
+        // After the workers joined and every publish left the gate: every span was recorded.
+        report.spans = self.shared.tracing.shutdown();
         report
     }
 }

@@ -42,6 +42,9 @@ pub enum BuildError {
     /// The operating system refused to start a worker thread.
     #[error("could not start worker thread: {0}")]
     Spawn(String),
+    /// The span pipeline for [`BusBuilder::tracing`] could not start.
+    #[error("tracing: {0}")]
+    Tracing(#[source] crate::spans::SpanExportError),
 }
 
 /// Where workers run.
@@ -66,7 +69,7 @@ pub struct BusBuilder<S: SlotSize = Lines<1>> {
     pub(crate) capacity: usize,
     pub(crate) wait: WaitStrategy,
     pub(crate) record_publish_time: bool,
-    pub(crate) tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
+    pub(crate) tracing: Option<crate::spans::SpanExport>,
     pub(crate) sampler: tracebus_context::FanoutSampler,
     pub(crate) slot_size: PhantomData<S>,
 }
@@ -79,7 +82,7 @@ impl Default for BusBuilder {
             capacity: DEFAULT_CAPACITY,
             wait: WaitStrategy::default(),
             record_publish_time: false,
-            tracer: None,
+            tracing: None,
             sampler: tracebus_context::FanoutSampler::default(),
             slot_size: PhantomData,
         }
@@ -103,7 +106,7 @@ impl<S: SlotSize> BusBuilder<S> {
             capacity: self.capacity,
             wait: self.wait,
             record_publish_time: self.record_publish_time,
-            tracer: self.tracer,
+            tracing: self.tracing,
             sampler: self.sampler,
             slot_size: PhantomData,
         }
@@ -140,10 +143,13 @@ impl<S: SlotSize> BusBuilder<S> {
         self
     }
 
-    /// Traces sampled messages with this OpenTelemetry tracer (default: no tracing). Build its
-    /// provider as [`crate::telemetry`] shows, so the SDK records what the bus decided.
-    pub fn tracer(mut self, tracer: opentelemetry_sdk::trace::SdkTracer) -> Self {
-        self.tracer = Some(tracer);
+    /// Traces sampled messages, exporting their spans where `export` says (an OpenTelemetry
+    /// `SpanExporter` or `SpanProcessor`, batch size, interval, resource, scope). Default: no
+    /// tracing (it can be started later with [`crate::Bus::trace_to`]). Spans are recorded on
+    /// the hot path as fixed-size records and turned into OpenTelemetry spans on a background
+    /// thread (see [`crate::telemetry`]).
+    pub fn tracing(mut self, export: crate::spans::SpanExport) -> Self {
+        self.tracing = Some(export);
         self
     }
 

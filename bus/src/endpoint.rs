@@ -12,7 +12,6 @@
 //! workers are told to drain.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytemuck::Pod;
 use tracebus_context::TraceContext;
@@ -24,6 +23,7 @@ use crate::ring::Producer;
 use crate::routing::RouteCache;
 use crate::shared::BusShared;
 use crate::slot::Slot;
+use crate::spans::{self, Recorder, SpanRecord};
 use crate::sync::{debug_or_loom_assert, AtomicUsize, Ordering};
 use crate::topic::Topic;
 use crate::wait::WaitStrategy;
@@ -52,9 +52,12 @@ pub struct Published {
 pub(crate) enum Parent {
     /// From outside the bus with no context: may start a trace (the sampler's root policy).
     Root,
-    /// From a handler, or with a context from elsewhere (a bridge): continues that context when
-    /// it is `Some` and sampled, and is never traced otherwise.
-    Continue(Option<TraceContext>),
+    /// From a handler, whose `process` span (if its message is traced) is the parent: continues
+    /// that trace, never starts one.
+    Handler(Option<TraceContext>),
+    /// With a context from elsewhere (another process, a bridge): continues it when it is
+    /// sampled, never starts a trace.
+    Remote(Option<TraceContext>),
 }
 
 /// Nothing was written because this worker's ring lacked room.
@@ -73,19 +76,18 @@ struct Out<S: SlotSize> {
     /// `rings[w]` goes to worker `w`.
     rings: Vec<Producer<Slot<S::Area>>>,
     routes: RouteCache,
-    /// Bus epoch, for publish times.
-    epoch: Instant,
+    /// This endpoint's span recorder, made on its first sampled span.
+    recorder: Option<Recorder>,
 }
 
 impl<S: SlotSize> Endpoint<S> {
     pub(crate) fn new(rings: Vec<Producer<Slot<S::Area>>>, bus: Arc<BusShared>) -> Self {
         let routes = bus.routes.cache();
-        let epoch = bus.epoch;
         Endpoint {
             out: Out {
                 rings,
                 routes,
-                epoch,
+                recorder: None,
             },
             state: Arc::default(),
             bus,
@@ -124,6 +126,7 @@ impl<S: SlotSize> Endpoint<S> {
                 topic.index(),
                 core::slice::from_ref(&payload),
                 parent,
+                false,
             )
             .map_err(|NoRoom { worker }| TryPublishError::Full { payload, worker })
         })
@@ -168,7 +171,7 @@ impl<S: SlotSize> Endpoint<S> {
         }
         self.gated(|open| match open {
             Some((out, bus, state)) => out
-                .write(bus, state, topic.index(), payloads, parent)
+                .write(bus, state, topic.index(), payloads, parent, true)
                 .map_err(|NoRoom { worker }| TryBatchError::Full { worker }),
             None => Err(TryBatchError::Closed),
         })
@@ -201,6 +204,12 @@ impl<S: SlotSize> Endpoint<S> {
         Ok(last)
     }
 
+    /// Records a span (a worker's `process` spans go through its endpoint's recorder).
+    #[inline]
+    pub(crate) fn record_span(&mut self, span: SpanRecord) {
+        self.out.record_span(&self.bus, span);
+    }
+
     /// Messages each ring holds (all of an endpoint's rings have the same capacity).
     fn capacity(&self) -> usize {
         self.out.rings.first().map_or(1, |r| r.capacity())
@@ -217,12 +226,25 @@ fn snooze(backoff: &crossbeam_utils::Backoff) {
 }
 
 impl<S: SlotSize> Out<S> {
+    /// Records `span` through this endpoint's recorder, made on first use (dropped if the bus
+    /// has no span pipeline any more).
+    #[inline]
+    fn record_span(&mut self, bus: &BusShared, span: SpanRecord) {
+        if self.recorder.is_none() {
+            self.recorder = bus.tracing.recorder();
+        }
+        if let Some(r) = &mut self.recorder {
+            r.record(span);
+        }
+    }
+
     /// A publish inside the gate: route, check room for all of `payloads` on every destination
     /// ring, then claim, fill and commit each ring once (a single message is a batch of one).
     /// The caller made sure `payloads` fits an empty ring.
     ///
-    /// The sampling decision is made here, once, from the fanout: a batch is one publish and
-    /// all its messages carry the same header.
+    /// The sampling decision is made here, once, from the fanout: a batch (`batch`: the call
+    /// was a batch publish) is one publish, one span, and all its messages carry the same
+    /// header.
     fn write<T: Pod>(
         &mut self,
         bus: &BusShared,
@@ -230,12 +252,9 @@ impl<S: SlotSize> Out<S> {
         topic: u32,
         payloads: &[T],
         parent: Parent,
+        batch: bool,
     ) -> Result<Published, NoRoom> {
-        let Out {
-            rings,
-            routes,
-            epoch,
-        } = self;
+        let Out { rings, routes, .. } = self;
         bus.routes.refresh(routes);
         let Some(route) = routes.get(topic) else {
             return Ok(Published {
@@ -249,20 +268,26 @@ impl<S: SlotSize> Out<S> {
                 return Err(NoRoom { worker: w });
             }
         }
-        let sampled = bus
-            .tracing
-            .as_ref()
-            .and_then(|t| t.decide(&route.name, route.fanout, n, parent));
+        let sampled = if bus.tracing.is_on() {
+            bus.tracing.decide(route.fanout, parent)
+        } else {
+            None
+        };
         let header = sampled.as_ref().map(|s| s.header);
-        // Sampled messages always carry their publish time (the process span reports it).
-        let publish_ns = (bus.record_publish_time || sampled.is_some())
-            .then(|| epoch.elapsed().as_nanos() as u64);
+        // Sampled messages always carry their publish time (the process spans report the time
+        // in the ring); others only when the bus records it (a TSC read).
+        let publish_tick = match &sampled {
+            Some(s) => Some(s.start),
+            None if bus.record_publish_time => Some(spans::now()),
+            None => None,
+        };
         for &(w, _) in &route.workers {
             let ring = &mut rings[w];
             if let [payload] = payloads {
                 // One message: a push (one stamp store, one tail store). Room was checked
                 // above and only this endpoint fills the ring, so it succeeds.
-                let pushed = ring.try_push(Slot::new(topic, header.as_ref(), publish_ns, payload));
+                let pushed =
+                    ring.try_push(Slot::new(topic, header.as_ref(), publish_tick, payload));
                 debug_or_loom_assert!(pushed.is_ok(), "room for 1 was checked");
                 continue;
             }
@@ -272,7 +297,7 @@ impl<S: SlotSize> Out<S> {
             debug_or_loom_assert!(claim.is_ok(), "room for {n} was checked");
             if let Ok(mut claim) = claim {
                 for p in payloads {
-                    let pushed = claim.push(Slot::new(topic, header.as_ref(), publish_ns, p));
+                    let pushed = claim.push(Slot::new(topic, header.as_ref(), publish_tick, p));
                     debug_or_loom_assert!(pushed.is_ok(), "the claim holds {n} slots");
                 }
                 claim.commit();
@@ -291,12 +316,17 @@ impl<S: SlotSize> Out<S> {
                 }
             }
         }
-        if let Some(s) = sampled {
-            s.end();
-        }
-        Ok(Published {
+        let published = Published {
             fanout: route.fanout,
             workers: route.workers.len(),
-        })
+        };
+        if let Some(s) = sampled {
+            let span = s.record(topic, route.fanout, batch.then_some(n));
+            self.record_span(bus, span);
+        }
+        // Test builds can inject a panic here: after the commit, the count and the span.
+        #[cfg(debug_assertions)]
+        crate::fault::hit();
+        Ok(published)
     }
 }

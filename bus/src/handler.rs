@@ -18,7 +18,8 @@ pub struct Message<'a, T> {
     pub(crate) payload: &'a T,
     pub(crate) header: &'a TraceHeader,
     pub(crate) topic: &'a str,
-    pub(crate) waited: Option<Duration>,
+    /// Publish time in ticks of the bus's clock, when recorded.
+    pub(crate) published: Option<u64>,
 }
 
 impl<T: Pod> Message<'_, T> {
@@ -34,11 +35,13 @@ impl<T: Pod> Message<'_, T> {
         self.topic
     }
 
-    /// How long it waited between publish and this handler, when the bus records publish times
-    /// (and for every traced message).
+    /// How long it has waited since it was published, when the bus records publish times
+    /// ([`crate::BusBuilder::record_publish_time`]) and for every traced message. Reads the
+    /// clock (a TSC read) when called.
     #[inline]
     pub fn waited(&self) -> Option<Duration> {
-        self.waited
+        self.published
+            .map(|t| Duration::from_nanos(crate::spans::nanos_since(t)))
     }
 
     /// The trace context it carries (the single normalization point), or `None`.
@@ -85,7 +88,7 @@ impl<S: SlotSize> Outbox<'_, S> {
         payload: T,
     ) -> Result<Published, TryPublishError<T>> {
         self.endpoint
-            .try_publish(topic, payload, Parent::Continue(self.current))
+            .try_publish(topic, payload, Parent::Handler(self.current))
     }
 
     /// Publishes `payloads` in order without waiting, all or nothing (one ring commit per
@@ -99,12 +102,25 @@ impl<S: SlotSize> Outbox<'_, S> {
         payloads: &[T],
     ) -> Result<Published, TryBatchError> {
         self.endpoint
-            .try_publish_batch(topic, payloads, Parent::Continue(self.current))
+            .try_publish_batch(topic, payloads, Parent::Handler(self.current))
     }
 
     /// The handler's current trace context (its `process` span), if the message is traced.
     pub fn trace_context(&self) -> Option<TraceContext> {
         self.current
+    }
+
+    /// An OpenTelemetry `Context` whose parent is this handler's `process` span, for spans the
+    /// handler starts with any OpenTelemetry tracer; an empty `Context` when the message is not
+    /// traced. Builds it when called (it allocates): call it only when a span is wanted.
+    pub fn otel_context(&self) -> opentelemetry::Context {
+        use opentelemetry::trace::TraceContextExt;
+        match self.current {
+            Some(c) => {
+                opentelemetry::Context::new().with_remote_span_context(c.to_span_context(false))
+            }
+            None => opentelemetry::Context::new(),
+        }
     }
 
     /// The worker this handler runs on.

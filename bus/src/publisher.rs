@@ -50,7 +50,7 @@ impl<S: SlotSize> Publisher<S> {
         parent: Option<TraceContext>,
     ) -> Result<Published, PublishError<T>> {
         self.endpoint
-            .publish(topic, payload, Parent::Continue(parent))
+            .publish(topic, payload, Parent::Remote(parent))
     }
 
     /// [`Publisher::try_publish`] with a parent context, as [`Publisher::publish_with_parent`].
@@ -61,7 +61,7 @@ impl<S: SlotSize> Publisher<S> {
         parent: Option<TraceContext>,
     ) -> Result<Published, TryPublishError<T>> {
         self.endpoint
-            .try_publish(topic, payload, Parent::Continue(parent))
+            .try_publish(topic, payload, Parent::Remote(parent))
     }
 
     /// Publishes `payloads` in order, each destination ring receiving them as one batch (one

@@ -2,7 +2,6 @@
 //! routes, the topics, the sleepers, the settings the hot path needs).
 
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use crossbeam_utils::CachePadded;
 
@@ -19,15 +18,14 @@ pub(crate) struct BusShared {
     pub(crate) gate: Gate,
     pub(crate) routes: Routes,
     /// The topics, by name and index.
-    pub(crate) topics: Registry,
+    pub(crate) topics: std::sync::Arc<Registry>,
     pub(crate) sleepers: Vec<CachePadded<Sleeper>>,
     /// The worker threads, for unparking; set right after they are spawned.
     pub(crate) threads: OnceLock<Vec<thread::Thread>>,
     pub(crate) wait: WaitStrategy,
     pub(crate) record_publish_time: bool,
-    pub(crate) epoch: Instant,
-    /// The tracer and sampler, when the bus traces.
-    pub(crate) tracing: Option<Tracing>,
+    /// The switch, the sampler and the span pipeline.
+    pub(crate) tracing: Tracing,
 }
 
 impl BusShared {

@@ -10,7 +10,8 @@
 //! offset 26  kind: u8        flags of the slot itself (has publish time)
 //! offset 27  reserved: u8    zero
 //! offset 28  topic: u32      (native endian, alignment 1) the topic's index on its bus
-//! offset 32  publish_ns: u64 (native endian, alignment 1) nanoseconds on the bus clock, or 0
+//! offset 32  publish: u64   (native endian, alignment 1) publish time in ticks of the bus's
+//!                             TSC clock, or 0
 //! offset 40  payload area: A ([u64; N], 8-aligned): the message's `T` at offset 0, then zeros
 //!            then, in the ring: the cell's stamp (8 bytes), padding to a line boundary
 //! ```
@@ -51,8 +52,8 @@ pub struct SlotMeta {
     reserved: u8,
     /// The index of the topic the message was published to.
     topic: U32,
-    /// Publish time in nanoseconds since the bus's epoch; meaningful only with the flag set.
-    publish_ns: U64,
+    /// Publish time in raw ticks of the bus's TSC clock; meaningful only with the flag set.
+    publish: U64,
 }
 
 /// A message slot: trace header, metadata, payload area (see the module docs for the layout).
@@ -87,12 +88,13 @@ impl<A: Pod> Slot<A> {
     };
 
     /// A slot for `payload` on topic index `topic`, carrying `ctx` (or "no context") and
-    /// optionally the publish time. `T` must fit `A` (checked at compile time).
+    /// optionally the publish time (in ticks of the bus's clock). `T` must fit `A` (checked at
+    /// compile time).
     #[inline(always)]
     pub fn new<T: Pod>(
         topic: u32,
         ctx: Option<&TraceContext>,
-        publish_ns: Option<u64>,
+        publish_tick: Option<u64>,
         payload: &T,
     ) -> Self {
         let () = Self::LAYOUT;
@@ -103,14 +105,14 @@ impl<A: Pod> Slot<A> {
         Slot {
             header: TraceHeader::from_context(ctx),
             meta: SlotMeta {
-                kind: if publish_ns.is_some() {
+                kind: if publish_tick.is_some() {
                     HAS_PUBLISH_TIME
                 } else {
                     0
                 },
                 reserved: 0,
                 topic: U32::new(topic),
-                publish_ns: U64::new(publish_ns.unwrap_or(0)),
+                publish: U64::new(publish_tick.unwrap_or(0)),
             },
             area,
         }
@@ -141,10 +143,10 @@ impl<A: Pod> Slot<A> {
         self.meta.topic.get()
     }
 
-    /// The publish time, if it was recorded.
+    /// The publish time in ticks of the bus's clock, if it was recorded.
     #[inline(always)]
-    pub fn publish_ns(&self) -> Option<u64> {
-        (self.meta.kind & HAS_PUBLISH_TIME != 0).then(|| self.meta.publish_ns.get())
+    pub fn publish_tick(&self) -> Option<u64> {
+        (self.meta.kind & HAS_PUBLISH_TIME != 0).then(|| self.meta.publish.get())
     }
 
     /// The payload area's first `size_of::<T>()` bytes as a `T`, in place (no copy). `T` must
@@ -178,14 +180,14 @@ mod tests {
         let ctx = TraceContext::new([5; 16], [6; 8], 1).unwrap();
         let s = LineSlot::new(7, Some(&ctx), Some(123), &0xdead_beef_u64);
         assert_eq!(s.topic(), 7);
-        assert_eq!(s.publish_ns(), Some(123));
+        assert_eq!(s.publish_tick(), Some(123));
         assert_eq!(*s.payload::<u64>(), 0xdead_beef);
         assert_eq!(s.context(), Some(ctx));
         assert!(s.is_sampled());
         let s = LineSlot::new(8, None, None, &[1u8; 16]);
         assert_eq!(s.context(), None);
         assert!(!s.is_sampled());
-        assert_eq!(s.publish_ns(), None);
+        assert_eq!(s.publish_tick(), None);
         assert_eq!(s.header(), &TraceHeader::NONE);
     }
 

@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::endpoint::Endpoint;
 use crate::handler::Outbox;
@@ -17,18 +16,17 @@ use crate::layout::SlotSize;
 use crate::ring::Consumer;
 use crate::shared::BusShared;
 use crate::slot::Slot;
+use crate::spans::{self, new_span_id, SpanRecord, Ticks};
 use crate::sync::chan::{self, Receiver, Sender};
 use crate::sync::thread;
 use crate::sync::TryRecvError;
-use crate::telemetry::Tracing;
 use crate::wait::{WaitStrategy, SPIN_POLLS, YIELD_POLLS};
+use tracebus_context::TraceContext;
 
 /// What a handler is called with besides the slot and the outbox.
 pub(crate) struct Delivery<'a> {
     /// The topic's name.
     pub(crate) topic: &'a str,
-    /// Time since publish, when known.
-    pub(crate) waited: Option<Duration>,
 }
 
 /// A subscriber's handler, with its message type erased (it reads its `T` from the slot).
@@ -189,7 +187,6 @@ impl<S: SlotSize> Worker<S> {
     fn deliver_pass(&mut self) -> usize {
         let Worker {
             index,
-            bus,
             inbound,
             endpoint,
             subs,
@@ -209,7 +206,6 @@ impl<S: SlotSize> Worker<S> {
                         &mut at,
                         subs,
                         endpoint,
-                        bus,
                         *index,
                         &mut report.delivered,
                     )
@@ -218,6 +214,17 @@ impl<S: SlotSize> Worker<S> {
                     Ok(()) => break,
                     Err(_) => {
                         report.handler_panics += 1;
+                        // The process span of the handler that panicked, marked so.
+                        if let (Some((header, span_id, start)), Some(slot)) =
+                            (at.span.take(), chunk.get(at.slot))
+                        {
+                            let end = spans::now();
+                            endpoint.record_span(
+                                process_span(slot, &header, span_id, start, end)
+                                    .with_handler_panicked(),
+                            );
+                            at.tick = Some(end);
+                        }
                         at.handler += 1; // resume after the handler that panicked
                     }
                 }
@@ -260,6 +267,25 @@ impl<S: SlotSize> Worker<S> {
 struct Cursor {
     slot: usize,
     handler: usize,
+    /// For a traced message: the end tick of the last handler, the start of the next (the
+    /// `process` spans of one message share clock reads).
+    tick: Option<Ticks>,
+    /// The `process` span of the handler running now: the message's header context, the
+    /// span's id and start tick (recorded as panicked if the handler unwinds).
+    span: Option<(TraceContext, [u8; 8], Ticks)>,
+}
+
+/// The `process` span of one handler run on `slot`, whose header context is `header`.
+#[inline]
+fn process_span<A: bytemuck::Pod>(
+    slot: &Slot<A>,
+    header: &TraceContext,
+    span_id: [u8; 8],
+    start: Ticks,
+    end: Ticks,
+) -> SpanRecord {
+    SpanRecord::process(header, span_id, slot.topic(), start, end)
+        .with_enqueued(slot.publish_tick().unwrap_or(SpanRecord::NO_TICK))
 }
 
 /// Delivers `slots` (the batch from message `at.slot` on) to their topics' subscribers,
@@ -270,39 +296,49 @@ fn deliver<'s, S: SlotSize>(
     at: &mut Cursor,
     subs: &mut [Option<Subscribers<S>>],
     endpoint: &mut Endpoint<S>,
-    bus: &BusShared,
     worker: usize,
     delivered: &mut u64,
 ) {
     for slot in slots {
         if let Some(Some(topic)) = subs.get_mut(slot.topic() as usize) {
-            let waited = slot.publish_ns().map(|t| {
-                let now = bus.epoch.elapsed().as_nanos() as u64;
-                Duration::from_nanos(now.saturating_sub(t))
-            });
-            let delivery = Delivery {
-                topic: &topic.name,
-                waited,
+            let delivery = Delivery { topic: &topic.name };
+            // The fast filter first: an unsampled slot costs no decode, no span, no clock read.
+            let traced = if slot.is_sampled() {
+                slot.context()
+            } else {
+                None
             };
-            // The fast filter first: an unsampled slot costs no decode, no span.
-            let traced = match &bus.tracing {
-                Some(t) if slot.is_sampled() => slot.context().map(|c| (t, Tracing::parent(&c))),
-                _ => None,
+            let Some(header) = traced else {
+                // Untraced (the common case): a tight loop over the handlers, one indirect
+                // call each; the cursor is kept current for the unwind guard.
+                let mut out = Outbox {
+                    endpoint: &mut *endpoint,
+                    worker,
+                    current: None,
+                };
+                for (_, handler) in topic.list.iter_mut().skip(at.handler) {
+                    handler(slot, &delivery, &mut out);
+                    *delivered += 1;
+                    at.handler += 1;
+                }
+                at.slot += 1;
+                at.handler = 0;
+                continue;
             };
             while let Some((_, handler)) = topic.list.get_mut(at.handler) {
-                // The process span is made inside the unwind guard too: a panic in the tracing
-                // pipeline is caught and counted like a handler's.
-                let span = traced.as_ref().map(|(t, parent)| {
-                    t.process(delivery.topic, parent, waited.map(|w| w.as_nanos() as u64))
-                });
+                let span_id = new_span_id();
+                let start = at.tick.unwrap_or_else(spans::now);
+                at.span = Some((header, span_id, start));
                 let mut out = Outbox {
                     endpoint,
                     worker,
-                    current: span.as_ref().and_then(Tracing::context),
+                    current: header.with_span_id(span_id),
                 };
                 handler(slot, &delivery, &mut out);
-                if let Some(mut span) = span {
-                    opentelemetry::trace::Span::end(&mut span);
+                if let Some((header, span_id, start)) = at.span.take() {
+                    let end = spans::now();
+                    endpoint.record_span(process_span(slot, &header, span_id, start, end));
+                    at.tick = Some(end);
                 }
                 *delivered += 1;
                 at.handler += 1;
@@ -310,5 +346,6 @@ fn deliver<'s, S: SlotSize>(
         }
         at.slot += 1;
         at.handler = 0;
+        at.tick = None;
     }
 }

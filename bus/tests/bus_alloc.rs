@@ -68,14 +68,10 @@ fn no_allocation_per_message() {
     let plain = allocations_for(Bus::builder());
     assert_eq!(plain, 0, "{plain} allocations without tracing");
     // Tracing on, every message unsampled (k = 0): the sampler decides, nothing else runs.
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_id_generator(tracebus::telemetry::BusIdGenerator)
-        .build();
     let traced = allocations_for(
         Bus::builder()
-            .tracer(opentelemetry::trace::TracerProvider::tracer(
-                &provider,
-                "alloc-test",
+            .tracing(tracebus::SpanExport::exporter(
+                opentelemetry_sdk::trace::InMemorySpanExporter::default(),
             ))
             .sampler(tracebus::context::FanoutSampler::new(0.0)),
     );

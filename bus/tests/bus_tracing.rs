@@ -7,27 +7,29 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread;
 
-use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
+use opentelemetry::trace::{SpanId, SpanKind};
 use opentelemetry::Value;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use tracebus::context::FanoutSampler;
-use tracebus::{Bus, Pinning, Topic, WaitStrategy};
+use tracebus::{Bus, Pinning, SpanExport, Topic, WaitStrategy};
 
-fn provider() -> (SdkTracerProvider, InMemorySpanExporter) {
-    let exporter = InMemorySpanExporter::default();
-    let provider = tracebus::telemetry::provider_builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    (provider, exporter)
+/// Where the bus's spans go: the SDK's in-memory exporter, which the bus's shutdown must not
+/// shut down (that would clear it before the test reads it).
+/// Record rings big enough that no burst in these tests fills one (a full ring drops spans
+/// and counts them; each test checks the count is 0).
+fn export(exporter: &InMemorySpanExporter) -> SpanExport {
+    SpanExport::exporter(exporter.clone())
+        .shutdown_target(false)
+        .ring_capacity(1 << 16)
 }
 
-fn traced_bus(provider: &SdkTracerProvider, sampler: FanoutSampler, capacity: usize) -> Bus {
+fn traced_bus(exporter: &InMemorySpanExporter, sampler: FanoutSampler, capacity: usize) -> Bus {
     Bus::builder()
         .workers(2)
         .capacity(capacity)
         .pinning(Pinning::Off)
         .wait_strategy(WaitStrategy::SpinThenPark)
-        .tracer(provider.tracer("tracebus-tests"))
+        .tracing(export(exporter))
         .sampler(sampler)
         .build()
         .unwrap()
@@ -53,8 +55,8 @@ fn named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
 #[test]
 fn spans_follow_messages_and_onward_publishes() {
     const N: u64 = 20;
-    let (provider, exporter) = provider();
-    let bus = traced_bus(&provider, FanoutSampler::default(), 64);
+    let exporter = InMemorySpanExporter::default();
+    let bus = traced_bus(&exporter, FanoutSampler::default(), 64);
     let (orders, fills) = (topic(&bus, "orders"), topic(&bus, "fills"));
     let forwarded = Arc::new(AtomicU64::new(0));
     let f = forwarded.clone();
@@ -179,8 +181,8 @@ fn spans_follow_messages_and_onward_publishes() {
 #[test]
 fn a_batch_publish_is_one_span_counting_its_messages() {
     const BATCH: u64 = 5;
-    let (provider, exporter) = provider();
-    let bus = traced_bus(&provider, FanoutSampler::default(), 64);
+    let exporter = InMemorySpanExporter::default();
+    let bus = traced_bus(&exporter, FanoutSampler::default(), 64);
     let ticks = topic(&bus, "ticks");
     for w in 0..2 {
         bus.subscribe_on(w, &ticks, |m, _| {
@@ -245,8 +247,8 @@ fn sampled_fraction_follows_fanout() {
         (100, 2_000, 0.1),
         (10_000, 2_000, 0.001),
     ] {
-        let (provider, exporter) = provider();
-        let bus = traced_bus(&provider, FanoutSampler::default(), 256);
+        let exporter = InMemorySpanExporter::default();
+        let bus = traced_bus(&exporter, FanoutSampler::default(), 256);
         let quotes = topic(&bus, "quotes");
         let traced = Arc::new(AtomicU64::new(0));
         for i in 0..subscribers {
@@ -264,6 +266,7 @@ fn sampled_fraction_follows_fanout() {
         }
         let report = bus.shutdown();
         assert_eq!(report.delivered, (messages * subscribers) as u64);
+        assert_eq!(report.spans.dropped, 0);
         let spans = exporter.get_finished_spans().unwrap();
         let published = named(&spans, "publish quotes").len();
         assert_binomial(published, messages, rate, &format!("fanout {subscribers}"));
@@ -281,8 +284,8 @@ fn sampled_fraction_follows_fanout() {
 
 #[test]
 fn unsampled_messages_make_no_spans() {
-    let (provider, exporter) = provider();
-    let bus = traced_bus(&provider, FanoutSampler::new(0.0), 64);
+    let exporter = InMemorySpanExporter::default();
+    let bus = traced_bus(&exporter, FanoutSampler::new(0.0), 64);
     let (first, onward) = (topic(&bus, "first"), topic(&bus, "onward"));
     bus.subscribe(&first, move |m, out| {
         assert!(m.trace_context().is_none());
@@ -304,9 +307,9 @@ fn unsampled_messages_make_no_spans() {
 #[test]
 fn no_stale_context_across_slot_reuse() {
     const N: u64 = 2_000;
-    let (provider, exporter) = provider();
+    let exporter = InMemorySpanExporter::default();
     // A 4-slot ring: every slot is reused hundreds of times, sampled and unsampled mixed.
-    let bus = traced_bus(&provider, FanoutSampler::default(), 4);
+    let bus = traced_bus(&exporter, FanoutSampler::default(), 4);
     let reused = topic(&bus, "reused");
     let wrong = Arc::new(AtomicU64::new(0));
     let w = wrong.clone();
@@ -317,7 +320,7 @@ fn no_stale_context_across_slot_reuse() {
         }
     })
     .unwrap();
-    let control = bus.tracing().unwrap().clone();
+    let control = bus.tracing().clone();
     let mut p = bus.publisher().unwrap();
     for i in 0..N {
         control.set_enabled(i % 3 != 0);
@@ -340,8 +343,8 @@ fn no_stale_context_across_slot_reuse() {
 #[test]
 fn reconfiguring_while_publishing_loses_nothing() {
     const PER_THREAD: u64 = 3_000;
-    let (provider, exporter) = provider();
-    let bus = traced_bus(&provider, FanoutSampler::default(), 64);
+    let exporter = InMemorySpanExporter::default();
+    let bus = traced_bus(&exporter, FanoutSampler::default(), 64);
     let storm = topic(&bus, "storm");
     let delivered = Arc::new(AtomicU64::new(0));
     for w in 0..2 {
@@ -351,7 +354,7 @@ fn reconfiguring_while_publishing_loses_nothing() {
         })
         .unwrap();
     }
-    let control = bus.tracing().unwrap().clone();
+    let control = bus.tracing().clone();
     let done = Arc::new(AtomicBool::new(false));
     let publishers: Vec<_> = (0..2)
         .map(|_| {
@@ -390,16 +393,28 @@ fn reconfiguring_while_publishing_loses_nothing() {
     }
     control.set_enabled(true);
     control.sampler().set_k(0.0).unwrap();
-    let before = exporter.get_finished_spans().unwrap().len();
+    let calm = topic(&bus, "calm");
+    for w in 0..2 {
+        bus.subscribe_on(w, &calm, |_, _| {}).unwrap();
+    }
     let mut p = bus.publisher().unwrap();
     for i in 0..100 {
-        p.publish(&storm, i).unwrap();
+        p.publish(&calm, i).unwrap();
     }
     let report = bus.shutdown();
     assert_eq!(report.published, 2 * PER_THREAD + 100);
     assert_eq!(report.delivered, 2 * report.published, "no message lost");
     let spans = exporter.get_finished_spans().unwrap();
-    assert_eq!(spans.len(), before, "k = 0 samples nothing");
+    assert_eq!(
+        spans.len() as u64,
+        report.spans.exported,
+        "every recorded span exported"
+    );
+    assert_eq!(report.spans.dropped, 0);
+    assert!(
+        named(&spans, "publish calm").is_empty() && named(&spans, "process calm").is_empty(),
+        "k = 0 samples nothing"
+    );
     // Every span is well formed: each process span's parent is an exported publish span.
     let publishes: HashMap<SpanId, &SpanData> = named(&spans, "publish storm")
         .into_iter()
@@ -412,4 +427,167 @@ fn reconfiguring_while_publishing_loses_nothing() {
         assert_eq!(parent.span_context.trace_id(), s.span_context.trace_id());
     }
     assert_eq!(named(&spans, "process storm").len(), 2 * publishes.len());
+}
+
+#[test]
+fn every_recorded_span_is_exported_by_shutdown_and_handlers_get_an_otel_context() {
+    use opentelemetry::trace::TraceContextExt;
+    let exporter = InMemorySpanExporter::default();
+    let bus = traced_bus(&exporter, FanoutSampler::default(), 64);
+    let orders = topic(&bus, "orders");
+    // The span id of each handler's OpenTelemetry context, which must be its process span.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    bus.subscribe(&orders, move |_, out| {
+        let cx = out.otel_context();
+        let id = cx.span().span_context().span_id();
+        assert_eq!(
+            Some(id.to_bytes()),
+            out.trace_context().map(|c| c.span_id())
+        );
+        s.lock().unwrap().push(id);
+    })
+    .unwrap();
+    let mut p = bus.publisher().unwrap();
+    for i in 0..500 {
+        p.publish(&orders, i).unwrap();
+    }
+    let report = bus.shutdown();
+    let spans = exporter.get_finished_spans().unwrap();
+    assert_eq!(
+        report.spans.exported, 1_000,
+        "a publish and a process span each"
+    );
+    assert_eq!(spans.len(), 1_000, "all exported before shutdown returned");
+    assert_eq!((report.spans.dropped, report.spans.export_errors), (0, 0));
+    let process: std::collections::HashSet<SpanId> = named(&spans, "process orders")
+        .iter()
+        .map(|s| s.span_context.span_id())
+        .collect();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 500);
+    assert!(seen.iter().all(|id| process.contains(id)));
+}
+
+#[test]
+fn a_full_record_ring_drops_and_counts() {
+    let exporter = InMemorySpanExporter::default();
+    let bus = Bus::builder()
+        .workers(1)
+        .pinning(Pinning::Off)
+        .wait_strategy(WaitStrategy::SpinThenYield)
+        // A tiny ring and a slow exporter thread: a burst of spans overflows it.
+        .tracing(
+            SpanExport::exporter(exporter.clone())
+                .shutdown_target(false)
+                .ring_capacity(16)
+                .poll_interval(std::time::Duration::from_millis(200)),
+        )
+        .build()
+        .unwrap();
+    let t = topic(&bus, "burst");
+    bus.subscribe(&t, |_, _| {}).unwrap();
+    let mut p = bus.publisher().unwrap();
+    for i in 0..1_000 {
+        p.publish(&t, i).unwrap(); // fanout 1: every publish sampled, 2 spans each
+    }
+    let report = bus.shutdown();
+    assert_eq!(report.delivered, 1_000, "tracing never costs a message");
+    assert!(report.spans.dropped > 0, "{:?}", report.spans);
+    assert_eq!(
+        report.spans.exported + report.spans.dropped,
+        2_000,
+        "every span exported or counted as dropped: {:?}",
+        report.spans
+    );
+    assert_eq!(
+        exporter.get_finished_spans().unwrap().len() as u64,
+        report.spans.exported
+    );
+}
+
+/// A span exporter that panics on every batch.
+#[derive(Debug)]
+struct PanickingExporter;
+
+impl opentelemetry_sdk::trace::SpanExporter for PanickingExporter {
+    fn export(
+        &self,
+        _batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
+        panic!("injected exporter panic");
+        #[allow(unreachable_code)]
+        std::future::ready(Ok(()))
+    }
+}
+
+#[test]
+fn a_panicking_exporter_never_reaches_publishers_or_handlers() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let injected = info
+            .payload()
+            .downcast_ref::<&str>()
+            .is_some_and(|s| s.starts_with("injected exporter panic"));
+        if !injected {
+            default(info);
+        }
+    }));
+    let bus = Bus::builder()
+        .workers(2)
+        .pinning(Pinning::Off)
+        .wait_strategy(WaitStrategy::SpinThenPark)
+        .tracing(SpanExport::exporter(PanickingExporter).batch_size(8))
+        .build()
+        .unwrap();
+    let t = topic(&bus, "doomed");
+    bus.subscribe(&t, |_, _| {}).unwrap();
+    let mut p = bus.publisher().unwrap();
+    for i in 0..500 {
+        p.publish(&t, i).unwrap();
+    }
+    let report = bus.shutdown();
+    assert_eq!((report.published, report.delivered), (500, 500));
+    assert_eq!(report.handler_panics, 0);
+    assert!(report.spans.exporter_panics > 0, "{:?}", report.spans);
+    assert_eq!(report.spans.exported, 0);
+}
+
+#[test]
+fn tracing_can_start_on_a_bus_built_without_it_and_stop_again() {
+    let exporter = InMemorySpanExporter::default();
+    let bus = Bus::builder()
+        .workers(1)
+        .pinning(Pinning::Off)
+        .build()
+        .unwrap();
+    let t = topic(&bus, "rollout");
+    let traced = Arc::new(AtomicU64::new(0));
+    let n = traced.clone();
+    bus.subscribe(&t, move |m, _| {
+        if m.trace_context().is_some() {
+            n.fetch_add(1, Relaxed);
+        }
+    })
+    .unwrap();
+    let mut p = bus.publisher().unwrap();
+    assert!(!bus.tracing().is_enabled());
+    for i in 0..10 {
+        p.publish(&t, i).unwrap(); // not traced: nowhere to export
+    }
+    bus.trace_to(export(&exporter)).unwrap();
+    assert!(bus.tracing().is_enabled());
+    for i in 10..30 {
+        p.publish(&t, i).unwrap(); // traced (fanout 1)
+    }
+    bus.tracing().set_enabled(false);
+    for i in 30..40 {
+        p.publish(&t, i).unwrap(); // not traced
+    }
+    let report = bus.shutdown();
+    assert_eq!(report.delivered, 40);
+    assert_eq!(traced.load(Relaxed), 20);
+    let spans = exporter.get_finished_spans().unwrap();
+    assert_eq!(named(&spans, "publish rollout").len(), 20);
+    assert_eq!(named(&spans, "process rollout").len(), 20);
 }

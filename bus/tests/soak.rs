@@ -21,9 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use opentelemetry::trace::{SpanId, SpanKind, TracerProvider as _};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-use tracebus::{Bus, Pinning, Report, Topic, TryBatchError, TryPublishError, WaitStrategy};
+use opentelemetry::trace::{SpanId, SpanKind};
+use opentelemetry_sdk::trace::InMemorySpanExporter;
+use tracebus::{
+    Bus, Pinning, Report, SpanExport, Topic, TryBatchError, TryPublishError, WaitStrategy,
+};
 
 /// The topics, by index (`Subscriber::topic`, `Accepted::topic`).
 const TOPICS: [&str; 3] = ["orders", "quotes", "fills"];
@@ -213,9 +215,27 @@ fn publish(
             0 => {
                 let t = tag(producer, seq);
                 seq += 1;
+                // Now and then something panics inside the publish, after the commit (injected):
+                // the message is accepted all the same, and the publisher goes on.
+                let fault = rng.chance(40);
+                if fault {
+                    tracebus::fault::panic_inside_next_publish();
+                }
                 let start = clock.tick();
-                let r = p.publish(dest, t);
+                let r =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.publish(dest, t)));
                 let end = clock.tick();
+                let r = match r {
+                    Ok(r) => {
+                        tracebus::fault::disarm(); // nothing committed (fanout 0), or no fault
+                        r
+                    }
+                    Err(_) => {
+                        assert!(fault, "a publish panicked without an injected fault");
+                        log.accept(&[t], topic, (start, end), 1); // committed, so subscribed
+                        continue;
+                    }
+                };
                 match r {
                     Ok(pb) => log.accept(&[t], topic, (start, end), pb.fanout),
                     // A waiting publish fails only when the bus is closed.
@@ -295,16 +315,17 @@ fn run(seed: u64, messages: u64) {
     };
     let traced = rng.chance(2);
     let exporter = InMemorySpanExporter::default();
-    let provider: SdkTracerProvider = tracebus::telemetry::provider_builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
     let mut builder = Bus::builder()
         .workers(workers)
         .capacity(capacity)
         .pinning(Pinning::Off)
         .wait_strategy(wait);
     if traced {
-        builder = builder.tracer(provider.tracer("soak"));
+        builder = builder.tracing(
+            SpanExport::exporter(exporter.clone())
+                .shutdown_target(false)
+                .ring_capacity(1 << 16),
+        );
     }
     let bus: Bus = builder.build().expect("valid settings");
     let topics: Vec<Topic<u64>> = TOPICS
@@ -369,7 +390,7 @@ fn run(seed: u64, messages: u64) {
             while !done.load(Relaxed) {
                 {
                     let guard = bus.lock().unwrap();
-                    let Some(control) = guard.as_ref().and_then(|b| b.tracing()) else {
+                    let Some(control) = guard.as_ref().map(|b| b.tracing()) else {
                         break;
                     };
                     control.set_enabled(!rng.chance(3));
@@ -408,6 +429,7 @@ fn run(seed: u64, messages: u64) {
     );
     check(seed, &logs, &subs, &calls, &report);
     if traced {
+        assert_eq!(report.spans.dropped, 0, "seed {seed}: span records dropped");
         check_spans(seed, &exporter);
     }
 }
@@ -510,6 +532,7 @@ fn check_spans(seed: u64, exporter: &InMemorySpanExporter) {
 #[test]
 fn soak() {
     tracebus_test_support::quiet_injected_panics(PANIC_MESSAGE);
+    tracebus_test_support::quiet_injected_panics("tracebus fault injection");
     let messages = env("SOAK_MESSAGES", 3000);
     if let Ok(seed) = std::env::var("SOAK_SEED") {
         run(seed.parse().expect("SOAK_SEED is a number"), messages);

@@ -48,3 +48,77 @@ fn recording_sampled_spans_allocates_nothing() {
     );
     assert!(counts.exported > 0);
 }
+
+/// The whole bus with every message sampled (fanout 1, k = 10): the publishing thread and the
+/// worker thread allocate nothing per message, spans included.
+#[test]
+fn a_traced_bus_allocates_nothing_per_sampled_message() {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    const WARM: u64 = 2_000;
+    const MESSAGES: u64 = 20_000;
+    let exporter = InMemorySpanExporter::default();
+    let bus = tracebus::Bus::builder()
+        .workers(1)
+        .pinning(tracebus::Pinning::Off)
+        .wait_strategy(tracebus::WaitStrategy::SpinThenYield)
+        .tracing(
+            SpanExport::exporter(exporter.clone())
+                .shutdown_target(false)
+                .ring_capacity(1 << 16),
+        )
+        .build()
+        .unwrap();
+    let t = bus.topic::<u64>("sampled").unwrap();
+    let delivered = Arc::new(AtomicU64::new(0));
+    let sampled = Arc::new(AtomicU64::new(0));
+    // The worker thread's allocations over the measured messages.
+    let worker_allocs = Arc::new(AtomicUsize::new(usize::MAX));
+    let (d, s, w) = (delivered.clone(), sampled.clone(), worker_allocs.clone());
+    let mut start = 0;
+    bus.subscribe(&t, move |m, out| {
+        if m.is_sampled() && out.trace_context().is_some() {
+            s.fetch_add(1, SeqCst);
+        }
+        match *m.payload() {
+            v if v == WARM => start = thread_allocations(),
+            v if v == WARM + MESSAGES - 1 => w.store(thread_allocations() - start, SeqCst),
+            _ => {}
+        }
+        d.fetch_add(1, SeqCst);
+    })
+    .unwrap();
+    let mut p = bus.publisher().unwrap();
+    for i in 0..WARM {
+        p.publish(&t, i).unwrap();
+    }
+    while delivered.load(SeqCst) < WARM {
+        std::thread::yield_now();
+    }
+    let before = thread_allocations();
+    for i in WARM..WARM + MESSAGES {
+        p.publish(&t, i).unwrap();
+    }
+    let publisher_allocs = thread_allocations() - before;
+    while delivered.load(SeqCst) < WARM + MESSAGES {
+        std::thread::yield_now();
+    }
+    let report = bus.shutdown();
+    assert_eq!(
+        sampled.load(SeqCst),
+        WARM + MESSAGES,
+        "fanout 1: every message sampled"
+    );
+    assert_eq!(
+        report.spans.exported,
+        2 * (WARM + MESSAGES),
+        "{:?}",
+        report.spans
+    );
+    assert_eq!(publisher_allocs, 0, "allocations on the publishing thread");
+    assert_eq!(
+        worker_allocs.load(SeqCst),
+        0,
+        "allocations on the worker thread"
+    );
+}

@@ -52,24 +52,32 @@
 //! `Consumer::len`'s load of `tail`. The latter keeps `len`'s promise only when the consumer's
 //! next poll loads `tail` with `Acquire` (`len_promises_values`); an idle consumer reads the
 //! stamps instead, and `len_promises_values_when_idle` shows a counted value not found. The
-//! worker only uses `len` to decide whether to park, and polls again, so nothing is lost.
+//! worker uses `len` only to decide whether to park (it then polls again, so nothing is lost)
+//! and, after an `Acquire` load of `producer_closed`, to drop a closed ring that is empty.
 //!
 //! ## The runtime (`tests/runtime.rs`)
 //!
 //! | model | proves |
 //! |---|---|
-//! | `park_has_no_lost_wakeup` | a worker that parks on an empty ring is always woken by a racing publish (`tracebus::wait`) |
-//! | `shutdown_gate_accepted_means_drained` | after shutdown's gate closes, every accepted publish is in the ring and every other one was refused (`tracebus::gate`) |
+//! | `park_has_no_lost_wakeup` | a worker that parks on an empty ring is always woken by a racing publish (`wait.rs`) |
+//! | `shutdown_gate_accepted_means_drained` | after shutdown's gate closes, every accepted publish is in the ring and every other one was refused (`gate.rs`) |
+//!
+//! Both protocols use the asymmetric fences of `barrier.rs`: the hot side's `light()` (a
+//! compiler fence where `membarrier` is available) against the rare side's `heavy()` (a
+//! `membarrier` call). Under loom both are `SeqCst` fences: the pair the asymmetric one
+//! stands in for (the kernel forces a full barrier on every running thread of the process
+//! during `heavy()`, which is what a `SeqCst` fence on the hot side would give).
 //!
 //! | fence or ordering weakened | caught by |
 //! |---|---|
-//! | `Sleeper::prepare`: its `heavy()` fence removed | `park_has_no_lost_wakeup` |
-//! | `wait::after_commit`: its `light()` fence removed | `park_has_no_lost_wakeup` |
-//! | `Gate::enter`: its `light()` fence removed | `shutdown_gate_accepted_means_drained` |
-//! | `Gate::close`: its `heavy()` fence removed | `shutdown_gate_accepted_means_drained` |
-//! | `barrier::light` or `barrier::heavy`: the `SeqCst` fence loom runs made `AcqRel` | `park_has_no_lost_wakeup`, `shutdown_gate_accepted_means_drained` |
-//! | `Inside::drop` (leaving the gate): busy `store(Release)` | `shutdown_gate_accepted_means_drained` |
-//! | `Gate::close`: busy `load(Acquire)` | `shutdown_gate_accepted_means_drained` |
+//! | `Sleeper::prepare`: `heavy()` removed | `park_has_no_lost_wakeup` |
+//! | `wait::after_commit`: `light()` removed | `park_has_no_lost_wakeup` |
+//! | `Gate::enter`: `light()` removed | `shutdown_gate_accepted_means_drained` |
+//! | `Gate::close`: `heavy()` removed | `shutdown_gate_accepted_means_drained` |
+//! | `barrier::light` under loom made `AcqRel` (both call sites at once) | `shutdown_gate_accepted_means_drained`, `park_has_no_lost_wakeup` (checked by hand on 2026-11-25) |
+//! | `barrier::heavy` under loom made `AcqRel` (both call sites at once) | `shutdown_gate_accepted_means_drained`, `park_has_no_lost_wakeup` (checked by hand on 2026-11-25) |
+//! | `Inside::drop` (leaving the gate): `store(Release)` | `shutdown_gate_accepted_means_drained` |
+//! | `Gate::close`: `load(Acquire)` | `shutdown_gate_accepted_means_drained` |
 //!
 //!
 //! ## Subscriptions (`tests/subscriptions.rs`)
@@ -81,7 +89,9 @@
 //! `unsubscribe` returned. Removing the worker's removal of the handler, or `unsubscribe`'s wait
 //! for the worker's acknowledgement, makes it fail (the latter through loom's report of the
 //! unread acknowledgement). The routing table's version is a `Relaxed` hint under a mutex (see
-//! `routing.rs`), so it has no ordering for a model to weaken.
+//! `routing.rs`), so it has no ordering for a model to weaken. (The change log that carries
+//! route changes to publishers is plain data under that mutex; `routing.rs`'s unit tests
+//! cover both the log and the full-copy path.)
 
 /// The preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set.
 pub const DEFAULT_PREEMPTIONS: usize = 3;

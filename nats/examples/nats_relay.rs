@@ -19,35 +19,11 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry::trace::{Span as _, TraceContextExt as _, TracerProvider as _};
-use opentelemetry::Context;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
+use opentelemetry_sdk::trace::InMemorySpanExporter;
 use serde_json::{json, Map, Value};
 use tracebus::context::FanoutSampler;
-use tracebus::{Bus, Pinning};
+use tracebus::{Bus, Pinning, SpanExport};
 use tracebus_nats::{Bridge, BridgeConfig, ExportOptions, ImportOptions};
-
-/// Span id to parent span id, for every span started (before the message it names is written).
-#[derive(Debug, Clone, Default)]
-struct Parents(Arc<Mutex<HashMap<[u8; 8], [u8; 8]>>>);
-
-impl SpanProcessor for Parents {
-    fn on_start(&self, span: &mut Span, cx: &Context) {
-        let parent = cx.span().span_context().span_id().to_bytes();
-        let own = span.span_context().span_id().to_bytes();
-        if let Ok(mut map) = self.0.lock() {
-            map.insert(own, parent);
-        }
-    }
-    fn on_end(&self, _span: SpanData) {}
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-}
 
 struct Args {
     url: String,
@@ -87,33 +63,32 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let parents = Parents::default();
-    let provider = tracebus::telemetry::provider_builder()
-        .with_span_processor(parents.clone())
-        .build();
+    // The bus's spans, kept in memory: a reply's line names the parent of its publish span
+    // (the remote span its traceparent carried), which the span knows once exported.
+    let spans = InMemorySpanExporter::default();
     let sampler = FanoutSampler::try_new(args.k)?;
     let bus: Bus = Bus::builder()
         .workers(1)
         .pinning(Pinning::Off)
-        .tracer(provider.tracer("nats_relay"))
+        .tracing(SpanExport::exporter(spans.clone()).shutdown_target(false))
         .sampler(sampler)
         .build()?;
     let orders = bus.topic::<u64>("orders")?;
     let replies = bus.topic::<u64>("replies")?;
+    // What the replies handler saw, in order; printed once the spans are exported.
+    type Seen = Vec<(String, u64, Option<tracebus::context::TraceContext>, bool)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let s = seen.clone();
     bus.subscribe(&replies, move |msg, _| {
-        let cx = msg.trace_context();
-        let parent = cx.and_then(|cx| {
-            let map = parents.0.lock().ok()?;
-            map.get(&cx.span_id()).map(|p| hex(p))
-        });
-        let line = json!({
-            "topic": msg.topic(),
-            "value": *msg.payload(),
-            "trace_id": cx.map(|cx| hex(&cx.trace_id())),
-            "parent_span_id": parent,
-            "sampled": msg.is_sampled(),
-        });
-        println!("{line}");
+        if let Ok(mut seen) = s.lock() {
+            let entry = (
+                msg.topic().to_owned(),
+                *msg.payload(),
+                msg.trace_context(),
+                msg.is_sampled(),
+            );
+            seen.push(entry);
+        }
     })?;
 
     let bridge = Bridge::connect(BridgeConfig::new(&args.url).name("nats_relay"))?;
@@ -130,7 +105,31 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let stats = bridge.shutdown(Duration::from_secs(2));
     drop(publisher);
-    bus.shutdown(); // every reply accepted is handled (and printed) before this returns
+    bus.shutdown(); // every reply accepted is handled, and every span exported
+    let parents: HashMap<[u8; 8], [u8; 8]> = spans
+        .get_finished_spans()?
+        .iter()
+        .map(|s| {
+            (
+                s.span_context.span_id().to_bytes(),
+                s.parent_span_id.to_bytes(),
+            )
+        })
+        .collect();
+    for (topic, value, cx, sampled) in seen.lock().map_err(|_| "handler panicked")?.iter() {
+        let parent = cx
+            .and_then(|cx| parents.get(&cx.span_id()))
+            .filter(|p| **p != [0; 8])
+            .map(|p| hex(p));
+        let line = json!({
+            "topic": topic,
+            "value": value,
+            "trace_id": cx.map(|cx| hex(&cx.trace_id())),
+            "parent_span_id": parent,
+            "sampled": sampled,
+        });
+        println!("{line}");
+    }
     let fields: Map<String, Value> = stats
         .fields()
         .into_iter()

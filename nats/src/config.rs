@@ -107,7 +107,8 @@ impl BridgeConfig {
 
     /// Record a `send <subject>` PRODUCER span (`messaging.system = "nats"`) for every sampled
     /// exported message, child of the message's bus context; its id then goes in `traceparent`.
-    /// Use a tracer from a provider built with `tracebus::telemetry::provider_builder`.
+    /// The OpenTelemetry tracer for the bridge's own `send <subject>` spans (any SDK tracer;
+    /// the bus exports its own spans itself).
     pub fn tracer(mut self, tracer: SdkTracer) -> Self {
         self.tracer = Some(tracer);
         self

@@ -6,7 +6,8 @@
 //!
 //! Sections, in order: the machine; SPSC throughput and round-trip latency of the tracebus ring
 //! against rtrb, the disruptor, crossbeam and std, with two physical floors (one line, and two
-//! rings of bare atomics); bus throughput against fanout (tracing off and on) and
+//! rings of bare atomics); the bus against its peers (tracebus, the disruptor, crossbeam-channel
+//! and rtrb publishing u64s to a summing handler, fanout 1 and 100); bus throughput against fanout (tracing off and on) and
 //! publish-to-handler latency; the cost of tracing at forced sampling rates; the tracing goal
 //! (traced against untraced throughput at the default sampler, fanout 100 and 1,000, with empty
 //! handlers and with 1 or 2 us handlers); the fast sampled-flag filter against a full decode,
@@ -168,14 +169,29 @@ fn spsc_section(quick: bool) -> Value {
         spsc::CAPACITY
     );
     println!(
-        "{:<22} {:<7} {:>12} {:>9} {:>9} {:>9}",
-        "queue", "mode", "M msgs/s", "rtt p50", "rtt p99", "rtt p99.9"
+        "every queue in its best form: mode = the producer's API (single: one message per call, \
+         batch: up to {} per call); throughput consumers take everything available in place \
+         where the queue can (tracebus read, rtrb read_chunk, the disruptor's \
+         handle_events_with processor), else one pop per call; round trips move one message \
+         per call both ways (disruptor: EventPoller)",
+        spsc::BATCH
+    );
+    println!(
+        "{:<22} {:<7} {:<43} {:>9} {:>8} {:>8} {:>9}",
+        "queue",
+        "mode",
+        "form (producer / consumer)",
+        "M msgs/s",
+        "rtt p50",
+        "rtt p99",
+        "rtt p99.9"
     );
     for r in &rows {
         println!(
-            "{:<22} {:<7} {:>12.1} {:>9} {:>9} {:>9}",
+            "{:<22} {:<7} {:<43} {:>9.1} {:>8} {:>8} {:>9}",
             r.queue,
             r.mode,
+            r.form,
             r.msgs_per_sec / 1e6,
             r.p50,
             r.p99,
@@ -183,17 +199,18 @@ fn spsc_section(quick: bool) -> Value {
         );
     }
     println!(
-        "{:<22} {:<7} {:>12.1} {:>9} {:>9} {:>9}",
+        "{:<22} {:<7} {:<43} {:>9.1} {:>8} {:>8} {:>9}",
         "floor: memcpy / atomic",
         "-",
+        "",
         memcpy_msgs_per_sec / 1e6,
         pingpong_p50,
         pingpong_p99,
         "-"
     );
     println!(
-        "{:<22} {:<7} {:>12} {:>9} {:>9} {:>9}",
-        "floor: two-ring atomic", "-", "-", ring_pingpong_p50, ring_pingpong_p99, "-"
+        "{:<22} {:<7} {:<43} {:>9} {:>8} {:>8} {:>9}",
+        "floor: two-ring atomic", "-", "", "-", ring_pingpong_p50, ring_pingpong_p99, "-"
     );
     let ratio = |a: Option<&Row>, b: Option<&Row>| match (a, b) {
         (Some(a), Some(b)) => a.msgs_per_sec / b.msgs_per_sec,
@@ -213,10 +230,19 @@ fn spsc_section(quick: bool) -> Value {
         .map(|r| r.p50)
         .min()
         .unwrap_or(0);
+    // The fastest peer row of a mode (any mode with `None`).
+    let best_peer = |mode: Option<&str>| {
+        rows.iter()
+            .filter(|r| r.queue != "tracebus" && mode.is_none_or(|m| r.mode == m))
+            .max_by(|a, b| a.msgs_per_sec.total_cmp(&b.msgs_per_sec))
+    };
     let checks = json!({
         "batch_vs_rtrb_chunk": ratio(tb_batch, find(&rows, "rtrb", "batch")),
         "batch_vs_disruptor_batch": ratio(tb_batch, find(&rows, "disruptor", "batch")),
         "single_vs_rtrb_single": ratio(tb_single, find(&rows, "rtrb", "single")),
+        "single_vs_disruptor_single": ratio(tb_single, find(&rows, "disruptor", "single")),
+        "single_vs_best_peer_single": ratio(tb_single, best_peer(Some("single"))),
+        "batch_vs_best_peer": ratio(tb_batch, best_peer(None)),
         "rtt_p50_vs_best_peer": tb_p50 as f64 / best_peer_p50.max(1) as f64,
         "rtt_p50_vs_atomic_floor": tb_p50 as f64 / pingpong_p50.max(1) as f64,
         "rtt_p50_vs_two_ring_floor": tb_p50 as f64 / ring_pingpong_p50.max(1) as f64,
@@ -228,6 +254,7 @@ fn spsc_section(quick: bool) -> Value {
         "queues": rows.iter().map(|r| json!({
             "queue": r.queue,
             "mode": r.mode,
+            "form": r.form,
             "msgs_per_sec": r.msgs_per_sec,
             "rtt_ns": {"p50": r.p50, "p99": r.p99, "p999": r.p999},
         })).collect::<Vec<_>>(),
@@ -452,6 +479,33 @@ fn trace_section() -> Value {
     json!({ "spans": spans.len(), "tree": text })
 }
 
+fn span_cost_section(quick: bool) -> Value {
+    progress("span cost: hot path, export, SDK");
+    let effort = if quick {
+        tracebus_benches::span_cost::Effort::QUICK
+    } else {
+        tracebus_benches::span_cost::Effort::FULL
+    };
+    let c = tracebus_benches::span_cost::measure(effort, &|| ALLOCS.load(Ordering::Relaxed));
+    println!("\n## Span cost (ns per span, medians; the SDK: simple processor, no-op exporter)");
+    println!(
+        "hot path, per span {:>7.1}   (publish {:.1}, process {:.1}; one TSC read {:.1})",
+        c.hot_ns_per_span, c.hot_ns_per_publish_span, c.hot_ns_per_process_span, c.clock_ns
+    );
+    println!(
+        "export thread      {:>7.1}   OpenTelemetry SDK {:>7.1}",
+        c.export_ns_per_span, c.sdk_ns_per_span
+    );
+    println!(
+        "hot / SDK {:.3} (goal <= 0.1)   export / SDK {:.3} (goal <= 0.5)   allocations per \
+         sampled message on the hot path {:.2}",
+        c.hot_vs_sdk(),
+        c.export_vs_sdk(),
+        c.allocs_per_sampled_msg
+    );
+    c.to_json()
+}
+
 fn allocs_section() -> Value {
     progress("allocations per message");
     let count = || ALLOCS.load(Ordering::Relaxed);
@@ -462,7 +516,11 @@ fn allocs_section() -> Value {
     println!("\n## Heap allocations per message (fanout 1, steady state)");
     println!("tracing off          {off:>8.2}");
     println!("tracing on, unsampled {unsampled:>7.2}");
-    println!("tracing on, sampled  {sampled:>8.2}   (one publish and one process span)");
+    println!(
+        "tracing on, sampled  {sampled:>8.2}   (process-wide: the exporter thread building \
+         SpanData included; the publishing and worker threads allocate 0, see span_cost and \
+         bus/tests/spans_alloc.rs)"
+    );
     json!({"tracing_off": off, "unsampled": unsampled, "sampled": sampled})
 }
 
@@ -517,12 +575,15 @@ fn main() -> ExitCode {
         }
     );
     let spsc = spsc_section(args.quick);
+    let (bus_vs_peers, bus_vs_peers_ratios) =
+        tracebus_benches::bus_vs_peers::section(args.quick, &mut progress);
     let (fanout_rows, latency) = fanout_section(args.quick);
     // Sections run, and print, in the README's order; the spinner redraws below the tables.
     let tracing_cost = tracing_cost_section(args.quick);
     let tracing_goal = tracing_goal_section(args.quick);
     let fast_filter = fast_filter(args.quick);
     let sample_trace = trace_section();
+    let span_cost = span_cost_section(args.quick);
     let allocs = allocs_section();
     let bridge = tracebus_benches::bridge::section(args.quick);
     let doc = json!({
@@ -531,12 +592,15 @@ fn main() -> ExitCode {
         "spsc": spsc["queues"],
         "floor": spsc["floor"],
         "spsc_ratios": spsc["ratios"],
+        "bus_vs_peers": bus_vs_peers,
+        "bus_vs_peers_ratios": bus_vs_peers_ratios,
         "fanout": fanout_rows,
         "publish_to_handler_ns": latency,
         "tracing_cost": tracing_cost,
         "tracing_goal": tracing_goal,
         "fast_filter": fast_filter,
         "sample_trace": sample_trace,
+        "span_cost": span_cost,
         "allocs_per_msg": allocs,
         "bridge": bridge,
     });

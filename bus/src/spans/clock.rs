@@ -37,6 +37,13 @@ pub(crate) fn now() -> Ticks {
     clock().raw()
 }
 
+/// Nanoseconds from tick `since` to now (0 if `since` is not in the past).
+#[inline]
+pub(crate) fn nanos_since(since: Ticks) -> u64 {
+    let c = clock();
+    c.delta_as_nanos(since, c.raw())
+}
+
 /// How often the exporter thread re-anchors ticks to the wall clock: 1 s.
 pub(crate) const REANCHOR_NS: u64 = 1_000_000_000;
 

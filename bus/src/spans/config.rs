@@ -201,7 +201,8 @@ impl fmt::Debug for SpanExport {
 }
 
 /// Why a span pipeline could not start.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpanExportError {
     /// [`SpanExport::batch_size`] was 0.
     #[error("span export batch size must be at least 1")]
@@ -212,10 +213,26 @@ pub enum SpanExportError {
     /// [`SpanExport::ring_capacity`] was 0 or above 2^20.
     #[error("span record ring: {0}")]
     Ring(RingError),
-    /// The exporter thread could not be started.
+    /// The exporter thread could not be started (the OS's error, shared so the error stays
+    /// `Clone`).
     #[error("could not start the span exporter thread: {0}")]
-    Spawn(#[source] std::io::Error),
+    Spawn(#[source] std::sync::Arc<std::io::Error>),
 }
+
+impl PartialEq for SpanExportError {
+    /// Same variant and contents; two spawn failures are equal when their OS error kinds are.
+    fn eq(&self, other: &Self) -> bool {
+        use SpanExportError::*;
+        match (self, other) {
+            (ZeroBatchSize, ZeroBatchSize) | (ZeroPollInterval, ZeroPollInterval) => true,
+            (Ring(a), Ring(b)) => a == b,
+            (Spawn(a), Spawn(b)) => a.kind() == b.kind(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for SpanExportError {}
 
 #[cfg(all(test, not(tracebus_loom)))]
 mod tests {

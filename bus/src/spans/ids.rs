@@ -6,6 +6,7 @@
 //! in all their bits, so the W3C "random trace-id" flag is true of them and consistent
 //! sampling can read its randomness from them. Neither is ever all zero.
 
+#[cfg(test)]
 /// A new, random, non-zero 16-byte trace-id, for a publish that starts a trace (the sampler's
 /// `Decision::Start` already carries one: use that one, since the decision was made on it).
 #[inline]

@@ -136,10 +136,12 @@ mod sink;
 #[doc(hidden)]
 pub mod bench;
 
-pub(crate) use clock::{now, Ticks};
+pub(crate) use clock::{nanos_since, now, Ticks};
 pub use config::{SpanExport, SpanExportError};
 pub(crate) use convert::TopicNames;
-pub(crate) use ids::{new_span_id, new_trace_id};
+pub(crate) use ids::new_span_id;
+#[cfg(test)]
+pub(crate) use ids::new_trace_id;
 pub use pipeline::SpanCounts;
 pub(crate) use pipeline::SpanPipeline;
 pub(crate) use record::{Parent, SpanRecord};

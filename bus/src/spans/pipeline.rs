@@ -104,7 +104,7 @@ impl SpanPipeline {
         let handle = std::thread::Builder::new()
             .name("tracebus-spans".into())
             .spawn(move || thread.run())
-            .map_err(SpanExportError::Spawn)?;
+            .map_err(|e| SpanExportError::Spawn(Arc::new(e)))?;
         Ok(SpanPipeline {
             registry: Mutex::new(Registry {
                 closed: false,

@@ -184,6 +184,7 @@ impl SpanRecord {
         self
     }
 
+    #[cfg(test)]
     /// The parent, if any.
     #[inline]
     pub(crate) fn parent(&self) -> Option<Parent> {

@@ -62,6 +62,7 @@ impl Recorder {
         self.dropped
     }
 
+    #[cfg(test)]
     /// Whether the exporter has gone away (the pipeline was shut down): records pushed from
     /// now on are never exported.
     #[inline]

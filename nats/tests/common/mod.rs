@@ -43,7 +43,8 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
-/// A tracer provider (the bus's sampler and id generator) exporting to memory.
+/// An in-memory exporter shared by a bus's span pipeline and a tracer provider (for the
+/// bridge's own `send` spans).
 pub struct Traced {
     /// The provider.
     pub provider: SdkTracerProvider,
@@ -55,7 +56,7 @@ impl Traced {
     /// A new provider with its own exporter.
     pub fn new() -> Traced {
         let exporter = InMemorySpanExporter::default();
-        let provider = tracebus::telemetry::provider_builder()
+        let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
             .build();
         Traced { provider, exporter }
@@ -74,12 +75,17 @@ impl Traced {
     }
 }
 
-/// A one-worker, unpinned bus tracing to `traced` with sampler `k`.
+/// A one-worker, unpinned bus tracing to `traced` with sampler `k` (its spans are exported by
+/// the time it has shut down).
 pub fn bus(traced: &Traced, k: f64) -> Bus {
     Bus::builder()
         .workers(1)
         .pinning(Pinning::Off)
-        .tracer(traced.tracer("test"))
+        .tracing(
+            tracebus::SpanExport::exporter(traced.exporter.clone())
+                .shutdown_target(false)
+                .ring_capacity(1 << 16),
+        )
         .sampler(FanoutSampler::new(k))
         .build()
         .expect("a bus")

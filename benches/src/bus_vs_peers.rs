@@ -1,0 +1,748 @@
+//! The `bus_vs_peers` section of busbench: the bus a user embeds against the peers they would
+//! embed instead, publishing `u64` messages to a handler that sums them.
+//!
+//! Every system runs with its publisher pinned to one core and its consumer (tracebus's worker,
+//! the disruptor's processor thread, a consumer thread for crossbeam-channel and rtrb) pinned to
+//! another, busy-spinning, rings of capacity [`CAPACITY`]. Three cases: one publish per message
+//! to one handler (`fanout1_single`), [`BATCH`] messages per publish call (`fanout1_batch`,
+//! tracebus's `publish_batch` against the disruptor's `batch_publish`), and [`FANOUT`] handlers
+//! on one consumer (`fanout100`: tracebus's 100 subscribers on one worker, the peers' consumer
+//! calling the same 100 boxed closures in a loop). Every handler adds each value to a running sum
+//! that it hands to a shared counter when the system drops it (at shutdown), so the work is
+//! observable at no cost per message; every run checks the total. A run is timed from the first
+//! publish until the system has delivered everything and stopped (tracebus's `shutdown`, the
+//! disruptor's drop of its producer, the join of the consumer thread).
+//!
+//! The peers carry each message in two forms: the `u64` as their users write it (8 bytes) and a
+//! 64-byte, 64-aligned struct. tracebus carries its default one-line slot, whose 64 bytes hold the
+//! trace header, the metadata and the `u64` (a 16-byte payload area): that is its 64-byte
+//! message, so its rows say 64 bytes and are compared with both sets of peers.
+//!
+//! Each system's form: tracebus `Publisher::publish` / `publish_batch` to subscribers on one
+//! worker; the disruptor (`disruptor` v4) `build_single_producer(..).pin_at_core(..)
+//! .handle_events_with(handler)` with `publish` / `batch_publish` (its processor reads the cursor
+//! once and handles every event available); crossbeam-channel `bounded`, `try_send` spinning
+//! while full and a consumer spinning on `try_recv`; rtrb `push` spinning while full and a
+//! consumer taking every available message as one `read_chunk`. For reference, "tracebus ring"
+//! is tracebus's own SPSC ring with a pinned consumer thread (the bus's transport without the
+//! bus): `try_push` of a one-line slot, consumer `read` chunks.
+//!
+//! Message counts are sized per system by calibration runs so that each timed run takes about
+//! the same time; repetitions are interleaved across systems so that the machine's noise hits
+//! them alike, and the median is reported.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use disruptor::{BusySpin, ProcessorSettings as _, Producer as _};
+use serde_json::{json, Value};
+use tracebus::slot::LineSlot;
+use tracebus::{Bus, Pinning, WaitStrategy};
+
+use crate::measure::median;
+use crate::queues::Msg64;
+use crate::spsc::{pin, two_cores};
+
+/// Ring capacity of every system.
+pub const CAPACITY: usize = 4096;
+/// Messages per publish call in `fanout1_batch`.
+pub const BATCH: usize = 64;
+/// Handlers in `fanout100`.
+pub const FANOUT: usize = 100;
+
+/// A job the systems are measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    /// One publish call per message, one handler.
+    Fanout1Single,
+    /// [`BATCH`] messages per publish call, one handler.
+    Fanout1Batch,
+    /// One publish call per message, [`FANOUT`] handlers on one consumer.
+    Fanout100,
+}
+
+impl Case {
+    /// The case's name in the report and the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Case::Fanout1Single => "fanout1_single",
+            Case::Fanout1Batch => "fanout1_batch",
+            Case::Fanout100 => "fanout100",
+        }
+    }
+
+    /// Handlers every message reaches.
+    pub fn fanout(self) -> usize {
+        match self {
+            Case::Fanout100 => FANOUT,
+            _ => 1,
+        }
+    }
+
+    /// tracebus's acceptance bound against an 8-byte peer, from issue 12 (`None`: reported
+    /// only).
+    pub fn bound(self, peer: System) -> Option<f64> {
+        match (self, peer) {
+            (Case::Fanout1Single, System::Disruptor) => Some(0.5),
+            (Case::Fanout1Single, System::CrossbeamChannel | System::Rtrb) => Some(1.0),
+            (Case::Fanout1Batch | Case::Fanout100, System::Disruptor) => Some(0.8),
+            _ => None,
+        }
+    }
+}
+
+/// A system under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    /// The tracebus bus.
+    Tracebus,
+    /// tracebus's SPSC ring and a consumer thread (reference: the bus's transport alone).
+    TracebusRing,
+    /// The `disruptor` crate with a `handle_events_with` processor.
+    Disruptor,
+    /// crossbeam-channel `bounded` and a consumer thread.
+    CrossbeamChannel,
+    /// rtrb and a consumer thread.
+    Rtrb,
+}
+
+impl System {
+    /// The system's name in the report and the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Tracebus => "tracebus",
+            System::TracebusRing => "tracebus ring",
+            System::Disruptor => "disruptor",
+            System::CrossbeamChannel => "crossbeam-channel",
+            System::Rtrb => "rtrb",
+        }
+    }
+}
+
+/// One measured combination: a case, a system, and the bytes per message it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// The job.
+    pub case: Case,
+    /// The system.
+    pub system: System,
+    /// Bytes per message: 8 or 64 for the peers, 64 (one slot) for tracebus.
+    pub msg_bytes: usize,
+}
+
+/// Every combination the section measures, in the order of its table.
+pub fn entries() -> Vec<Entry> {
+    let e = |case, system, msg_bytes| Entry {
+        case,
+        system,
+        msg_bytes,
+    };
+    let mut v = Vec::new();
+    for case in [Case::Fanout1Single, Case::Fanout1Batch, Case::Fanout100] {
+        v.push(e(case, System::Tracebus, 64));
+        let peers: &[System] = match case {
+            Case::Fanout1Batch => &[System::Disruptor],
+            _ => &[System::Disruptor, System::CrossbeamChannel, System::Rtrb],
+        };
+        for bytes in [8, 64] {
+            for &p in peers {
+                v.push(e(case, p, bytes));
+            }
+        }
+        if case != Case::Fanout1Batch {
+            v.push(e(case, System::TracebusRing, 64));
+        }
+    }
+    v
+}
+
+/// A message as a system carries it: built from the `u64` it stands for, which the handler
+/// reads back.
+pub trait Payload: Copy + Send + Sync + 'static {
+    /// The message carrying `v`.
+    fn make(v: u64) -> Self;
+    /// The `u64` the message carries.
+    fn value(&self) -> u64;
+}
+
+impl Payload for u64 {
+    #[inline(always)]
+    fn make(v: u64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn value(&self) -> u64 {
+        *self
+    }
+}
+
+impl Payload for Msg64 {
+    #[inline(always)]
+    fn make(v: u64) -> Self {
+        Msg64 {
+            seq: v,
+            pad: [0; 7],
+        }
+    }
+    #[inline(always)]
+    fn value(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// A handler's running sum, added to `sink` when the handler is dropped.
+struct Sum {
+    sum: u64,
+    sink: Arc<AtomicU64>,
+}
+
+impl Sum {
+    fn new(sink: &Arc<AtomicU64>) -> Sum {
+        Sum {
+            sum: 0,
+            sink: sink.clone(),
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, v: u64) {
+        self.sum = self.sum.wrapping_add(v);
+    }
+}
+
+impl Drop for Sum {
+    fn drop(&mut self) {
+        self.sink.fetch_add(self.sum, Ordering::Relaxed);
+    }
+}
+
+/// What a peer's consumer does with each message.
+trait Handle: Send + 'static {
+    fn handle(&mut self, v: u64);
+}
+
+impl Handle for Sum {
+    #[inline(always)]
+    fn handle(&mut self, v: u64) {
+        self.add(v);
+    }
+}
+
+/// [`FANOUT`] boxed summing handlers called in a loop.
+struct Fan(Vec<Box<dyn FnMut(u64) + Send>>);
+
+impl Fan {
+    fn new(n: usize, sink: &Arc<AtomicU64>) -> Fan {
+        Fan((0..n)
+            .map(|_| {
+                let mut s = Sum::new(sink);
+                Box::new(move |v| s.add(v)) as Box<dyn FnMut(u64) + Send>
+            })
+            .collect())
+    }
+}
+
+impl Handle for Fan {
+    #[inline(always)]
+    fn handle(&mut self, v: u64) {
+        for h in &mut self.0 {
+            h(v);
+        }
+    }
+}
+
+/// The sum every run must observe: `fanout` handlers each summing `0..messages`.
+fn expected(messages: u64, fanout: usize) -> u64 {
+    let once = (u128::from(messages) * u128::from(messages.saturating_sub(1)) / 2) as u64;
+    once.wrapping_mul(fanout as u64)
+}
+
+/// Rounds `messages` up to whole batches (every case publishes whole batches).
+fn whole_batches(messages: u64) -> u64 {
+    messages.max(1).div_ceil(BATCH as u64) * BATCH as u64
+}
+
+/// Where a run's two threads go: the publisher on `publisher`, the consumer on `consumer`.
+///
+/// The publishing thread pins itself only after the system is set up: tracebus and the
+/// disruptor check the cores they are asked to pin to against the calling thread's affinity.
+#[derive(Debug, Clone, Copy)]
+struct Cores {
+    publisher: Option<core_affinity::CoreId>,
+    consumer: Option<usize>,
+}
+
+impl Cores {
+    /// Pins the calling (publishing) thread; called once the system is set up.
+    fn pin_publisher(self) {
+        pin(self.publisher);
+    }
+}
+
+/// Messages per second for one run of `e` with `messages` messages (rounded up to whole
+/// batches). The publisher runs on a thread of its own pinned to the first core, the consumer
+/// on the second; panics if the handlers' sum is wrong.
+pub fn run_once(e: Entry, messages: u64) -> f64 {
+    let messages = whole_batches(messages);
+    let two = two_cores();
+    let cores = Cores {
+        publisher: two.map(|c| c[0]),
+        consumer: two.map(|c| c[1].id),
+    };
+    thread::spawn(move || {
+        let sink = Arc::new(AtomicU64::new(0));
+        let fanout = e.case.fanout();
+        let secs = match (e.system, e.msg_bytes) {
+            (System::Tracebus, _) => tracebus_bus(e.case, messages, cores, &sink),
+            (System::TracebusRing, _) => match e.case {
+                Case::Fanout100 => ring(messages, Fan::new(fanout, &sink), cores),
+                _ => ring(messages, Sum::new(&sink), cores),
+            },
+            (peer, 8) => peer_run::<u64>(peer, e.case, messages, cores, &sink),
+            (peer, 64) => peer_run::<Msg64>(peer, e.case, messages, cores, &sink),
+            (_, other) => panic!("no {other}-byte message"),
+        };
+        assert_eq!(
+            sink.load(Ordering::Relaxed),
+            expected(messages, fanout),
+            "{} {} {}: wrong sum",
+            e.case.name(),
+            e.system.name(),
+            e.msg_bytes
+        );
+        messages as f64 / secs.as_secs_f64()
+    })
+    .join()
+    .expect("publisher thread")
+}
+
+fn peer_run<P: Payload>(
+    peer: System,
+    case: Case,
+    messages: u64,
+    cores: Cores,
+    sink: &Arc<AtomicU64>,
+) -> Duration {
+    let batch = case == Case::Fanout1Batch;
+    match (peer, case) {
+        (System::Disruptor, Case::Fanout100) => {
+            disruptor::<P, _>(batch, messages, Fan::new(FANOUT, sink), cores)
+        }
+        (System::Disruptor, _) => disruptor::<P, _>(batch, messages, Sum::new(sink), cores),
+        (System::CrossbeamChannel, Case::Fanout100) => {
+            crossbeam::<P, _>(messages, Fan::new(FANOUT, sink), cores)
+        }
+        (System::CrossbeamChannel, _) => crossbeam::<P, _>(messages, Sum::new(sink), cores),
+        (System::Rtrb, Case::Fanout100) => rtrb::<P, _>(messages, Fan::new(FANOUT, sink), cores),
+        (System::Rtrb, _) => rtrb::<P, _>(messages, Sum::new(sink), cores),
+        (other, _) => unreachable!("{} is not a peer", other.name()),
+    }
+}
+
+/// The bus: one worker on the consumer core, `case.fanout()` summing subscribers on it.
+fn tracebus_bus(case: Case, messages: u64, cores: Cores, sink: &Arc<AtomicU64>) -> Duration {
+    let bus = Bus::builder()
+        .workers(1)
+        .capacity(CAPACITY)
+        .pinning(
+            cores
+                .consumer
+                .map_or(Pinning::Off, |c| Pinning::Cores(vec![c])),
+        )
+        .wait_strategy(WaitStrategy::BusySpin)
+        .build()
+        .expect("valid settings");
+    let topic = bus.topic::<u64>("sum").expect("topic");
+    for _ in 0..case.fanout() {
+        let mut s = Sum::new(sink);
+        bus.subscribe_on(0, &topic, move |m, _| s.add(*m.payload()))
+            .expect("subscribe");
+    }
+    let mut publisher = bus.publisher().expect("publisher");
+    cores.pin_publisher();
+    let t0 = Instant::now();
+    if case == Case::Fanout1Batch {
+        let mut buf = [0u64; BATCH];
+        for base in (0..messages).step_by(BATCH) {
+            for (k, x) in buf.iter_mut().enumerate() {
+                *x = base + k as u64;
+            }
+            publisher.publish_batch(&topic, &buf).expect("bus open");
+        }
+    } else {
+        for i in 0..messages {
+            publisher.publish(&topic, i).expect("bus open");
+        }
+    }
+    drop(publisher);
+    let report = bus.shutdown();
+    let elapsed = t0.elapsed();
+    assert_eq!(
+        report.delivered,
+        messages * case.fanout() as u64,
+        "every delivery made"
+    );
+    elapsed
+}
+
+/// The disruptor: its processor thread on the consumer core runs `h` on every event.
+fn disruptor<P: Payload, H: Handle>(
+    batch: bool,
+    messages: u64,
+    mut h: H,
+    cores: Cores,
+) -> Duration {
+    let builder = disruptor::build_single_producer(CAPACITY, || P::make(0), BusySpin);
+    let builder = match cores.consumer {
+        Some(c) => builder.pin_at_core(c),
+        None => builder,
+    };
+    let mut producer = builder
+        .handle_events_with(move |e: &P, _seq, _end_of_batch| h.handle(e.value()))
+        .build();
+    cores.pin_publisher();
+    let t0 = Instant::now();
+    if batch {
+        for base in (0..messages).step_by(BATCH) {
+            producer.batch_publish(BATCH, |events| {
+                for (k, e) in events.enumerate() {
+                    *e = P::make(base + k as u64);
+                }
+            });
+        }
+    } else {
+        for i in 0..messages {
+            producer.publish(|e| *e = P::make(i));
+        }
+    }
+    // Dropping the producer waits for the processor to handle every event, then joins it.
+    drop(producer);
+    t0.elapsed()
+}
+
+/// Spawns the consumer thread of a queue peer, pinned to `core`.
+fn consumer<F: FnOnce() + Send + 'static>(core: Option<usize>, f: F) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        pin(core.map(|id| core_affinity::CoreId { id }));
+        f();
+    })
+}
+
+/// crossbeam-channel `bounded`: `try_send` (spinning while full), a consumer spinning on
+/// `try_recv`.
+fn crossbeam<P: Payload, H: Handle>(messages: u64, mut h: H, cores: Cores) -> Duration {
+    let (tx, rx) = crossbeam_channel::bounded::<P>(CAPACITY);
+    let consumer = consumer(cores.consumer, move || {
+        let mut got = 0;
+        while got < messages {
+            match rx.try_recv() {
+                Ok(m) => {
+                    h.handle(m.value());
+                    got += 1;
+                }
+                Err(_) => std::hint::spin_loop(),
+            }
+        }
+    });
+    cores.pin_publisher();
+    let t0 = Instant::now();
+    for i in 0..messages {
+        let mut m = P::make(i);
+        while let Err(e) = tx.try_send(m) {
+            m = e.into_inner();
+            std::hint::spin_loop();
+        }
+    }
+    consumer.join().expect("consumer thread");
+    t0.elapsed()
+}
+
+/// rtrb: `push` (spinning while full), a consumer taking everything available as one chunk.
+fn rtrb<P: Payload, H: Handle>(messages: u64, mut h: H, cores: Cores) -> Duration {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<P>::new(CAPACITY);
+    let consumer = consumer(cores.consumer, move || {
+        let mut got = 0;
+        while got < messages {
+            let n = rx.slots();
+            if n == 0 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let chunk = rx.read_chunk(n).expect("n slots are available");
+            let (a, b) = chunk.as_slices();
+            for m in a.iter().chain(b) {
+                h.handle(m.value());
+            }
+            chunk.commit_all();
+            got += n as u64;
+        }
+    });
+    cores.pin_publisher();
+    let t0 = Instant::now();
+    for i in 0..messages {
+        let mut m = P::make(i);
+        while let Err(rtrb::PushError::Full(back)) = tx.push(m) {
+            m = back;
+            std::hint::spin_loop();
+        }
+    }
+    consumer.join().expect("consumer thread");
+    t0.elapsed()
+}
+
+/// tracebus's ring: `try_push` of a one-line slot (spinning while full), a consumer taking
+/// everything available as one `read` chunk.
+fn ring<H: Handle>(messages: u64, mut h: H, cores: Cores) -> Duration {
+    let (mut tx, mut rx) = tracebus::ring::spsc::<LineSlot>(CAPACITY).expect("capacity");
+    let consumer = consumer(cores.consumer, move || {
+        let mut got = 0;
+        while got < messages {
+            let chunk = rx.read(CAPACITY);
+            if chunk.is_empty() {
+                std::hint::spin_loop();
+                continue;
+            }
+            for s in chunk.iter() {
+                h.handle(*s.payload::<u64>());
+            }
+            got += chunk.len() as u64;
+        }
+    });
+    cores.pin_publisher();
+    let t0 = Instant::now();
+    for i in 0..messages {
+        let mut s = LineSlot::new(0, None, None, &i);
+        while let Err(back) = tx.try_push(s) {
+            s = back.into_inner();
+            std::hint::spin_loop();
+        }
+    }
+    consumer.join().expect("consumer thread");
+    t0.elapsed()
+}
+
+/// The fewest messages a timed run publishes at fanout 1 (a hundredth of it at fanout 100).
+const MIN_MESSAGES: u64 = 100_000;
+
+/// One row of the section's table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// What was measured.
+    pub entry: Entry,
+    /// Messages per timed run.
+    pub messages: u64,
+    /// Median messages per second over the repetitions.
+    pub msgs_per_sec: f64,
+}
+
+/// Runs every entry: calibration runs size its message count so that a timed run takes about
+/// `run_secs`, then `reps` timed runs, interleaved across entries. `progress` gets a line per
+/// step.
+pub fn run(
+    entries: &[Entry],
+    reps: usize,
+    run_secs: f64,
+    progress: &mut dyn FnMut(&str),
+) -> Vec<Row> {
+    let counts: Vec<u64> = entries
+        .iter()
+        .map(|&e| {
+            progress(&format!(
+                "bus vs peers: calibrating {} {} {}B",
+                e.case.name(),
+                e.system.name(),
+                e.msg_bytes
+            ));
+            // Runs growing from a short one (a warm-up too) until two take at least an eighth
+            // of the target; the faster of those two sizes the timed runs (noise only ever slows
+            // a run down, and a very short run can overstate the rate).
+            let mut n = whole_batches(10_000 * 100 / e.case.fanout() as u64);
+            let (mut best, mut long_runs) = (0.0f64, 0);
+            while long_runs < 2 {
+                let rate = run_once(e, n);
+                let next = whole_batches((rate * run_secs / 4.0) as u64);
+                if n as f64 / rate >= run_secs / 8.0 {
+                    best = best.max(rate);
+                    long_runs += 1;
+                    n = next;
+                } else {
+                    n = next.clamp(2 * n, 8 * n);
+                }
+            }
+            whole_batches(((best * run_secs) as u64).max(MIN_MESSAGES / e.case.fanout() as u64))
+        })
+        .collect();
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); entries.len()];
+    for rep in 0..reps {
+        progress(&format!("bus vs peers: repetition {}/{reps}", rep + 1));
+        for ((&e, &n), r) in entries.iter().zip(&counts).zip(&mut runs) {
+            r.push(run_once(e, n));
+        }
+    }
+    entries
+        .iter()
+        .zip(counts)
+        .zip(runs)
+        .map(|((&entry, messages), mut r)| Row {
+            entry,
+            messages,
+            msgs_per_sec: median(&mut r),
+        })
+        .collect()
+}
+
+/// One acceptance ratio: tracebus's throughput over a peer's in one case.
+#[derive(Debug, Clone)]
+pub struct Ratio {
+    /// The case.
+    pub case: Case,
+    /// The peer.
+    pub peer: System,
+    /// The peer's bytes per message.
+    pub peer_msg_bytes: usize,
+    /// tracebus / peer, messages per second.
+    pub ratio: f64,
+    /// The issue's bound for it (8-byte peers only), if any.
+    pub bound: Option<f64>,
+}
+
+/// tracebus over every peer, per case and message size.
+pub fn ratios(rows: &[Row]) -> Vec<Ratio> {
+    let mut out = Vec::new();
+    for tb in rows.iter().filter(|r| r.entry.system == System::Tracebus) {
+        for peer in rows.iter().filter(|r| {
+            r.entry.case == tb.entry.case
+                && !matches!(r.entry.system, System::Tracebus | System::TracebusRing)
+        }) {
+            let case = tb.entry.case;
+            out.push(Ratio {
+                case,
+                peer: peer.entry.system,
+                peer_msg_bytes: peer.entry.msg_bytes,
+                ratio: tb.msgs_per_sec / peer.msgs_per_sec,
+                bound: (peer.entry.msg_bytes == 8)
+                    .then(|| case.bound(peer.entry.system))
+                    .flatten(),
+            });
+        }
+    }
+    out
+}
+
+/// The section as busbench prints it; returns the JSON rows (`"bus_vs_peers"`) and ratios
+/// (`"bus_vs_peers_ratios"`).
+pub fn section(quick: bool, progress: &mut dyn FnMut(&str)) -> (Value, Value) {
+    let (reps, run_secs) = if quick { (5, 0.08) } else { (9, 0.25) };
+    let rows = run(&entries(), reps, run_secs, progress);
+    println!(
+        "\n## The bus against its peers: u64 messages to a summing handler, capacity {CAPACITY}, \
+         publisher and consumer on two pinned cores, busy-spin (median of {reps} interleaved runs)"
+    );
+    println!(
+        "forms: tracebus publish / publish_batch({BATCH}), subscribers on one worker; disruptor \
+         handle_events_with + publish / batch_publish({BATCH}); crossbeam-channel bounded \
+         try_send / try_recv; rtrb push / read_chunk(all available); tracebus ring try_push / \
+         read(all available). fanout100: tracebus has {FANOUT} subscribers, the others' consumer \
+         calls {FANOUT} boxed closures. tracebus's 64 bytes are its one-line slot (trace header, \
+         metadata, u64)."
+    );
+    println!(
+        "{:<16} {:<18} {:>6} {:>10} {:>12}",
+        "case", "system", "bytes", "M msgs/s", "msgs/run"
+    );
+    for r in &rows {
+        println!(
+            "{:<16} {:<18} {:>6} {:>10.2} {:>12}",
+            r.entry.case.name(),
+            r.entry.system.name(),
+            r.entry.msg_bytes,
+            r.msgs_per_sec / 1e6,
+            r.messages
+        );
+    }
+    let ratios = ratios(&rows);
+    println!("tracebus / peer (same run; bounds from issue 12 against the 8-byte peers):");
+    println!(
+        "{:<16} {:<18} {:>6} {:>8} {:>8} {:>6}",
+        "case", "peer", "bytes", "ratio", "bound", "met"
+    );
+    for q in &ratios {
+        println!(
+            "{:<16} {:<18} {:>6} {:>8.3} {:>8} {:>6}",
+            q.case.name(),
+            q.peer.name(),
+            q.peer_msg_bytes,
+            q.ratio,
+            q.bound.map_or("-".to_owned(), |b| format!(">= {b}")),
+            q.bound
+                .map_or("-", |b| if q.ratio >= b { "yes" } else { "no" })
+        );
+    }
+    let rows_json = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "case": r.entry.case.name(),
+                "system": r.entry.system.name(),
+                "msg_bytes": r.entry.msg_bytes,
+                "msgs_per_sec": r.msgs_per_sec,
+                "messages_per_run": r.messages,
+            })
+        })
+        .collect();
+    let ratios_json = ratios
+        .iter()
+        .map(|q| {
+            json!({
+                "case": q.case.name(),
+                "peer": q.peer.name(),
+                "peer_msg_bytes": q.peer_msg_bytes,
+                "ratio": q.ratio,
+                "bound": q.bound,
+                "met": q.bound.map(|b| q.ratio >= b),
+            })
+        })
+        .collect();
+    (Value::Array(rows_json), Value::Array(ratios_json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Tiny runs of every entry: each system delivers every message to every handler and the
+    // sum checks out (run_once asserts it). No timing is asserted.
+    #[test]
+    fn every_entry_delivers_and_sums() {
+        for e in entries() {
+            assert!(run_once(e, 1_000) > 0.0, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn every_tracebus_row_has_its_ratios() {
+        let rows: Vec<Row> = entries()
+            .into_iter()
+            .map(|entry| Row {
+                entry,
+                messages: 1,
+                msgs_per_sec: 1.0,
+            })
+            .collect();
+        let r = ratios(&rows);
+        // 6 + 2 + 6 peer rows; bounds on five: three in fanout1_single, one in each other case.
+        assert_eq!(r.len(), 14);
+        assert_eq!(r.iter().filter(|q| q.bound.is_some()).count(), 5);
+        assert!(r.iter().all(|q| q.ratio == 1.0));
+    }
+
+    #[test]
+    fn expected_sum() {
+        assert_eq!(expected(4, 1), 6);
+        assert_eq!(expected(4, 100), 600);
+        assert_eq!(whole_batches(1), BATCH as u64);
+        assert_eq!(whole_batches(BATCH as u64 * 3), BATCH as u64 * 3);
+    }
+}
