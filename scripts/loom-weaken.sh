@@ -24,6 +24,7 @@ sites=(
   "bus/src/ring/consumer.rs|c.shared.head.store(c.head, Ordering::Release)"
   "bus/src/ring/consumer.rs|self.shared.producer_closed.load(Ordering::Acquire)"
   "bus/src/ring/consumer.rs|self.cached_tail = self.shared.tail.load(Ordering::Acquire)"
+  "bus/src/ring/consumer.rs|let tail = self.shared.tail.load(Ordering::Acquire)"
   "bus/src/wait.rs|heavy(); // worker: flag before the re-check|"
   "bus/src/wait.rs|light(); // publisher: commits before the flag loads|"
   "bus/src/gate.rs|light(); // enter: busy before closed|"

@@ -22,7 +22,7 @@
 //! | `close_drains_committed_tail` | a consumer that sees the producer closed still drains all |
 //! | `unread_values_dropped_once` | values left in the ring are dropped exactly once |
 //! | `len_promises_values` | a value `len()` counts is found by `try_pop` (the consumer reads `tail`) |
-//! | `len_promises_values_when_idle` | the same from an idle consumer, which reads the stamps; **ignored**: it fails today (see its docs) |
+//! | `len_promises_values_when_idle` | the same from an idle consumer, which reads the stamps (this is why `len` loads `tail` with `Acquire`) |
 //!
 //! Under loom the consumer's idle threshold is 1: the first empty poll after a find reads
 //! `tail` and later ones read the stamps, so the models reach both ways a consumer learns of a
@@ -44,16 +44,17 @@
 //! | `Consumer::try_pop`: `head.store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries` |
 //! | `ReadChunk::drop`: `head.store(Release)` | `batch_claim_and_read` |
 //! | `Consumer::is_closed`: `producer_closed.load(Acquire)` | `close_drains_committed_tail`; also `unsubscribe_while_publishing` |
+//! | `Consumer::len`: `tail.load(Acquire)` | `len_promises_values_when_idle` (checked by hand on 2026-11-25; a site of `loom-weaken.sh` since) |
 //!
 //! `scripts/loom-weaken.sh` repeats the experiment (it is not part of the test command, since it
 //! rebuilds the suite once per ordering) and prints this table's right-hand column.
 //!
-//! Two orderings are `Relaxed`: `consumer_closed` (it publishes nothing but itself) and
-//! `Consumer::len`'s load of `tail`. The latter keeps `len`'s promise only when the consumer's
-//! next poll loads `tail` with `Acquire` (`len_promises_values`); an idle consumer reads the
-//! stamps instead, and `len_promises_values_when_idle` shows a counted value not found. The
-//! worker uses `len` only to decide whether to park (it then polls again, so nothing is lost)
-//! and, after an `Acquire` load of `producer_closed`, to drop a closed ring that is empty.
+//! One ordering is `Relaxed` by design: `consumer_closed` (it publishes nothing but itself).
+//! `Consumer::len`'s load of `tail` was `Relaxed` until 2026-11-25: that kept `len`'s promise
+//! only when the consumer's next poll loaded `tail` (`len_promises_values`), while an idle
+//! consumer reads the stamps and `len_promises_values_when_idle` found a counted value not
+//! found. Nothing was lost in the bus (the worker uses `len` only to decide whether to park,
+//! then polls again), but the promise was false; the load is now `Acquire`.
 //!
 //! ## The runtime (`tests/runtime.rs`)
 //!

@@ -182,13 +182,11 @@ fn len_promises_values() {
     });
 }
 
-/// `len_promises_values` from an idle consumer, which watches stamps instead of `tail`: its
-/// `Relaxed` load of `tail` in `len()` does not synchronise with the producer, so the stamp load
-/// that follows may still read the old stamp and `try_pop` return `None` for a counted value.
-/// loom finds that execution. It passes once `Consumer::len` loads `tail` with `Acquire`
-/// (checked in a scratch copy); until the bus's code changes, it is ignored.
+/// `len_promises_values` from an idle consumer, which watches stamps instead of `tail`: with a
+/// `Relaxed` load of `tail` in `len()`, the stamp load that follows could still read the old
+/// stamp and `try_pop` return `None` for a counted value (loom found that execution); `len`
+/// therefore loads `tail` with `Acquire`, and weakening it fails this model.
 #[test]
-#[ignore = "fails until Consumer::len loads tail with Acquire (its doc promise is false when idle)"]
 fn len_promises_values_when_idle() {
     model(|| {
         let (mut tx, mut rx) = spsc::<u32>(2).unwrap();

@@ -14,9 +14,7 @@
 //! an OpenTelemetry `SpanContext` and the SDK propagator's extract; one sampled trace as a
 //! tree; heap allocations per message.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 use tracebus_benches::fanout;
@@ -24,25 +22,8 @@ use tracebus_benches::filter_cases::Cases;
 use tracebus_benches::spsc::{self, Floor, Row};
 use tracebus_benches::{machine, measure};
 
-/// Counts the process's heap allocations for the allocations-per-message section.
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call unchanged to `System`, adding only an atomic counter.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: tracebus_test_support::CountingAllocator = tracebus_test_support::CountingAllocator;
 
 struct Args {
     quick: bool,
@@ -394,7 +375,9 @@ fn tracing_cost_section(quick: bool) -> Value {
     Value::Array(rows)
 }
 
-/// The issue-5 goal, measured head to head: at the default sampler and fanout >= 100, traced
+/// The tracing goal (issue 13: at least 0.99 with about 1 us of work per handler at fanout 100;
+/// the other rows are reported without a bound), measured head to head: at the default sampler,
+/// traced
 /// throughput against untraced, interleaved repetitions, medians; with empty handlers (the
 /// bus's own cost, as in the fanout table) and with about 1 and 2 us of work per handler call.
 fn tracing_goal_section(quick: bool) -> Value {
@@ -463,7 +446,7 @@ fn tracing_goal_section(quick: bool) -> Value {
             "off_msgs_per_sec": off,
             "on_msgs_per_sec": on,
             "ratio": on / off,
-            "goal": 0.97,
+            "goal": if subscribers == 100 && work_ns == 1000 { json!(0.99) } else { Value::Null },
             "sampled_fraction": sampled,
             "expected_rate": (default_k / subscribers as f64).min(1.0),
         }));
@@ -486,7 +469,7 @@ fn span_cost_section(quick: bool) -> Value {
     } else {
         tracebus_benches::span_cost::Effort::FULL
     };
-    let c = tracebus_benches::span_cost::measure(effort, &|| ALLOCS.load(Ordering::Relaxed));
+    let c = tracebus_benches::span_cost::measure(effort, &tracebus_test_support::allocations);
     println!("\n## Span cost (ns per span, medians; the SDK: simple processor, no-op exporter)");
     println!(
         "hot path, per span {:>7.1}   (publish {:.1}, process {:.1}; one TSC read {:.1})",
@@ -508,7 +491,7 @@ fn span_cost_section(quick: bool) -> Value {
 
 fn allocs_section() -> Value {
     progress("allocations per message");
-    let count = || ALLOCS.load(Ordering::Relaxed);
+    let count = tracebus_test_support::allocations;
     let off = fanout::allocations_per_message(fanout::Tracing::Off, 100_000, &count);
     let unsampled =
         fanout::allocations_per_message(fanout::Tracing::On { k: 0.0 }, 100_000, &count);

@@ -3,31 +3,11 @@
 //! [--runs N] [--only FIGURE]`). Prints each run's figures as JSON, then the medians
 //! over runs; `--only` measures one figure (for a profiler).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use tracebus_benches::measure::median;
 use tracebus_benches::span_cost::{self, Effort, SpanCost};
 
-/// Counts the process's heap allocations.
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call unchanged to `System`, adding only an atomic counter.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: tracebus_test_support::CountingAllocator = tracebus_test_support::CountingAllocator;
 
 fn main() {
     let mut effort = Effort::FULL;
@@ -62,7 +42,7 @@ fn main() {
         );
         return;
     }
-    let allocations = || ALLOCS.load(Ordering::Relaxed);
+    let allocations = tracebus_test_support::allocations;
     let all: Vec<SpanCost> = (0..runs)
         .map(|_| {
             let c = span_cost::measure(effort, &allocations);

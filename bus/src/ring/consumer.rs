@@ -1,6 +1,7 @@
-//! The consuming side of the ring: single pops and in-place batch reads. A cell is known to be
-//! full from its own stamp (the line that carries the data); slots are released with one
-//! `Release` store of `head` per pop or per batch.
+//! The consuming side of the ring: single pops and in-place batch reads. While messages stream
+//! the consumer learns of them from `tail`; once idle, from the next cell's own stamp (the line
+//! that carries the data). Slots are released with one `Release` store of `head` per pop or
+//! per batch.
 
 use super::{NotSync, Shared};
 use crate::sync::{debug_or_loom_assert, Arc, Ordering};
@@ -61,10 +62,10 @@ impl<T> Consumer<T> {
     /// `try_pop` or `read`.
     #[inline]
     pub fn len(&self) -> usize {
-        // Relaxed: a count only. The promise that `try_pop` then finds what is counted comes
-        // from `committed`, whose own Acquire load of `tail` cannot read an older value than
-        // this one (read-read coherence) and synchronises with the producer's Release store.
-        let tail = self.shared.tail.load(Ordering::Relaxed);
+        // Acquire pairs with the producer's Release store of `tail`, which follows the stamps
+        // of the positions before it: what is counted here has its stamp visible, so the next
+        // `try_pop` or `read` finds it even when it looks at stamps rather than at `tail`.
+        let tail = self.shared.tail.load(Ordering::Acquire);
         let n = tail.wrapping_sub(self.head);
         // `tail` trails the stamps, so a consumer that took a value by its stamp can be ahead
         // of the `tail` it sees for a moment: that is "nothing counted", not a huge number.

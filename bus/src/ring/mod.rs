@@ -37,8 +37,9 @@
 //!
 //! `consumer_closed` is `Relaxed` on both sides: it publishes nothing but itself (values left in
 //! the ring are dropped by the last owner of the shared state, which `Arc` synchronises).
-//! `Consumer::len` loads `tail` `Relaxed`: it is a count, and the consumer's next `Acquire` load
-//! of `tail` cannot see less (read-read coherence), so what it counts is found.
+//! `Consumer::len` loads `tail` with `Acquire` too: an idle consumer's next read looks at the
+//! stamps, not at `tail`, so a count made with a `Relaxed` load could name a position whose
+//! stamp that read does not see yet (loom's `len_promises_values_when_idle` finds it).
 //!
 //! A full ring hands the value back ([`Full`]); nothing is dropped silently. Dropping either
 //! side is seen by the other through [`Producer::is_closed`] / [`Consumer::is_closed`]; the
@@ -110,8 +111,9 @@ pub struct ClaimError {
 
 /// One message's cache line(s): the value, then its stamp.
 ///
-/// Invariant: `stamp == p + 1` exactly while position `p` (with `p & mask` naming this cell)
-/// has been committed and not yet released; otherwise the value may be uninitialised.
+/// Invariant: `stamp == p + 1` from the commit of position `p` (with `p & mask` naming this
+/// cell) until the producer writes the cell for position `p + capacity`; the value is
+/// initialised from that commit until the consumer releases `p`.
 #[repr(C, align(64))]
 pub(crate) struct Cell<T> {
     value: UnsafeCell<MaybeUninit<T>>,
@@ -134,8 +136,9 @@ pub(crate) struct Shared<T> {
     consumer_closed: AtomicBool,
     /// `capacity - 1`; capacity is a power of two.
     mask: usize,
-    /// The cells. Cell `p & mask` is the producer's while `p` is outside `[head, tail)` and
-    /// the consumer's while inside.
+    /// The cells. Cell `p & mask` is the consumer's from the moment its stamp says `p + 1`
+    /// (which is before `tail` passes `p`) until the consumer releases `p` (moves `head` past
+    /// it); the producer's otherwise.
     #[cfg(not(tracebus_loom))]
     buffer: buffer::Buffer<T>,
     #[cfg(tracebus_loom)]

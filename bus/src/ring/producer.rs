@@ -193,8 +193,9 @@ impl<T> core::fmt::Debug for Producer<T> {
 }
 
 /// Cells claimed by [`Producer::claim`]: fill them in order with [`Claim::push`]; the values
-/// written become visible to the consumer together when the claim is committed or dropped
-/// (whichever comes first). Nothing written is ever lost.
+/// written are published when the claim is committed or dropped (whichever comes first): one
+/// `Release` fence, then each cell's stamp in order, then `tail`, so the consumer may take the
+/// first before the last is stamped. Nothing written is ever lost.
 pub struct Claim<'a, T> {
     producer: &'a mut Producer<T>,
     /// Cells claimed; invariant: `written <= len` and the `len` cells from `producer.tail` are
