@@ -2,10 +2,9 @@
 //! publishers, and shuts down with every accepted message delivered.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytemuck::Pod;
-use crossbeam_utils::CachePadded;
 
 use crate::config::{BuildError, BusBuilder};
 use crate::endpoint::{Endpoint, EndpointState};
@@ -23,7 +22,7 @@ use crate::sync::chan::{self, Sender};
 use crate::sync::{lock, thread, Mutex, Ordering};
 use crate::telemetry::{Tracing, TracingControl};
 use crate::topic::{Registry, Topic, TopicError};
-use crate::wait::Sleeper;
+use crate::wait::Wakers;
 use crate::worker::{Control, Delivery, Handler, Worker, WorkerReport};
 
 /// Identifies a subscription, for [`Bus::unsubscribe`].
@@ -113,8 +112,7 @@ impl<S: SlotSize> BusBuilder<S> {
             gate: Gate::new(),
             routes: Routes::default(),
             topics,
-            sleepers: (0..n).map(|_| CachePadded::new(Sleeper::new())).collect(),
-            threads: OnceLock::new(),
+            wakers: Wakers::new(n),
             wait: self.wait,
             record_publish_time: self.record_publish_time,
             tracing,
@@ -148,9 +146,9 @@ impl<S: SlotSize> BusBuilder<S> {
             control.push(tx);
             handles.push(handle);
         }
-        let _ = shared
-            .threads
-            .set(handles.iter().map(|h| h.thread().clone()).collect());
+        shared
+            .wakers
+            .set_threads(handles.iter().map(|h| h.thread().clone()).collect());
         Ok(Bus {
             shared,
             control,
@@ -227,7 +225,7 @@ impl<S: SlotSize> Bus<S> {
         self.control[worker]
             .send(msg)
             .map_err(|_| BusError::Closed)?;
-        self.shared.wake(worker);
+        self.shared.wakers.wake(worker);
         Ok(())
     }
 

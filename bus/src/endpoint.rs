@@ -311,8 +311,8 @@ impl<S: SlotSize> Out<S> {
             // One fence for all destinations (see `wait::after_commit`).
             crate::wait::after_commit();
             for &(w, _) in &route.workers {
-                if bus.sleepers[w].is_sleeping() {
-                    bus.wake(w);
+                if bus.wakers.sleeper(w).is_sleeping() {
+                    bus.wakers.wake(w);
                 }
             }
         }

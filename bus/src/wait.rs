@@ -15,6 +15,10 @@
 //! `barrier.rs`): the publisher's, paid on every publish, is a compiler fence where the OS
 //! allows; the worker's, paid once per sleep, is a `membarrier` call.
 
+use std::sync::OnceLock;
+
+use crossbeam_utils::CachePadded;
+
 use crate::barrier::{heavy, light};
 use crate::sync::{thread, AtomicBool, Ordering};
 
@@ -94,4 +98,42 @@ impl Sleeper {
 #[inline]
 pub fn after_commit() {
     light(); // publisher: commits before the flag loads
+}
+
+/// Every worker's sleeper and thread handle: what a publisher needs to wake a worker.
+pub(crate) struct Wakers {
+    /// Worker `w`'s "about to sleep" flag, each on its own cache line.
+    sleepers: Vec<CachePadded<Sleeper>>,
+    /// The worker threads, for unparking; set right after they are spawned.
+    threads: OnceLock<Vec<thread::Thread>>,
+}
+
+impl Wakers {
+    /// Flags for `workers` awake workers; threads come later ([`Wakers::set_threads`]).
+    pub(crate) fn new(workers: usize) -> Wakers {
+        Wakers {
+            sleepers: (0..workers)
+                .map(|_| CachePadded::new(Sleeper::new()))
+                .collect(),
+            threads: OnceLock::new(),
+        }
+    }
+
+    /// The worker threads, once spawned (later calls are ignored).
+    pub(crate) fn set_threads(&self, threads: Vec<thread::Thread>) {
+        let _ = self.threads.set(threads);
+    }
+
+    /// Worker `w`'s sleeper.
+    #[inline]
+    pub(crate) fn sleeper(&self, w: usize) -> &Sleeper {
+        &self.sleepers[w]
+    }
+
+    /// Unparks worker `w` (a no-op before the threads exist).
+    pub(crate) fn wake(&self, w: usize) {
+        if let Some(threads) = self.threads.get() {
+            threads[w].unpark();
+        }
+    }
 }

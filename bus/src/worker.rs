@@ -254,7 +254,10 @@ impl<S: SlotSize> Worker<S> {
             WaitStrategy::SpinThenPark if *idle < SPIN_POLLS => core::hint::spin_loop(),
             WaitStrategy::SpinThenPark if *idle < YIELD_POLLS => thread::yield_now(),
             WaitStrategy::SpinThenPark => {
-                self.bus.sleepers[self.index].sleep_unless(|| self.any_pending());
+                self.bus
+                    .wakers
+                    .sleeper(self.index)
+                    .sleep_unless(|| self.any_pending());
                 *idle = 0;
             }
         }
