@@ -106,6 +106,7 @@ impl<S: SlotSize> BusBuilder<S> {
             self.sampler,
             self.tracing,
             Arc::new(move |index| names.name(index)),
+            exporter_core(&cores),
         )
         .map_err(BuildError::Tracing)?;
         let shared = Arc::new(BusShared {
@@ -163,6 +164,18 @@ impl<S: SlotSize> BusBuilder<S> {
             warnings,
         })
     }
+}
+
+/// A core for the span exporter thread that no worker is pinned to: the last such core this
+/// process may use, or `None` (unpinned) when the workers are not pinned or use them all.
+fn exporter_core(workers: &[Option<usize>]) -> Option<usize> {
+    if workers.iter().all(Option::is_none) {
+        return None;
+    }
+    core_affinity::get_core_ids()?
+        .into_iter()
+        .map(|c| c.id)
+        .rfind(|c| !workers.contains(&Some(*c)))
 }
 
 impl<S: SlotSize> Bus<S> {
@@ -402,5 +415,37 @@ impl<S: SlotSize> Drop for Bus<S> {
     /// Dropping a bus shuts it down (every accepted message is delivered) and joins the workers.
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(all(test, not(tracebus_loom)))]
+mod tests {
+    use super::exporter_core;
+
+    #[test]
+    fn the_exporter_thread_gets_a_core_no_worker_is_pinned_to() {
+        assert_eq!(
+            exporter_core(&[None, None]),
+            None,
+            "unpinned workers: unpinned exporter"
+        );
+        let cores: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let Some(&first) = cores.first() else {
+            return; // no affinity support here
+        };
+        let picked = exporter_core(&[Some(first)]);
+        if cores.len() == 1 {
+            assert_eq!(picked, None, "the only core is the worker's");
+        } else {
+            let picked = picked.expect("a free core");
+            assert_ne!(picked, first);
+            assert!(cores.contains(&picked));
+        }
+        let all: Vec<Option<usize>> = cores.iter().map(|&c| Some(c)).collect();
+        assert_eq!(exporter_core(&all), None, "every core has a worker");
     }
 }

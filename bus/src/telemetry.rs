@@ -83,6 +83,8 @@ pub(crate) struct Tracing {
     pipeline: OnceLock<SpanPipeline>,
     /// Topic names for the pipeline's exporter thread.
     names: TopicNames,
+    /// A core no worker is pinned to, for the exporter thread (`None`: unpinned).
+    exporter_core: Option<usize>,
 }
 
 /// A sampled publish: the context for the slot header, and what its span record needs.
@@ -116,6 +118,7 @@ impl Tracing {
         sampler: FanoutSampler,
         export: Option<SpanExport>,
         names: TopicNames,
+        exporter_core: Option<usize>,
     ) -> Result<Tracing, SpanExportError> {
         let tracing = Tracing {
             control: TracingControl {
@@ -124,6 +127,7 @@ impl Tracing {
             },
             pipeline: OnceLock::new(),
             names,
+            exporter_core,
         };
         if let Some(export) = export {
             tracing.start(export)?;
@@ -134,7 +138,8 @@ impl Tracing {
     /// Starts the span pipeline (if there is none yet) and switches tracing on.
     pub(crate) fn start(&self, export: SpanExport) -> Result<(), SpanExportError> {
         if self.pipeline.get().is_none() {
-            let pipeline = SpanPipeline::start(export, Arc::clone(&self.names))?;
+            let pipeline =
+                SpanPipeline::start_on(export, Arc::clone(&self.names), self.exporter_core)?;
             // A racing start may have won: its pipeline stays, this one shuts down on drop.
             let _ = self.pipeline.set(pipeline);
         }

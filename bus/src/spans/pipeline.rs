@@ -96,6 +96,17 @@ impl SpanPipeline {
         config: SpanExport,
         names: TopicNames,
     ) -> Result<SpanPipeline, SpanExportError> {
+        Self::start_on(config, names, None)
+    }
+
+    /// [`SpanPipeline::start`], with the exporter thread pinned to `core` when it is given
+    /// (the bus picks a core none of its workers runs on, so export work does not take time
+    /// from a worker; unpinned when there is none, or if pinning fails).
+    pub(crate) fn start_on(
+        config: SpanExport,
+        names: TopicNames,
+        core: Option<usize>,
+    ) -> Result<SpanPipeline, SpanExportError> {
         config.validate()?;
         let ring_capacity = config.ring_capacity;
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -103,7 +114,12 @@ impl SpanPipeline {
         let thread = ExporterThread::new(config, names, rx, Arc::clone(&published));
         let handle = std::thread::Builder::new()
             .name("tracebus-spans".into())
-            .spawn(move || thread.run())
+            .spawn(move || {
+                if let Some(id) = core {
+                    core_affinity::set_for_current(core_affinity::CoreId { id });
+                }
+                thread.run()
+            })
             .map_err(|e| SpanExportError::Spawn(Arc::new(e)))?;
         Ok(SpanPipeline {
             registry: Mutex::new(Registry {
