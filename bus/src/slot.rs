@@ -157,10 +157,9 @@ impl<A: Pod> Slot<A> {
     pub fn payload<T: Pod>(&self) -> &T {
         let () = Fits::<T, A>::OK;
         let area: *const A = &self.area;
-        // SAFETY: `Fits` proved at compile time that `T` is no bigger than `A` and needs no more
-        // alignment, so the pointer is aligned and in bounds for a `T`; every byte of `A`
-        // (`Pod`) is initialised, and every bit pattern is a valid `T` (`Pod`); the reference
-        // borrows `self`, so the bytes cannot change while it lives.
+        // `Fits` proved at compile time that `T` is no bigger than `A` and needs no more
+        // alignment; every byte of `A` (`Pod`) is initialised and any bytes are a valid `T`.
+        // SAFETY: aligned and in bounds for a `T`, initialised, and borrowed from `self`.
         unsafe { &*area.cast::<T>() }
     }
 

@@ -73,10 +73,9 @@ impl<T> Buffer<T> {
     #[inline(always)]
     pub(crate) fn get(&self, i: usize) -> &Cell<T> {
         crate::sync::debug_or_loom_assert!(i < self.len, "cell {i} of {}", self.len);
-        // SAFETY: `i < len`, so the cell is inside the allocation, aligned (the first cell is
-        // aligned and cells are a multiple of their alignment apart) and initialised: zeroed
-        // bytes are a valid `Cell<T>` (an `AtomicUsize` 0 and a `MaybeUninit<T>` in cells
-        // that allow any bytes); it lives as long as `self`.
+        // Cells are a multiple of their alignment apart from an aligned first cell, and zeroed
+        // bytes are a valid `Cell<T>` (an `AtomicUsize` 0, a `MaybeUninit<T>` in cells).
+        // SAFETY: `i < len`: in the allocation, aligned, initialised, living as long as `self`.
         unsafe { &*self.cells.as_ptr().add(i) }
     }
 }
