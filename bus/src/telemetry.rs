@@ -45,8 +45,8 @@ use crate::spans::{
     TopicNames,
 };
 
-/// `messaging.system` of every span the bus creates.
-pub const MESSAGING_SYSTEM: &str = "tracebus";
+/// `messaging.system` of every span the bus creates (set by the exporter thread).
+pub use crate::spans::MESSAGING_SYSTEM;
 
 /// Tracing settings of a bus; change them while it runs through [`crate::Bus::tracing`].
 #[derive(Debug, Clone)]

@@ -28,7 +28,7 @@ use super::record::{Operation, Outcome, SpanRecord};
 pub(crate) type TopicNames = Arc<dyn Fn(u32) -> Option<Arc<str>> + Send + Sync>;
 
 /// `messaging.system` of every span.
-pub(crate) const MESSAGING_SYSTEM: &str = "tracebus";
+pub const MESSAGING_SYSTEM: &str = "tracebus";
 
 /// Distinct span names leaked for the life of the process (each a few dozen bytes).
 pub(crate) const MAX_INTERNED_NAMES: usize = 8192;

@@ -139,6 +139,7 @@ pub mod bench;
 pub(crate) use clock::{nanos_since, now, Ticks};
 pub use config::{SpanExport, SpanExportError};
 pub(crate) use convert::TopicNames;
+pub use convert::MESSAGING_SYSTEM;
 pub(crate) use ids::new_span_id;
 #[cfg(test)]
 pub(crate) use ids::new_trace_id;
