@@ -172,9 +172,8 @@ fn exporter_core(workers: &[Option<usize>]) -> Option<usize> {
     if workers.iter().all(Option::is_none) {
         return None;
     }
-    core_affinity::get_core_ids()?
+    crate::cores::usable()
         .into_iter()
-        .map(|c| c.id)
         .rfind(|c| !workers.contains(&Some(*c)))
 }
 
@@ -429,11 +428,7 @@ mod tests {
             None,
             "unpinned workers: unpinned exporter"
         );
-        let cores: Vec<usize> = core_affinity::get_core_ids()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+        let cores = crate::cores::usable();
         let Some(&first) = cores.first() else {
             return; // no affinity support here
         };

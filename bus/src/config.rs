@@ -28,7 +28,7 @@ pub enum BuildError {
     MissingCore {
         /// The core asked for.
         core: usize,
-        /// The cores this process can use.
+        /// The machine's online cores.
         available: Vec<usize>,
     },
     /// The pinning list names fewer cores than there are workers.
@@ -50,11 +50,14 @@ pub enum BuildError {
 /// Where workers run.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Pinning {
-    /// Worker `i` on the `i`-th core this process may use; with fewer cores than workers, a
-    /// warning (see [`crate::Bus::warnings`]) and unpinned threads.
+    /// Worker `i` on the `i`-th core of the building thread's affinity mask, or, when that
+    /// mask has fewer cores than there are workers (say the caller pinned itself), of the
+    /// machine's online cores; with fewer cores than workers, a warning (see
+    /// [`crate::Bus::warnings`]) and unpinned threads.
     #[default]
     Auto,
-    /// Worker `i` on core `cores[i]`; every core must exist.
+    /// Worker `i` on core `cores[i]`; every core must be online (the building thread's own
+    /// affinity does not matter: a thread pinned to core 0 may build a bus pinned to core 1).
     Cores(Vec<usize>),
     /// No pinning.
     Off,
@@ -174,11 +177,12 @@ impl<S: SlotSize> BusBuilder<S> {
                 reason,
             }
         })?;
-        let available: Vec<usize> = core_affinity::get_core_ids()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+        // The caller's own mask first (in a container limited to some cores it is that
+        // limit), else every online core (the caller may have pinned itself to one core).
+        let mut available = crate::cores::calling_thread();
+        if available.len() < self.workers || matches!(self.pinning, Pinning::Cores(_)) {
+            available = crate::cores::usable();
+        }
         let mut warnings = Vec::new();
         let cores = match &self.pinning {
             Pinning::Off => vec![None; self.workers],

@@ -78,6 +78,7 @@
 mod barrier;
 mod bus;
 mod config;
+mod cores;
 mod endpoint;
 mod error;
 #[cfg(debug_assertions)]
