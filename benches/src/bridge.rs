@@ -183,6 +183,18 @@ fn bridged(url: &str, n: u64, traced: bool) -> (Run, u64) {
     )
 }
 
+/// Messages per second of one run of one loop of `n` messages: `"plain"`, `"off"` (the bridge,
+/// tracing off) or `"traced"` (the bridge at the default sampler); `None` for another name.
+pub fn one_loop(url: &str, which: &str, n: u64) -> Option<f64> {
+    let run = match which {
+        "plain" => plain(url, n),
+        "off" => bridged(url, n, false).0,
+        "traced" => bridged(url, n, true).0,
+        _ => return None,
+    };
+    Some(run.msgs_per_sec())
+}
+
 /// The import-side cost of learning whether a message is sampled.
 fn filter_costs(quick: bool) -> Value {
     let (reps, iters) = if quick { (5, 200_000) } else { (9, 1_000_000) };
@@ -239,7 +251,14 @@ pub fn section(quick: bool) -> Value {
             return json!({ "skipped": e.to_string(), "filter": filter_costs(quick) });
         }
     };
-    let url = server.url();
+    let mut doc = throughput(&server.url(), quick);
+    doc["filter"] = filter_costs(quick);
+    doc
+}
+
+/// The throughput part of the section against the server at `url`: the plain loop and the
+/// bridge loops, interleaved, with their table printed; returns the figures.
+pub fn throughput(url: &str, quick: bool) -> Value {
     let (reps, n) = if quick { (1, 100_000) } else { (3, 300_000) };
     let mut rows = Vec::new();
     let mut add = |name: &str, runs: Vec<Run>, with_context: u64| {
@@ -254,9 +273,9 @@ pub fn section(quick: bool) -> Value {
     let mut on_runs = Vec::new();
     let mut ctx = 0;
     for _ in 0..reps {
-        plain_runs.push(plain(&url, n));
-        off_runs.push(bridged(&url, n, false).0);
-        let (run, c) = bridged(&url, n, true);
+        plain_runs.push(plain(url, n));
+        off_runs.push(bridged(url, n, false).0);
+        let (run, c) = bridged(url, n, true);
         ctx += c;
         on_runs.push(run);
     }
@@ -286,6 +305,5 @@ pub fn section(quick: bool) -> Value {
             "lost": lost,
             "imported_with_context": ctx,
         })).collect::<Vec<_>>(),
-        "filter": filter_costs(quick),
     })
 }

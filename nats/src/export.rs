@@ -162,6 +162,8 @@ async fn run_core(mut task: ExportTask) {
         for out in batch.drain(..) {
             publish_core(&task, out).await;
         }
+        // Once per batch: the counter's cache line is shared with the bus worker's offers.
+        task.unfinished.fetch_sub(n as u64, Ordering::Relaxed);
     }
     if let Err(e) = task.client.flush().await {
         log::warn!(
@@ -171,7 +173,7 @@ async fn run_core(mut task: ExportTask) {
     }
 }
 
-/// Publishes one message on core NATS and counts the outcome.
+/// Publishes one message on core NATS and counts the outcome (the caller counts it finished).
 async fn publish_core(task: &ExportTask, out: Outgoing) {
     let (span, cx) = task.trace(out.cx);
     let result = match headers::outgoing(cx.as_ref(), None) {
@@ -200,7 +202,6 @@ async fn publish_core(task: &ExportTask, out: Outgoing) {
             }
         }
     }
-    task.finish();
 }
 
 /// A JetStream publish awaiting its acknowledgement.

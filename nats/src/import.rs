@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::{HeaderMap, Subscriber};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tracebus_context::RootPolicy;
 
@@ -106,6 +106,10 @@ pub(crate) async fn deliver(
     }
 }
 
+/// Messages a core import delivers in a row once one has arrived, taking only those already
+/// buffered, before it looks at the shutdown signal again.
+const DRAIN: usize = 256;
+
 /// Core NATS import: one subscription, until shutdown or a closed bus.
 pub(crate) async fn run_core(
     mut sub: Subscriber,
@@ -114,23 +118,38 @@ pub(crate) async fn run_core(
     stats: Arc<Stats>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    loop {
+    'outer: loop {
         let msg = tokio::select! {
             msg = sub.next() => msg,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let Some(msg) = msg else { break };
-        let outcome = deliver(
-            sink.as_mut(),
-            &msg.payload,
-            msg.headers.as_ref(),
-            roots,
-            &stats,
-        )
-        .await;
-        if outcome == Outcome::BusClosed {
-            log::warn!("tracebus-nats: the bus is shut down; import stopped");
-            break;
+        // Then up to DRAIN in all that are already buffered, without arming the shutdown wait
+        // for each (that select costs more than delivering a small message).
+        let mut next = Some(msg);
+        let mut delivered = 0;
+        while let Some(msg) = next.take() {
+            let outcome = deliver(
+                sink.as_mut(),
+                &msg.payload,
+                msg.headers.as_ref(),
+                roots,
+                &stats,
+            )
+            .await;
+            if outcome == Outcome::BusClosed {
+                log::warn!("tracebus-nats: the bus is shut down; import stopped");
+                break 'outer;
+            }
+            delivered += 1;
+            if delivered == DRAIN {
+                break;
+            }
+            match sub.next().now_or_never() {
+                Some(Some(m)) => next = Some(m),
+                Some(None) => break 'outer,
+                None => {}
+            }
         }
     }
     let _ = sub.unsubscribe().await;
