@@ -108,6 +108,11 @@ impl<S: SlotSize> Endpoint<S> {
     }
 
     /// Publishes without waiting: delivered to every subscriber's worker, or handed back.
+    ///
+    /// Written out rather than through [`Endpoint::gated`] so that the whole publish inlines
+    /// into the caller's loop: every store it makes (spilled registers and pushed ones
+    /// included) waits in the core's store buffer behind the stores to the ring's line, so the
+    /// fewer the better (see [`Out::write_one`]).
     #[inline]
     pub(crate) fn try_publish<T: Pod>(
         &mut self,
@@ -116,20 +121,16 @@ impl<S: SlotSize> Endpoint<S> {
         parent: Parent,
     ) -> Result<Published, TryPublishError<T>> {
         self.bus.topics.check(topic);
-        self.gated(|open| {
-            let Some((out, bus, state)) = open else {
-                return Err(TryPublishError::Closed(payload));
-            };
-            out.write(
-                bus,
-                state,
-                topic.index(),
-                core::slice::from_ref(&payload),
-                parent,
-                false,
-            )
-            .map_err(|NoRoom { worker }| TryPublishError::Full { payload, worker })
-        })
+        let Some(_inside) = self.bus.gate.enter(&self.state.busy) else {
+            return Err(TryPublishError::Closed(payload));
+        };
+        match self
+            .out
+            .write_one(&self.bus, &self.state, topic.index(), &payload, parent)
+        {
+            Ok(published) => Ok(published),
+            Err(NoRoom { worker }) => Err(TryPublishError::Full { payload, worker }),
+        }
     }
 
     /// Publishes, waiting with backoff while a destination ring is full.
@@ -139,8 +140,14 @@ impl<S: SlotSize> Endpoint<S> {
         payload: T,
         parent: Parent,
     ) -> Result<Published, PublishError<T>> {
+        // The first attempt outside the loop: a publish that finds room sets up no backoff.
+        let mut payload = match self.try_publish(topic, payload, parent) {
+            Ok(p) => return Ok(p),
+            Err(TryPublishError::Closed(back)) => return Err(PublishError::new(back)),
+            Err(e) => e.into_inner(),
+        };
         let backoff = crossbeam_utils::Backoff::new();
-        let mut payload = payload;
+        snooze(&backoff);
         loop {
             match self.try_publish(topic, payload, parent) {
                 Ok(p) => return Ok(p),
@@ -225,6 +232,18 @@ fn snooze(backoff: &crossbeam_utils::Backoff) {
     }
 }
 
+/// After a commit to `workers`' rings (only under [`WaitStrategy::SpinThenPark`]): wakes those
+/// that sleep. One fence for all destinations (see `wait::after_commit`).
+#[inline]
+fn wake(bus: &BusShared, workers: &[(usize, usize)]) {
+    crate::wait::after_commit();
+    for &(w, _) in workers {
+        if bus.wakers.sleeper(w).is_sleeping() {
+            bus.wakers.wake(w);
+        }
+    }
+}
+
 impl<S: SlotSize> Out<S> {
     /// Records `span` through this endpoint's recorder, made on first use (dropped if the bus
     /// has no span pipeline any more).
@@ -238,13 +257,68 @@ impl<S: SlotSize> Out<S> {
         }
     }
 
+    /// A single-message publish inside the gate. The common case (one destination worker,
+    /// tracing off, no publish time) is one push, kept small because it is on every such
+    /// publish: a ring write is a handful of stores to a line the consumer last held, and
+    /// until that line arrives every later store of the publisher waits in the store buffer
+    /// (about 25 extra stores per message halve the ring's own throughput on the project's
+    /// machine). Everything else takes [`Out::write`].
+    #[inline(always)]
+    fn write_one<T: Pod>(
+        &mut self,
+        bus: &BusShared,
+        state: &EndpointState,
+        topic: u32,
+        payload: &T,
+        parent: Parent,
+    ) -> Result<Published, NoRoom> {
+        let Out { rings, routes, .. } = self;
+        bus.routes.refresh(routes);
+        let Some(route) = routes.get(topic) else {
+            return Ok(Published {
+                fanout: 0,
+                workers: 0,
+            });
+        };
+        if let [(w, _)] = *route.workers.as_slice() {
+            if !bus.tracing.is_on() && !bus.record_publish_time {
+                rings[w]
+                    .try_push(Slot::new(topic, None, None, payload))
+                    .map_err(|_| NoRoom { worker: w })?;
+                // Counted inside the gate, as in `write`.
+                let p = &state.published;
+                p.store(p.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                if bus.wait == WaitStrategy::SpinThenPark {
+                    wake(bus, &route.workers);
+                }
+                let published = Published {
+                    fanout: route.fanout,
+                    workers: 1,
+                };
+                #[cfg(debug_assertions)]
+                crate::fault::hit();
+                return Ok(published);
+            }
+        }
+        self.write(
+            bus,
+            state,
+            topic,
+            core::slice::from_ref(payload),
+            parent,
+            false,
+        )
+    }
+
     /// A publish inside the gate: route, check room for all of `payloads` on every destination
     /// ring, then claim, fill and commit each ring once (a single message is a batch of one).
-    /// The caller made sure `payloads` fits an empty ring.
+    /// The caller made sure `payloads` fits an empty ring. Out of line: the single-message
+    /// fast path in [`Out::write_one`] stays small where it is inlined.
     ///
     /// The sampling decision is made here, once, from the fanout: a batch (`batch`: the call
     /// was a batch publish) is one publish, one span, and all its messages carry the same
     /// header.
+    #[inline(never)]
     fn write<T: Pod>(
         &mut self,
         bus: &BusShared,
@@ -308,13 +382,7 @@ impl<S: SlotSize> Out<S> {
         let p = &state.published;
         p.store(p.load(Ordering::Relaxed) + n, Ordering::Relaxed);
         if bus.wait == WaitStrategy::SpinThenPark {
-            // One fence for all destinations (see `wait::after_commit`).
-            crate::wait::after_commit();
-            for &(w, _) in &route.workers {
-                if bus.wakers.sleeper(w).is_sleeping() {
-                    bus.wakers.wake(w);
-                }
-            }
+            wake(bus, &route.workers);
         }
         let published = Published {
             fanout: route.fanout,
