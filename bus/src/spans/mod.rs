@@ -15,7 +15,7 @@
 //! |---|---|
 //! | `record.rs` | [`SpanRecord`], [`Parent`]: one finished span, `Copy`, 80 bytes |
 //! | `clock.rs` | [`now`] (raw ticks), `WallClock` (ticks to `SystemTime`, re-anchored every second) |
-//! | `ids.rs` | [`new_trace_id`](ids::new_trace_id), [`new_span_id`] |
+//! | `ids.rs` | [`random_trace_id`](tracebus_context::random_trace_id), [`new_span_id`] |
 //! | `recorder.rs` | [`Recorder`]: the hot-path writer, one per endpoint or worker |
 //! | `config.rs` | [`SpanExport`] (public): target, batch size, intervals, ring capacity, resource, scope |
 //! | `sink.rs` | the exporter / processor behind one trait, faults caught and counted |
@@ -103,7 +103,7 @@
 //! - a handler's onward publish has that handler's `process` span as its parent (local), in
 //!   the same trace;
 //! - a trace the bus starts uses the trace-id its sampling decision was made on
-//!   ([`new_trace_id`](ids::new_trace_id) only if there is no decision to take one from);
+//!   ([`random_trace_id`](tracebus_context::random_trace_id) only if there is no decision to take one from);
 //! - unsampled messages make no record and read no clock for spans.
 //!
 //! A handler that starts its own OpenTelemetry spans needs an OpenTelemetry `Context` with the
