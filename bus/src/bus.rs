@@ -23,7 +23,7 @@ use crate::sync::{lock, thread, Mutex, Ordering};
 use crate::telemetry::{Tracing, TracingControl};
 use crate::topic::{Registry, Topic, TopicError};
 use crate::wait::Wakers;
-use crate::worker::{Control, Delivery, Handler, Worker, WorkerReport};
+use crate::worker::{Control, Handler, Worker, WorkerReport};
 
 /// Identifies a subscription, for [`Bus::unsubscribe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -305,11 +305,11 @@ impl<S: SlotSize> Bus<S> {
         // The message type is erased here: the worker hands the slot over, this closure reads
         // its `T` in place (the topic's type, which the registry keeps unique per name).
         let handler: Handler<S> = Box::new(
-            move |slot: &Slot<S::Area>, d: &Delivery<'_>, out: &mut Outbox<'_, S>| {
+            move |slot: &Slot<S::Area>, name: &str, out: &mut Outbox<'_, S>| {
                 let msg = Message {
                     payload: slot.payload::<T>(),
                     header: slot.header(),
-                    topic: d.topic,
+                    topic: name,
                     published: slot.publish_tick(),
                 };
                 handler(&msg, out)

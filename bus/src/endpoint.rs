@@ -366,12 +366,17 @@ impl<S: SlotSize> Out<S> {
                 continue;
             }
             // A batch: claim, fill in place and commit once. Room for `n` was checked above, so
-            // the claim and every push succeed (asserted in test builds).
+            // the claim and every push succeed (asserted in test builds). The slot is built
+            // once; each message is a copy of it with its own payload.
+            let Some(first) = payloads.first() else {
+                continue; // an empty batch writes nothing
+            };
             let claim = ring.claim(n);
             debug_or_loom_assert!(claim.is_ok(), "room for {n} was checked");
             if let Ok(mut claim) = claim {
+                let template = Slot::new(topic, header.as_ref(), publish_tick, first);
                 for p in payloads {
-                    let pushed = claim.push(Slot::new(topic, header.as_ref(), publish_tick, p));
+                    let pushed = claim.push(template.with_payload(p));
                     debug_or_loom_assert!(pushed.is_ok(), "the claim holds {n} slots");
                 }
                 claim.commit();

@@ -23,15 +23,10 @@ use crate::sync::TryRecvError;
 use crate::wait::{WaitStrategy, SPIN_POLLS, YIELD_POLLS};
 use tracebus_context::TraceContext;
 
-/// What a handler is called with besides the slot and the outbox.
-pub(crate) struct Delivery<'a> {
-    /// The topic's name.
-    pub(crate) topic: &'a str,
-}
-
-/// A subscriber's handler, with its message type erased (it reads its `T` from the slot).
+/// A subscriber's handler, with its message type erased (it reads its `T` from the slot). It
+/// is called with the slot, the topic's name and the outbox.
 pub(crate) type Handler<S> =
-    Box<dyn FnMut(&Slot<<S as SlotSize>::Area>, &Delivery<'_>, &mut Outbox<'_, S>) + Send>;
+    Box<dyn FnMut(&Slot<<S as SlotSize>::Area>, &str, &mut Outbox<'_, S>) + Send>;
 
 /// Messages to a worker.
 pub(crate) enum Control<S: SlotSize> {
@@ -332,6 +327,10 @@ fn process_span<A: bytemuck::Pod>(
 
 /// Delivers `slots` (the batch from message `at.slot` on) to their topics' subscribers,
 /// starting at handler `at.handler` of the first, and keeps `at` on the handler about to run.
+///
+/// Per untraced message this is a subscriber-list lookup and, per handler, one indirect call
+/// with the slot, the topic's name and the outbox in registers (the outbox is built once per
+/// call, not per message) and the cursor's updates (kept in memory for the unwind guard).
 #[inline]
 fn deliver<'s, S: SlotSize>(
     slots: impl Iterator<Item = &'s Slot<S::Area>>,
@@ -341,9 +340,13 @@ fn deliver<'s, S: SlotSize>(
     worker: usize,
     delivered: &mut u64,
 ) {
+    let mut out = Outbox {
+        endpoint,
+        worker,
+        current: None,
+    };
     for slot in slots {
-        if let Some(Some(topic)) = subs.get_mut(slot.topic() as usize) {
-            let delivery = Delivery { topic: &topic.name };
+        if let Some(Some(Subscribers { name, list })) = subs.get_mut(slot.topic() as usize) {
             // The fast filter first: an unsampled slot costs no decode, no span, no clock read.
             let traced = if slot.is_sampled() {
                 slot.context()
@@ -351,15 +354,18 @@ fn deliver<'s, S: SlotSize>(
                 None
             };
             let Some(header) = traced else {
-                // Untraced (the common case): a tight loop over the handlers, one indirect
-                // call each; the cursor is kept current for the unwind guard.
-                let mut out = Outbox {
-                    endpoint: &mut *endpoint,
-                    worker,
-                    current: None,
-                };
-                for (_, handler) in topic.list.iter_mut().skip(at.handler) {
-                    handler(slot, &delivery, &mut out);
+                // Untraced (the common case). One subscriber: one indirect call, nothing else
+                // (if it unwinds, the cursor names this message's handler 0).
+                if let ([(_, handler)], 0) = (&mut list[..], at.handler) {
+                    handler(slot, name, &mut out);
+                    *delivered += 1;
+                    at.slot += 1;
+                    continue;
+                }
+                // Several: a tight loop over the handlers, one indirect call each; the cursor
+                // is kept current for the unwind guard.
+                for (_, handler) in &mut list[at.handler..] {
+                    handler(slot, name, &mut out);
                     *delivered += 1;
                     at.handler += 1;
                 }
@@ -367,19 +373,17 @@ fn deliver<'s, S: SlotSize>(
                 at.handler = 0;
                 continue;
             };
-            while let Some((_, handler)) = topic.list.get_mut(at.handler) {
+            while let Some((_, handler)) = list.get_mut(at.handler) {
                 let span_id = new_span_id();
                 let start = at.tick.unwrap_or_else(spans::now);
                 at.span = Some((header, span_id, start));
-                let mut out = Outbox {
-                    endpoint,
-                    worker,
-                    current: header.with_span_id(span_id),
-                };
-                handler(slot, &delivery, &mut out);
+                out.current = header.with_span_id(span_id);
+                handler(slot, name, &mut out);
+                out.current = None;
                 if let Some((header, span_id, start)) = at.span.take() {
                     let end = spans::now();
-                    endpoint.record_span(process_span(slot, &header, span_id, start, end));
+                    out.endpoint
+                        .record_span(process_span(slot, &header, span_id, start, end));
                     at.tick = Some(end);
                 }
                 *delivered += 1;

@@ -406,6 +406,10 @@ fn batch_publish_is_all_or_nothing_and_keeps_order() {
             capacity: 8
         })
     );
+    // An empty batch writes nothing, full rings or not.
+    let empty = p.try_publish_batch(&t, &[]).unwrap();
+    assert_eq!((empty.fanout, empty.workers), (2, 2));
+    p.publish_batch(&t, &[]).unwrap();
     gate.store(true, Relaxed);
     // Larger than a ring: split, waiting for room.
     let big: Vec<u64> = (6..100).collect();
