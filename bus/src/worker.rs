@@ -248,6 +248,8 @@ impl<S: SlotSize> Worker<S> {
                     Ok(()) => break,
                     Err(_) => {
                         report.handler_panics += 1;
+                        // The handlers of this message that returned before it.
+                        report.delivered += (at.handler - at.first) as u64;
                         // The process span of the handler that panicked, marked so.
                         if let (Some((header, span_id, start)), Some(slot)) =
                             (at.span.take(), chunk.get(at.slot))
@@ -260,6 +262,7 @@ impl<S: SlotSize> Worker<S> {
                             at.tick = Some(end);
                         }
                         at.handler += 1; // resume after the handler that panicked
+                        at.first = at.handler;
                     }
                 }
             }
@@ -304,6 +307,10 @@ impl<S: SlotSize> Worker<S> {
 struct Cursor {
     slot: usize,
     handler: usize,
+    /// The handler this message's delivery (re)started at: 0, or the one after a handler
+    /// that panicked. The handlers from `first` up to `handler` have returned; they are
+    /// counted as delivered when the message is done, or by the unwind guard.
+    first: usize,
     /// For a traced message: the end tick of the last handler, the start of the next (the
     /// `process` spans of one message share clock reads).
     tick: Option<Ticks>,
@@ -362,17 +369,22 @@ fn deliver<'s, S: SlotSize>(
                     at.slot += 1;
                     continue;
                 }
-                // Several: a tight loop over the handlers, one indirect call each; the cursor
-                // is kept current for the unwind guard.
-                for (_, handler) in &mut list[at.handler..] {
+                // Several: a tight loop over the handlers, one indirect call each. The cursor
+                // names the running handler for the unwind guard with a plain store of the
+                // loop's index (no read-modify-write chained through memory from one call to
+                // the next), and the deliveries are counted once, after the loop.
+                let first = at.handler;
+                for (i, (_, handler)) in list.iter_mut().enumerate().skip(first) {
+                    at.handler = i;
                     handler(slot, name, &mut out);
-                    *delivered += 1;
-                    at.handler += 1;
                 }
+                *delivered += (list.len() - first) as u64;
                 at.slot += 1;
                 at.handler = 0;
+                at.first = 0;
                 continue;
             };
+            let first = at.handler;
             while let Some((_, handler)) = list.get_mut(at.handler) {
                 let span_id = new_span_id();
                 let start = at.tick.unwrap_or_else(spans::now);
@@ -386,12 +398,13 @@ fn deliver<'s, S: SlotSize>(
                         .record_span(process_span(slot, &header, span_id, start, end));
                     at.tick = Some(end);
                 }
-                *delivered += 1;
                 at.handler += 1;
             }
+            *delivered += (list.len() - first) as u64;
         }
         at.slot += 1;
         at.handler = 0;
+        at.first = 0;
         at.tick = None;
     }
 }

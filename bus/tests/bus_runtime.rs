@@ -141,6 +141,54 @@ fn a_panicking_handler_is_caught_and_nothing_else_is_lost() {
     assert_eq!(report.workers[0].handler_panics, N / 10);
 }
 
+/// A handler in the middle of a worker's list panics now and then: the handlers before it
+/// count as delivered, the ones after it still run, traced or not.
+#[test]
+fn a_panic_mid_list_counts_the_handlers_before_it() {
+    const N: u64 = 500;
+    tracebus_test_support::quiet_injected_panics("mid-list panic on ");
+    for traced in [false, true] {
+        let builder = Bus::builder()
+            .workers(1)
+            .capacity(64)
+            .pinning(Pinning::Off)
+            .wait_strategy(WaitStrategy::SpinThenPark);
+        let builder = if traced {
+            // k far above the fanout: every message sampled, so the traced path runs.
+            builder
+                .tracing(tracebus::SpanExport::exporter(
+                    opentelemetry_sdk::trace::InMemorySpanExporter::default(),
+                ))
+                .sampler(tracebus::context::FanoutSampler::new(1_000.0))
+        } else {
+            builder
+        };
+        let bus = builder.build().unwrap();
+        let t = topic(&bus, "mid");
+        let calls: Vec<Arc<AtomicU64>> = (0..4).map(|_| Arc::default()).collect();
+        for (i, c) in calls.iter().enumerate() {
+            let c = c.clone();
+            bus.subscribe_on(0, &t, move |m, _| {
+                c.fetch_add(1, Relaxed);
+                if i == 2 && *m.payload() % 5 == 0 {
+                    panic!("mid-list panic on {}", m.payload());
+                }
+            })
+            .unwrap();
+        }
+        let mut p = bus.publisher().unwrap();
+        for i in 0..N {
+            p.publish(&t, i).unwrap();
+        }
+        let report = bus.shutdown();
+        for (i, c) in calls.iter().enumerate() {
+            assert_eq!(c.load(Relaxed), N, "handler {i} ran on every message");
+        }
+        assert_eq!(report.handler_panics, N / 5, "traced: {traced}");
+        assert_eq!(report.delivered, 4 * N - N / 5, "traced: {traced}");
+    }
+}
+
 #[test]
 fn full_rings_hand_the_message_back_and_blocking_publish_waits() {
     let bus = bus(1, 4);
