@@ -60,17 +60,18 @@ pub struct WorkerReport {
 /// Messages read from one ring per batch.
 const BATCH: usize = 64;
 
-/// A pass that finds fewer messages than this, right after a pass that found some, means the
-/// worker is chasing its producers message by message (see [`let_the_producers_run_ahead`]).
-const SMALL_PASS: usize = 8;
+/// A pass that finds fewer messages than this (half a [`BATCH`]), right after a pass that
+/// found some, means the worker is chasing its producers (see [`let_the_producers_run_ahead`]).
+const SMALL_PASS: usize = BATCH / 2;
 
 /// Spin-loop hints a worker that chases its producers waits before its next pass.
 ///
 /// 16 hints are about 0.4 us on the project's machine (a hint costs about 25 ns there; 5-50 ns
 /// on other x86 cores): long enough for a publisher to write a batch's worth of slots, short
 /// against a busy worker's time slice. Measured there at fanout 1: 1.2-1.6 messages per pass
-/// and 20 M msgs/s without it; about 8 per pass and 25-28 M msgs/s with it (8 hints: 24-26;
-/// 32-64: 29).
+/// and 20 M msgs/s without it; 25-28 M msgs/s with it after passes under 8 messages, 28-31
+/// after passes under 32 (32 hints: 28-31 as well, at twice the pause; checking the rings'
+/// length every 8 hints to stop early: no better, the checks pull `tail` away again).
 const CATCH_UP_PAUSE: u32 = if cfg!(tracebus_loom) { 0 } else { 16 };
 
 /// The worker has caught up with a stream of messages: it waits a moment before it polls
