@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytemuck::Pod;
+use crossbeam_utils::CachePadded;
 
 use crate::config::{BuildError, BusBuilder};
 use crate::endpoint::{Endpoint, EndpointState};
@@ -281,7 +282,7 @@ impl<S: SlotSize> Bus<S> {
         &self,
         worker: Option<usize>,
         topic: &Topic<T>,
-        mut handler: F,
+        handler: F,
     ) -> Result<SubscriptionId, BusError>
     where
         T: Pod,
@@ -304,6 +305,10 @@ impl<S: SlotSize> Bus<S> {
         };
         // The message type is erased here: the worker hands the slot over, this closure reads
         // its `T` in place (the topic's type, which the registry keeps unique per name).
+        // The handler's state on cache lines of its own: a worker writes it on every message,
+        // and a neighbour on its line (another worker's handler, a publisher's ring state)
+        // would bounce it between cores.
+        let mut handler = CachePadded::new(handler);
         let handler: Handler<S> = Box::new(
             move |slot: &Slot<S::Area>, name: &str, out: &mut Outbox<'_, S>| {
                 let msg = Message {
@@ -312,7 +317,7 @@ impl<S: SlotSize> Bus<S> {
                     topic: name,
                     published: slot.publish_tick(),
                 };
-                handler(&msg, out)
+                (*handler)(&msg, out)
             },
         );
         let (ack, done) = chan::channel();

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use crossbeam_utils::CachePadded;
+
 use crate::endpoint::Endpoint;
 use crate::handler::Outbox;
 use crate::layout::SlotSize;
@@ -103,7 +105,9 @@ pub(crate) struct Worker<S: SlotSize> {
     pub(crate) index: usize,
     pub(crate) bus: Arc<BusShared>,
     pub(crate) control: Receiver<Control<S>>,
-    pub(crate) inbound: Vec<Consumer<Slot<S::Area>>>,
+    /// One consumer per endpoint, each on cache lines of its own (its `head` and cached `tail`
+    /// change on every pass; see the producers in `endpoint.rs`).
+    pub(crate) inbound: Vec<CachePadded<Consumer<Slot<S::Area>>>>,
     pub(crate) endpoint: Endpoint<S>,
     pub(crate) core: Option<usize>,
     /// By topic index, up to the highest index subscribed here; `None` where nobody is.
@@ -127,7 +131,7 @@ impl<S: SlotSize> Worker<S> {
             index,
             bus,
             control,
-            inbound,
+            inbound: inbound.into_iter().map(CachePadded::new).collect(),
             endpoint,
             core,
             subs: Vec::new(),
@@ -168,7 +172,7 @@ impl<S: SlotSize> Worker<S> {
     fn apply_control(&mut self) -> bool {
         loop {
             match chan::try_recv(&self.control) {
-                Ok(Control::Inbound(c)) => self.inbound.push(c),
+                Ok(Control::Inbound(c)) => self.inbound.push(CachePadded::new(c)),
                 Ok(Control::Subscribe {
                     id,
                     topic,
