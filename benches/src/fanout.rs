@@ -120,10 +120,24 @@ pub fn fanout_with_work(
     tracing: Tracing,
     work: Work,
 ) -> FanoutRow {
+    fanout_pinned(subscribers, workers, messages, tracing, work, Pinning::Off)
+}
+
+/// [`fanout_with_work`] with the workers pinned as `pinning` says (the default,
+/// [`Pinning::Auto`], puts worker `i` on core `i` and the span exporter thread on a core no
+/// worker uses).
+pub fn fanout_pinned(
+    subscribers: usize,
+    workers: usize,
+    messages: u64,
+    tracing: Tracing,
+    work: Work,
+    pinning: Pinning,
+) -> FanoutRow {
     let builder = Bus::builder()
         .workers(workers)
         .capacity(1024)
-        .pinning(Pinning::Off)
+        .pinning(pinning)
         // Publisher and workers share 2 cores here: yield rather than spin.
         .wait_strategy(WaitStrategy::SpinThenYield);
     let exporter = CountingExporter::default();
