@@ -21,7 +21,7 @@ use crate::error::{BatchPublishError, PublishError, TryBatchError, TryPublishErr
 use crate::gate::Busy;
 use crate::layout::SlotSize;
 use crate::ring::Producer;
-use crate::routing::RouteCache;
+use crate::routing::{Route, RouteCache};
 use crate::shared::BusShared;
 use crate::slot::Slot;
 use crate::spans::{self, Recorder, SpanRecord};
@@ -198,10 +198,7 @@ impl<S: SlotSize> Endpoint<S> {
         parent: Parent,
     ) -> Result<Published, BatchPublishError> {
         let capacity = self.capacity();
-        let mut last = Published {
-            fanout: 0,
-            workers: 0,
-        };
+        let mut last = NOBODY;
         for (i, chunk) in payloads.chunks(capacity).enumerate() {
             let backoff = crossbeam_utils::Backoff::new();
             last = loop {
@@ -235,6 +232,20 @@ fn snooze(backoff: &crossbeam_utils::Backoff) {
     } else {
         backoff.snooze();
     }
+}
+
+/// A publish to a topic nobody subscribes to: nothing written.
+const NOBODY: Published = Published {
+    fanout: 0,
+    workers: 0,
+};
+
+/// The route of `topic` in this endpoint's cache, brought up to date first (`None`: no
+/// subscribers).
+#[inline(always)]
+fn current_route<'a>(bus: &BusShared, routes: &'a mut RouteCache, topic: u32) -> Option<&'a Route> {
+    bus.routes.refresh(routes);
+    routes.get(topic)
 }
 
 /// After a commit to `workers`' rings (only under [`WaitStrategy::SpinThenPark`]): wakes those
@@ -278,12 +289,8 @@ impl<S: SlotSize> Out<S> {
         parent: Parent,
     ) -> Result<Published, NoRoom> {
         let Out { rings, routes, .. } = self;
-        bus.routes.refresh(routes);
-        let Some(route) = routes.get(topic) else {
-            return Ok(Published {
-                fanout: 0,
-                workers: 0,
-            });
+        let Some(route) = current_route(bus, routes, topic) else {
+            return Ok(NOBODY);
         };
         if let [(w, _)] = *route.workers.as_slice() {
             if !bus.tracing.is_on() && !bus.record_publish_time {
@@ -334,12 +341,8 @@ impl<S: SlotSize> Out<S> {
         batch: bool,
     ) -> Result<Published, NoRoom> {
         let Out { rings, routes, .. } = self;
-        bus.routes.refresh(routes);
-        let Some(route) = routes.get(topic) else {
-            return Ok(Published {
-                fanout: 0,
-                workers: 0,
-            });
+        let Some(route) = current_route(bus, routes, topic) else {
+            return Ok(NOBODY);
         };
         let n = payloads.len();
         for &(w, _) in &route.workers {
