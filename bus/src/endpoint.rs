@@ -248,14 +248,21 @@ fn current_route<'a>(bus: &BusShared, routes: &'a mut RouteCache, topic: u32) ->
     routes.get(topic)
 }
 
-/// After a commit to `workers`' rings (only under [`WaitStrategy::SpinThenPark`]): wakes those
-/// that sleep. One fence for all destinations (see `wait::after_commit`).
-#[inline]
-fn wake(bus: &BusShared, workers: &[(usize, usize)]) {
-    crate::wait::after_commit();
-    for &(w, _) in workers {
-        if bus.wakers.sleeper(w).is_sleeping() {
-            bus.wakers.wake(w);
+/// After `n` messages were committed to `workers`' rings, inside the gate: counts them, then
+/// (only under [`WaitStrategy::SpinThenPark`]) wakes the destinations that sleep, with one
+/// fence for all of them (see `wait::after_commit`). Counted as soon as they are committed:
+/// shutdown, which reads the count after this publish left the gate, sees it even if the
+/// rest of the publish unwinds.
+#[inline(always)]
+fn committed(bus: &BusShared, state: &EndpointState, n: usize, workers: &[(usize, usize)]) {
+    let p = &state.published;
+    p.store(p.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    if bus.wait == WaitStrategy::SpinThenPark {
+        crate::wait::after_commit();
+        for &(w, _) in workers {
+            if bus.wakers.sleeper(w).is_sleeping() {
+                bus.wakers.wake(w);
+            }
         }
     }
 }
@@ -297,12 +304,7 @@ impl<S: SlotSize> Out<S> {
                 rings[w]
                     .try_push(Slot::new(topic, None, None, payload))
                     .map_err(|_| NoRoom { worker: w })?;
-                // Counted inside the gate, as in `write`.
-                let p = &state.published;
-                p.store(p.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                if bus.wait == WaitStrategy::SpinThenPark {
-                    wake(bus, &route.workers);
-                }
+                committed(bus, state, 1, &route.workers);
                 let published = Published {
                     fanout: route.fanout,
                     workers: 1,
@@ -390,13 +392,7 @@ impl<S: SlotSize> Out<S> {
                 claim.commit();
             }
         }
-        // Counted as soon as it is committed, inside the gate: shutdown, which reads the count
-        // after this publish left the gate, sees it even if the rest of the publish unwinds.
-        let p = &state.published;
-        p.store(p.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-        if bus.wait == WaitStrategy::SpinThenPark {
-            wake(bus, &route.workers);
-        }
+        committed(bus, state, n, &route.workers);
         let published = Published {
             fanout: route.fanout,
             workers: route.workers.len(),
