@@ -40,6 +40,14 @@ pub enum Tracing {
         /// The sampler's `k`: `rate(n) = min(1, k / n)`.
         k: f64,
     },
+    /// As [`Tracing::On`], with the bus's default span export settings (its default record
+    /// ring capacity: a record ring is written through the cache, and one larger than the
+    /// cache costs the hot path a miss per record; a burst larger than the ring drops spans,
+    /// counted in [`FanoutRow::spans_dropped`]).
+    Default {
+        /// The sampler's `k`.
+        k: f64,
+    },
 }
 
 /// Builds the bus, exporting its spans to `exporter` when `tracing` is on (record rings large
@@ -49,6 +57,9 @@ fn build(builder: tracebus::BusBuilder, tracing: Tracing, exporter: &CountingExp
         Tracing::Off => builder,
         Tracing::On { k } => builder
             .tracing(SpanExport::exporter(exporter.clone()).ring_capacity(1 << 16))
+            .sampler(FanoutSampler::new(k)),
+        Tracing::Default { k } => builder
+            .tracing(SpanExport::exporter(exporter.clone()))
             .sampler(FanoutSampler::new(k)),
     };
     builder.build().expect("valid settings")
@@ -69,6 +80,8 @@ pub struct FanoutRow {
     pub deliveries_per_sec: f64,
     /// Publish spans exported divided by messages (0 with tracing off).
     pub sampled_fraction: f64,
+    /// Spans dropped because a record ring was full (0 with tracing off).
+    pub spans_dropped: u64,
 }
 
 /// Busy work standing in for what a real handler does: a calibrated spin loop, no clock reads.
@@ -177,6 +190,7 @@ pub fn fanout_pinned(
         msgs_per_sec: messages as f64 / secs,
         deliveries_per_sec: report.delivered as f64 / secs,
         sampled_fraction: spans as f64 / (1 + subscribers) as f64 / messages as f64,
+        spans_dropped: report.spans.dropped,
     }
 }
 

@@ -31,6 +31,31 @@ struct Args {
     json: Option<String>,
     plot: Option<String>,
     plot_from: Option<String>,
+    /// The sections to run (by their JSON names); all when `None`.
+    only: Option<Vec<String>>,
+}
+
+/// The sections, by their names in the JSON document, in the order they run.
+const SECTIONS: [&str; 10] = [
+    "spsc",
+    "bus_vs_peers",
+    "fanout",
+    "tracing_cost",
+    "tracing_goal",
+    "fast_filter",
+    "sample_trace",
+    "span_cost",
+    "allocs_per_msg",
+    "bridge",
+];
+
+impl Args {
+    /// Whether section `name` runs.
+    fn runs(&self, name: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|s| s == name))
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,6 +64,7 @@ fn parse_args() -> Result<Args, String> {
         json: None,
         plot: None,
         plot_from: None,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -50,15 +76,31 @@ fn parse_args() -> Result<Args, String> {
             "--plot-from" => {
                 args.plot_from = Some(it.next().ok_or("--plot-from needs a JSON path")?)
             }
+            "--only" => {
+                let list = it.next().ok_or("--only needs a list of sections")?;
+                let only: Vec<String> = list.split(',').map(str::to_owned).collect();
+                if let Some(bad) = only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                    return Err(format!(
+                        "unknown section {bad:?} (sections: {})",
+                        SECTIONS.join(", ")
+                    ));
+                }
+                args.only = Some(only);
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: busbench [--quick|--full] [--json PATH] [--plot DIR]\n       \
-                     busbench --plot-from JSON --plot DIR   (charts from an earlier run)"
+                    "usage: busbench [--quick|--full] [--only SECTION,...] [--json PATH] [--plot DIR]\n       \
+                     busbench --plot-from JSON --plot DIR   (charts from an earlier run)\n\
+                     sections: {}",
+                    SECTIONS.join(", ")
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
+    }
+    if args.only.is_some() && args.plot.is_some() && args.plot_from.is_none() {
+        return Err("--plot draws from the spsc and fanout sections: not with --only".to_owned());
     }
     Ok(args)
 }
@@ -381,6 +423,13 @@ fn tracing_cost_section(quick: bool) -> Value {
 /// traced
 /// throughput against untraced, interleaved repetitions, medians; with empty handlers (the
 /// bus's own cost, as in the fanout table) and with about 1 and 2 us of work per handler call.
+/// Traced runs with handler work use the bus's default span export settings, as built: its
+/// record rings are sized to stay in cache (rings of 1 << 16 records, 8 MiB, cost the worker
+/// about 0.6% of its time here in cache misses). Those with empty handlers, which record spans
+/// faster than one exporter thread turns them into `SpanData`, use rings of 1 << 16 records as
+/// the fanout table does, so that the ratio is that of tracing every sampled message (with the
+/// default rings most of their spans would be dropped, and cost less). Drops are counted in
+/// the `dropped` column.
 fn tracing_goal_section(quick: bool) -> Value {
     let reps = if quick { 3 } else { 7 };
     let workers = machine::cores().saturating_sub(1).max(1);
@@ -410,15 +459,23 @@ fn tracing_goal_section(quick: bool) -> Value {
          median of {reps} interleaved runs"
     );
     println!(
-        "{:>12} {:>12} {:>8} {:>16} {:>16} {:>8} {:>9}",
-        "subscribers", "handler ns", "pinning", "off M msgs/s", "on M msgs/s", "on/off", "sampled"
+        "{:>12} {:>12} {:>8} {:>16} {:>16} {:>8} {:>9} {:>9}",
+        "subscribers",
+        "handler ns",
+        "pinning",
+        "off M msgs/s",
+        "on M msgs/s",
+        "on/off",
+        "sampled",
+        "dropped"
     );
     let mut rows = Vec::new();
     for (subscribers, work_ns, messages, pinned) in cases {
         let pinning = if pinned { Pinning::Auto } else { Pinning::Off };
         let pin_name = if pinned { "auto" } else { "off" };
         let work = fanout::Work::about_ns(work_ns);
-        let (mut off, mut on, mut sampled) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut off, mut on) = (Vec::new(), Vec::new());
+        let (mut sampled, mut dropped) = (Vec::new(), Vec::new());
         for rep in 0..reps {
             progress(&format!(
                 "tracing goal: {subscribers} subscribers, {work_ns} ns handlers, pinning \
@@ -435,7 +492,11 @@ fn tracing_goal_section(quick: bool) -> Value {
             );
             off.push(r.msgs_per_sec);
             fanout::settle();
-            let tracing = fanout::Tracing::On { k: default_k };
+            let tracing = if work_ns == 0 {
+                fanout::Tracing::On { k: default_k }
+            } else {
+                fanout::Tracing::Default { k: default_k }
+            };
             let r = fanout::fanout_pinned(
                 subscribers,
                 workers,
@@ -446,12 +507,16 @@ fn tracing_goal_section(quick: bool) -> Value {
             );
             on.push(r.msgs_per_sec);
             sampled.push(r.sampled_fraction);
+            let spans = r.sampled_fraction * (1 + subscribers) as f64 * messages as f64;
+            dropped.push(r.spans_dropped as f64 / spans.max(1.0));
             fanout::settle();
         }
         let (off, on) = (measure::median(&mut off), measure::median(&mut on));
         let sampled = sampled.iter().sum::<f64>() / sampled.len() as f64;
+        let dropped = dropped.iter().sum::<f64>() / dropped.len() as f64;
         println!(
-            "{subscribers:>12} {work_ns:>12} {pin_name:>8} {:>16.3} {:>16.3} {:>8.3} {sampled:>9.4}",
+            "{subscribers:>12} {work_ns:>12} {pin_name:>8} {:>16.3} {:>16.3} {:>8.3} {sampled:>9.4} \
+             {dropped:>9.4}",
             off / 1e6,
             on / 1e6,
             on / off
@@ -472,6 +537,10 @@ fn tracing_goal_section(quick: bool) -> Value {
             },
             "sampled_fraction": sampled,
             "expected_rate": (default_k / subscribers as f64).min(1.0),
+            // Of the spans recorded, the fraction dropped at a full record ring (default
+            // capacity); the exporter never had to turn these into `SpanData`.
+            "spans_dropped_fraction": dropped,
+            "record_ring": if work_ns == 0 { json!(1 << 16) } else { json!("default") },
         }));
     }
     Value::Array(rows)
@@ -580,18 +649,37 @@ fn main() -> ExitCode {
             "not achieved (fewer than 2 cores, or the OS refused); threads unpinned"
         }
     );
-    let spsc = spsc_section(args.quick);
-    let (bus_vs_peers, bus_vs_peers_ratios) =
-        tracebus_benches::bus_vs_peers::section(args.quick, &mut progress);
-    let (fanout_rows, latency) = fanout_section(args.quick);
     // Sections run, and print, in the README's order; the spinner redraws below the tables.
-    let tracing_cost = tracing_cost_section(args.quick);
-    let tracing_goal = tracing_goal_section(args.quick);
-    let fast_filter = fast_filter(args.quick);
-    let sample_trace = trace_section();
-    let span_cost = span_cost_section(args.quick);
-    let allocs = allocs_section();
-    let bridge = tracebus_benches::bridge::section(args.quick);
+    // A section left out by `--only` is `null` in the JSON document.
+    let spsc = if args.runs("spsc") {
+        spsc_section(args.quick)
+    } else {
+        Value::Null
+    };
+    let (bus_vs_peers, bus_vs_peers_ratios) = if args.runs("bus_vs_peers") {
+        tracebus_benches::bus_vs_peers::section(args.quick, &mut progress)
+    } else {
+        (Value::Null, Value::Null)
+    };
+    let (fanout_rows, latency) = if args.runs("fanout") {
+        fanout_section(args.quick)
+    } else {
+        (Value::Null, Value::Null)
+    };
+    let section = |name: &str, run: &dyn Fn(bool) -> Value| {
+        if args.runs(name) {
+            run(args.quick)
+        } else {
+            Value::Null
+        }
+    };
+    let tracing_cost = section("tracing_cost", &tracing_cost_section);
+    let tracing_goal = section("tracing_goal", &tracing_goal_section);
+    let fast_filter = section("fast_filter", &fast_filter);
+    let sample_trace = section("sample_trace", &|_| trace_section());
+    let span_cost = section("span_cost", &span_cost_section);
+    let allocs = section("allocs_per_msg", &|_| allocs_section());
+    let bridge = section("bridge", &tracebus_benches::bridge::section);
     let doc = json!({
         "machine": {"cpu": m["cpu"], "cores": m["cores"], "os": m["os"], "arch": m["arch"], "pinned": pinned},
         "mode": if args.quick { "quick" } else { "full" },

@@ -142,6 +142,12 @@ impl SpanExport {
 
     /// Records each endpoint's and each worker's ring holds (rounded up to a power of two;
     /// default 4096, at most 2^20). Each record takes 128 bytes, so the default ring is 512 KiB.
+    ///
+    /// A ring cycles through all of its memory whatever its occupancy, so one larger than the
+    /// core's cache costs a cache miss per record on the hot path: size it for the largest
+    /// burst of sampled spans (a sampled message at fanout `n` makes `n` process spans at
+    /// once), not more. Measured (busbench's tracing goal, fanout 100, 1 us handlers): 1 << 16
+    /// records (8 MiB) took 0.7% of the worker's time in recording, the default 0.16%.
     pub fn ring_capacity(mut self, records: usize) -> SpanExport {
         self.ring_capacity = records;
         self
