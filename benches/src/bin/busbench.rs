@@ -420,9 +420,9 @@ fn tracing_cost_section(quick: bool) -> Value {
 
 /// The tracing goal (issue 13: at least 0.99 with about 1 us of work per handler at fanout 100;
 /// the other rows are reported without a bound), measured head to head: at the default sampler,
-/// traced
-/// throughput against untraced, interleaved repetitions, medians; with empty handlers (the
-/// bus's own cost, as in the fanout table) and with about 1 and 2 us of work per handler call.
+/// traced throughput against untraced, interleaved repetitions, medians; with empty handlers at
+/// fanout 1, 100 and 1,000 (the bus's own cost, as in the fanout table) and with about 1 and
+/// 2 us of work per handler call at fanout 100.
 /// Traced runs with handler work use the bus's default span export settings, as built: its
 /// record rings are sized to stay in cache (rings of 1 << 16 records, 8 MiB, cost the worker
 /// about 0.6% of its time here in cache misses). Those with empty handlers, which record spans
@@ -437,8 +437,9 @@ fn tracing_goal_section(quick: bool) -> Value {
     // (subscribers, handler work in ns, messages per run, workers pinned). Unpinned, as the
     // fanout table, unless pinned: the bus's default `Pinning::Auto`, which puts the worker on
     // one core and the span exporter thread on the other (with the publisher).
-    let cases: [(usize, u64, u64, bool); 5] = if quick {
+    let cases: [(usize, u64, u64, bool); 6] = if quick {
         [
+            (1, 0, 200_000, false),
             (100, 0, 20_000, false),
             (1_000, 0, 5_000, false),
             (100, 1_000, 2_000, false),
@@ -447,6 +448,7 @@ fn tracing_goal_section(quick: bool) -> Value {
         ]
     } else {
         [
+            (1, 0, 1_000_000, false),
             (100, 0, 100_000, false),
             (1_000, 0, 20_000, false),
             (100, 1_000, 10_000, false),
