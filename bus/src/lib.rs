@@ -87,6 +87,7 @@ pub mod fault;
 mod gate;
 mod handler;
 pub mod layout;
+mod pause;
 mod publisher;
 pub mod ring;
 mod routing;

@@ -63,37 +63,9 @@ pub struct WorkerReport {
 const BATCH: usize = 64;
 
 /// A pass that finds fewer messages than this (half a [`BATCH`]), right after a pass that
-/// found some, means the worker is chasing its producers (see [`let_the_producers_run_ahead`]).
+/// found some, means the worker is chasing its producers: it waits a catch-up pause before
+/// its next pass (see `pause.rs`).
 const SMALL_PASS: usize = BATCH / 2;
-
-/// Spin-loop hints a worker that chases its producers waits before its next pass.
-///
-/// 16 hints are about 0.4 us on the project's machine (a hint costs about 25 ns there; 5-50 ns
-/// on other x86 cores): long enough for a publisher to write a batch's worth of slots, short
-/// against a busy worker's time slice. Measured there at fanout 1: 1.2-1.6 messages per pass
-/// and 20 M msgs/s without it; 25-28 M msgs/s with it after passes under 8 messages, 28-31
-/// after passes under 32 (32 hints: 28-31 as well, at twice the pause; checking the rings'
-/// length every 8 hints to stop early: no better, the checks pull `tail` away again).
-const CATCH_UP_PAUSE: u32 = if cfg!(tracebus_loom) { 0 } else { 16 };
-
-/// The worker has caught up with a stream of messages: it waits a moment before it polls
-/// again, so that the producers write a few more slots undisturbed and the next pass takes
-/// them as a batch (FastForward's "temporal slipping": keep the consumer some slots behind
-/// the producer instead of on its heels).
-///
-/// Without it a worker that keeps up falls into lock-step with a fast publisher: every pass
-/// finds one or two messages, and each poll pulls the ring's `tail` line and the slot being
-/// written away from the producer between its stores, so both sides pay a cache-line
-/// transfer per message (busbench's fanout-1 case: 1.2-1.6 messages per pass). Only passes
-/// that follow a non-empty pass wait, so a worker that was idle (a message after a quiet
-/// spell, a round trip) takes its message at once; in a stream, a message that arrives
-/// during a pause waits at most the pause.
-#[inline]
-fn let_the_producers_run_ahead() {
-    for _ in 0..CATCH_UP_PAUSE {
-        core::hint::spin_loop();
-    }
-}
 
 /// One topic's subscribers on this worker.
 struct Subscribers<S: SlotSize> {
@@ -116,6 +88,8 @@ pub(crate) struct Worker<S: SlotSize> {
     topics: HashMap<u64, u32>,
     draining: bool,
     report: WorkerReport,
+    /// Spin-loop hints in a catch-up pause (see `pause.rs`), measured once per process.
+    catch_up: u32,
 }
 
 impl<S: SlotSize> Worker<S> {
@@ -138,6 +112,7 @@ impl<S: SlotSize> Worker<S> {
             topics: HashMap::new(),
             draining: false,
             report: WorkerReport::default(),
+            catch_up: crate::pause::catch_up_hints(),
         }
     }
 
@@ -152,7 +127,12 @@ impl<S: SlotSize> Worker<S> {
             let found = self.deliver_pass();
             if found > 0 {
                 if streaming && found < SMALL_PASS {
-                    let_the_producers_run_ahead();
+                    // On the producers' heels: let them write a batch's worth undisturbed.
+                    // Only a pass right after a non-empty one waits, so a worker that was
+                    // idle (a message after a quiet spell, a round trip) takes its message at
+                    // once; in a stream, a message that arrives during a pause waits at most
+                    // the pause.
+                    crate::pause::pause(self.catch_up);
                 }
                 streaming = true;
                 idle = 0;
