@@ -82,15 +82,7 @@ pub fn throughput<Q: Spsc>(messages: u64) -> f64 {
         pin(cores.map(|c| c[0]));
         start.wait();
         let t0 = Instant::now();
-        let mut sent = 0u64;
-        while sent < messages {
-            let max = BATCH.min((messages - sent) as usize);
-            let n = Q::send(&mut tx, sent, max);
-            if n == 0 {
-                std::hint::spin_loop();
-            }
-            sent += n as u64;
-        }
+        send_all::<Q>(&mut tx, messages);
         (t0, tx)
     });
     let (t0, tx) = producer.join().expect("producer thread");
@@ -99,6 +91,21 @@ pub fn throughput<Q: Spsc>(messages: u64) -> f64 {
     drop(tx);
     drop(rx);
     messages as f64 / (t1 - t0).as_secs_f64()
+}
+
+/// Sends sequence numbers `0..messages` through `tx`, in `Q`'s form (at most [`BATCH`] per
+/// call), spinning while the queue is full.
+#[inline(always)]
+fn send_all<Q: Spsc>(tx: &mut Q::Tx, messages: u64) {
+    let mut sent = 0u64;
+    while sent < messages {
+        let max = BATCH.min((messages - sent) as usize);
+        let n = Q::send(tx, sent, max);
+        if n == 0 {
+            std::hint::spin_loop();
+        }
+        sent += n as u64;
+    }
 }
 
 /// Messages per second through the disruptor in its idiomatic form: a `handle_events_with`
@@ -135,15 +142,7 @@ where
             .build();
         pin(cores.map(|c| c[0]));
         let t0 = Instant::now();
-        let mut sent = 0u64;
-        while sent < messages {
-            let max = BATCH.min((messages - sent) as usize);
-            let n = Q::send(&mut tx, sent, max);
-            if n == 0 {
-                std::hint::spin_loop();
-            }
-            sent += n as u64;
-        }
+        send_all::<Q>(&mut tx, messages);
         // Dropping the producer waits for the processor to handle every event and joins it.
         drop(tx);
         let t1 = end

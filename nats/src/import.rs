@@ -58,7 +58,8 @@ fn full_pause(tries: u32) -> Option<Duration> {
     Some(Duration::from_micros(50u64 << (tries - 4).min(6)).min(Duration::from_millis(2)))
 }
 
-/// Delivers one incoming message into the bus (see the module docs).
+/// Delivers one incoming message into the bus (see the module docs). A shut-down bus is
+/// logged once here, for the caller to stop its import.
 pub(crate) async fn deliver(
     sink: &mut dyn ImportSink,
     payload: &[u8],
@@ -93,6 +94,7 @@ pub(crate) async fn deliver(
             }
             Offer::Closed => {
                 Stats::bump(&stats.import_bus_closed);
+                log::warn!("tracebus-nats: the bus is shut down; import stopped");
                 return Outcome::BusClosed;
             }
             Offer::Full => {
@@ -104,6 +106,16 @@ pub(crate) async fn deliver(
             }
         }
     }
+}
+
+/// [`deliver`] for a message as the client hands it over (core, or a JetStream message's).
+async fn deliver_message(
+    sink: &mut dyn ImportSink,
+    msg: &async_nats::Message,
+    roots: RootPolicy,
+    stats: &Stats,
+) -> Outcome {
+    deliver(sink, &msg.payload, msg.headers.as_ref(), roots, stats).await
 }
 
 /// Messages a core import delivers in a row once one has arrived, taking only those already
@@ -129,16 +141,7 @@ pub(crate) async fn run_core(
         let mut next = Some(msg);
         let mut delivered = 0;
         while let Some(msg) = next.take() {
-            let outcome = deliver(
-                sink.as_mut(),
-                &msg.payload,
-                msg.headers.as_ref(),
-                roots,
-                &stats,
-            )
-            .await;
-            if outcome == Outcome::BusClosed {
-                log::warn!("tracebus-nats: the bus is shut down; import stopped");
+            if deliver_message(sink.as_mut(), &msg, roots, &stats).await == Outcome::BusClosed {
                 break 'outer;
             }
             delivered += 1;
@@ -203,17 +206,8 @@ pub(crate) async fn run_jetstream(
             if seq.is_some_and(|s| recent.contains(s)) {
                 Stats::bump(&stats.import_duplicates);
             } else {
-                let outcome = deliver(
-                    sink.as_mut(),
-                    &msg.payload,
-                    msg.headers.as_ref(),
-                    roots,
-                    &stats,
-                )
-                .await;
-                if outcome == Outcome::BusClosed {
+                if deliver_message(sink.as_mut(), &msg, roots, &stats).await == Outcome::BusClosed {
                     // Not acknowledged: the stream keeps it for whoever imports next.
-                    log::warn!("tracebus-nats: the bus is shut down; import stopped");
                     break 'outer;
                 }
                 if let Some(s) = seq {
