@@ -332,4 +332,19 @@ mod tests {
         let (p50, p99) = ring_latency(50);
         assert!(p50 >= 1 && p99 >= p50);
     }
+
+    #[test]
+    fn dropped_spans_are_counted_as_recorded() {
+        // One message to 10,000 subscribers, every message sampled: 10,001 spans in one burst.
+        let k = 10_000.0;
+        // Rings of 2^16 records hold the whole burst: nothing is dropped.
+        let row = fanout(10_000, 1, 1, Tracing::On { k });
+        assert_eq!(row.spans_dropped, 0);
+        assert_eq!(row.sampled_fraction, 1.0);
+        // With the default rings some of it may be dropped; exported and dropped spans
+        // together are every span recorded.
+        let row = fanout(10_000, 1, 1, Tracing::Default { k });
+        assert_eq!(row.sampled_fraction, 1.0, "{} dropped", row.spans_dropped);
+        assert!(row.spans_dropped <= 10_000);
+    }
 }

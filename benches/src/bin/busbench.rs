@@ -58,7 +58,7 @@ impl Args {
     }
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut args = Args {
         quick: false,
         json: None,
@@ -66,7 +66,6 @@ fn parse_args() -> Result<Args, String> {
         plot_from: None,
         only: None,
     };
-    let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => args.quick = true,
@@ -602,7 +601,7 @@ fn allocs_section() -> Value {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
+    let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("busbench: {e}");
@@ -719,4 +718,35 @@ fn main() -> ExitCode {
         eprintln!("wrote {path}");
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        parse_args(args.iter().map(|a| (*a).to_owned()))
+    }
+
+    #[test]
+    fn only_runs_the_named_sections() {
+        let all = parse(&["--quick"]).unwrap();
+        assert!(all.quick);
+        assert!(SECTIONS.iter().all(|s| all.runs(s)));
+        let some = parse(&["--only", "tracing_goal,span_cost"]).unwrap();
+        assert!(some.runs("tracing_goal") && some.runs("span_cost"));
+        assert!(!some.runs("spsc") && !some.runs("bridge"));
+    }
+
+    #[test]
+    fn bad_arguments_are_refused_with_the_reason() {
+        let e = parse(&["--only", "tracing_goal,nope"]).err().unwrap();
+        assert!(e.contains("\"nope\"") && e.contains("tracing_goal"), "{e}");
+        let e = parse(&["--only"]).err().unwrap();
+        assert!(e.contains("--only needs"), "{e}");
+        let e = parse(&["--only", "fanout", "--plot", "dir"]).err().unwrap();
+        assert!(e.contains("not with --only"), "{e}");
+        assert!(parse(&["--plot-from", "x.json", "--plot", "dir", "--only", "spsc"]).is_ok());
+        assert!(parse(&["--frobnicate"]).is_err());
+    }
 }
