@@ -84,6 +84,19 @@ pub struct FanoutRow {
     pub spans_dropped: u64,
 }
 
+impl FanoutRow {
+    /// Of the spans recorded (exported or dropped), the fraction dropped at a full record
+    /// ring; 0 with tracing off.
+    pub fn dropped_fraction(&self) -> f64 {
+        let recorded = self.sampled_fraction * (1 + self.subscribers) as f64 * self.messages as f64;
+        if recorded == 0.0 {
+            0.0
+        } else {
+            self.spans_dropped as f64 / recorded
+        }
+    }
+}
+
 /// Busy work standing in for what a real handler does: a calibrated spin loop, no clock reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Work {
@@ -346,5 +359,10 @@ mod tests {
         let row = fanout(10_000, 1, 1, Tracing::Default { k });
         assert_eq!(row.sampled_fraction, 1.0, "{} dropped", row.spans_dropped);
         assert!(row.spans_dropped <= 10_000);
+        assert_eq!(
+            row.dropped_fraction(),
+            row.spans_dropped as f64 / 10_001.0,
+            "of the spans recorded"
+        );
     }
 }
