@@ -3,13 +3,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracebus_nats::{Bridge, BridgeConfig, ExportOptions, ImportOptions, JetStreamConfig};
+use tracebus_nats::{BridgeConfig, JetStreamConfig};
 
-use common::{bus, wait_until, Received, Traced};
+use common::{receiver, sender, wait_until, Traced};
 
 const N: u64 = 3000;
 
@@ -30,37 +30,14 @@ fn jetstream_survives_a_server_restart() {
             .queue_capacity(N as usize)
     };
 
-    let traced_a = Traced::new();
-    let bus_a = bus(&traced_a, 1.0);
-    let orders_a = bus_a.topic::<u64>("orders").unwrap();
-    let bridge_a = Bridge::connect(config()).unwrap();
-    bridge_a
-        .export(&bus_a, &orders_a, ExportOptions::default())
-        .unwrap();
-
-    let traced_b = Traced::new();
-    let bus_b = bus(&traced_b, 10.0);
-    let orders_b = bus_b.topic::<u64>("orders").unwrap();
-    let got: Received = Arc::default();
-    let count = Arc::new(AtomicU64::new(0));
-    let (g, c) = (got.clone(), count.clone());
-    bus_b
-        .subscribe(&orders_b, move |msg, _| {
-            g.lock()
-                .unwrap()
-                .push((*msg.payload(), msg.trace_context()));
-            c.fetch_add(1, Ordering::Relaxed);
-        })
-        .unwrap();
-    let bridge_b = Bridge::connect(config()).unwrap();
-    bridge_b
-        .import(&bus_b, &orders_b, ImportOptions::subject("tracebus.orders"))
-        .unwrap();
+    let (traced_a, traced_b) = (Traced::new(), Traced::new());
+    let a = sender(config(), &traced_a, 1.0);
+    let b = receiver(config(), &traced_b, 10.0);
 
     // A steady stream (about 1,000 messages a second), on its own thread.
     let stop = Arc::new(AtomicBool::new(false));
     let publisher = {
-        let mut p = bus_a.publisher().unwrap();
+        let mut p = a.bus.publisher().unwrap();
         let stop = stop.clone();
         std::thread::spawn(move || {
             let start = Instant::now();
@@ -72,7 +49,7 @@ fn jetstream_survives_a_server_restart() {
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                p.publish(&orders_a, v).unwrap();
+                p.publish(&a.orders, v).unwrap();
             }
         })
     };
@@ -80,51 +57,47 @@ fn jetstream_survives_a_server_restart() {
     wait_until(
         Duration::from_secs(20),
         "a third of the stream on B",
-        || count.load(Ordering::Relaxed) >= N / 3,
+        || b.count.load(Ordering::Relaxed) >= N / 3,
     );
     server.kill().unwrap();
-    let killed_at = count.load(Ordering::Relaxed);
+    let killed_at = b.count.load(Ordering::Relaxed);
     server.restart().unwrap();
 
     let waited = wait_until_or(Duration::from_secs(40), || {
-        count.load(Ordering::Relaxed) >= N
+        b.count.load(Ordering::Relaxed) >= N
     });
     stop.store(true, Ordering::Relaxed);
     publisher.join().unwrap();
     assert!(
         waited,
         "all {N} messages on B (got {}); A: {:?}; B: {:?}",
-        count.load(Ordering::Relaxed),
-        bridge_a.stats(),
-        bridge_b.stats()
+        b.count.load(Ordering::Relaxed),
+        a.bridge.stats(),
+        b.bridge.stats()
     );
     assert!(
-        bridge_a.flush(Duration::from_secs(10)),
+        a.bridge.flush(Duration::from_secs(10)),
         "A's publishes acknowledged"
     );
     // Anything late (a redelivery the de-duplication missed) would show up by now.
     std::thread::sleep(Duration::from_millis(300));
 
-    let a = bridge_a.stats();
-    let b = bridge_b.stats();
-    let mut values: Vec<u64> = got.lock().unwrap().iter().map(|(v, _)| *v).collect();
+    let (sa, sb) = (a.bridge.stats(), b.bridge.stats());
+    let mut values: Vec<u64> = b.got.lock().unwrap().iter().map(|(v, _)| *v).collect();
     values.sort_unstable();
     let dupes = values.windows(2).filter(|w| w[0] == w[1]).count();
-    assert_eq!(dupes, 0, "duplicates on B; A: {a:?}; B: {b:?}");
+    assert_eq!(dupes, 0, "duplicates on B; A: {sa:?}; B: {sb:?}");
     assert_eq!(values, (0..N).collect::<Vec<_>>(), "every message, once");
     assert!(killed_at < N, "the server died mid-stream");
     assert!(
-        a.disconnects >= 1 && b.disconnects >= 1,
-        "both saw the restart: {a:?} {b:?}"
+        sa.disconnects >= 1 && sb.disconnects >= 1,
+        "both saw the restart: {sa:?} {sb:?}"
     );
-    assert_eq!(a.exported, N, "{a:?}");
-    assert_eq!(a.export_dropped_full + a.export_failed, 0, "{a:?}");
-    assert_eq!(b.imported, N, "{b:?}");
-    eprintln!("after the restart: A {a:?}\nB {b:?}");
-    drop(bridge_a);
-    drop(bridge_b);
-    bus_a.shutdown();
-    bus_b.shutdown();
+    assert_eq!(sa.exported, N, "{sa:?}");
+    assert_eq!(sa.export_dropped_full + sa.export_failed, 0, "{sa:?}");
+    assert_eq!(sb.imported, N, "{sb:?}");
+    eprintln!("after the restart: A {sa:?}\nB {sb:?}");
+    common::shut_down(a, b);
 }
 
 /// Like `wait_until`, but says whether it got there instead of panicking.

@@ -5,15 +5,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::SpanKind;
 use opentelemetry::Value;
 use tracebus::context::TraceContext;
-use tracebus_nats::{Bridge, BridgeConfig, ExportOptions, ImportOptions};
+use tracebus_nats::BridgeConfig;
 
-use common::{bus, observe, wait_until, Received, Traced};
+use common::{observe, receiver, sender, wait_until, Traced};
 
 const N: u64 = 400;
 
@@ -24,54 +23,33 @@ fn two_buses_through_the_server() {
     };
     // Sender: fanout 1 at k = 0.5 samples about half the messages.
     let traced_a = Traced::new();
-    let bus_a = bus(&traced_a, 0.5);
-    let orders_a = bus_a.topic::<u64>("orders").unwrap();
-    let bridge_a =
-        Bridge::connect(BridgeConfig::new(server.url()).tracer(traced_a.tracer("bridge-a")))
-            .unwrap();
-    let export = bridge_a
-        .export(&bus_a, &orders_a, ExportOptions::default())
-        .unwrap();
-    assert_eq!(export.subject(), "tracebus.orders");
+    let config_a = BridgeConfig::new(server.url()).tracer(traced_a.tracer("bridge-a"));
+    let a = sender(config_a, &traced_a, 0.5);
+    assert_eq!(a.subject, "tracebus.orders");
 
     // Receiver.
     let traced_b = Traced::new();
-    let bus_b = bus(&traced_b, 10.0);
-    let orders_b = bus_b.topic::<u64>("orders").unwrap();
-    let got: Received = Arc::default();
-    let g = got.clone();
-    bus_b
-        .subscribe(&orders_b, move |msg, _| {
-            g.lock()
-                .unwrap()
-                .push((*msg.payload(), msg.trace_context()));
-        })
-        .unwrap();
-    let bridge_b = Bridge::connect(BridgeConfig::new(server.url())).unwrap();
-    bridge_b
-        .import(&bus_b, &orders_b, ImportOptions::subject("tracebus.orders"))
-        .unwrap();
+    let b = receiver(BridgeConfig::new(server.url()), &traced_b, 10.0);
     let wire = observe(&server.url(), "tracebus.orders");
 
-    let mut p = bus_a.publisher().unwrap();
+    let mut p = a.bus.publisher().unwrap();
     for v in 0..N {
-        assert_eq!(p.publish(&orders_a, v * 1_000_003).unwrap().fanout, 1);
+        assert_eq!(p.publish(&a.orders, v * 1_000_003).unwrap().fanout, 1);
     }
     wait_until(Duration::from_secs(20), "every message on bus B", || {
-        got.lock().unwrap().len() as u64 >= N
+        b.got.lock().unwrap().len() as u64 >= N
     });
-    assert!(bridge_a.flush(Duration::from_secs(5)));
+    assert!(a.bridge.flush(Duration::from_secs(5)));
     wait_until(Duration::from_secs(5), "the observer", || {
         wire.lock().unwrap().len() as u64 >= N
     });
-    let a = bridge_a.stats();
-    let b = bridge_b.stats();
-    assert_eq!(a.exported, N);
-    assert_eq!(a.export_dropped_full + a.export_failed, 0);
-    assert_eq!(b.imported, N, "{b:?}");
+    let (sa, sb) = (a.bridge.stats(), b.bridge.stats());
+    assert_eq!(sa.exported, N);
+    assert_eq!(sa.export_dropped_full + sa.export_failed, 0);
+    assert_eq!(sb.imported, N, "{sb:?}");
 
     // Once each, same bytes.
-    let got = got.lock().unwrap().clone();
+    let got = b.got.lock().unwrap().clone();
     let mut values: Vec<u64> = got.iter().map(|(v, _)| *v).collect();
     values.sort_unstable();
     assert_eq!(values, (0..N).map(|v| v * 1_000_003).collect::<Vec<_>>());
@@ -98,9 +76,9 @@ fn two_buses_through_the_server() {
         sampled > N / 5 && sampled < N * 4 / 5,
         "about half sampled: {sampled}"
     );
-    assert_eq!(a.exported_sampled, sampled);
-    assert_eq!(b.imported_with_context, sampled);
-    assert_eq!(b.header_absent, N - sampled);
+    assert_eq!(sa.exported_sampled, sampled);
+    assert_eq!(sb.imported_with_context, sampled);
+    assert_eq!(sb.header_absent, N - sampled);
 
     // The header names A's `send` span (PRODUCER, messaging.system = nats).
     traced_a.provider.force_flush().unwrap();
@@ -122,7 +100,7 @@ fn two_buses_through_the_server() {
     // On B: sampled ones continue the same trace, their publish span under the remote span;
     // unsampled ones have no context.
     drop(p);
-    bus_b.shutdown();
+    b.bus.shutdown();
     traced_b.provider.force_flush().unwrap();
     let spans_b = traced_b.spans();
     for (v, cx) in &got {
@@ -140,7 +118,7 @@ fn two_buses_through_the_server() {
             other => panic!("message {v}: sent/received contexts disagree: {other:?}"),
         }
     }
-    drop(bridge_b);
-    drop(bridge_a);
-    bus_a.shutdown();
+    drop(b.bridge);
+    drop(a.bridge);
+    a.bus.shutdown();
 }

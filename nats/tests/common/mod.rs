@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,9 @@ use futures_util::StreamExt;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tracebus::context::FanoutSampler;
-use tracebus::{Bus, Pinning};
+use tracebus::{Bus, Pinning, Topic};
 use tracebus_nats::server::NatsServer;
+use tracebus_nats::{Bridge, BridgeConfig, ExportOptions, ImportOptions};
 
 /// Whether this is CI, where a missing server fails the tests instead of skipping them.
 fn in_ci() -> bool {
@@ -93,6 +95,80 @@ pub fn bus(traced: &Traced, k: f64) -> Bus {
 
 /// What a bus handler saw: values and their trace contexts, in order of arrival.
 pub type Received = Arc<Mutex<Vec<(u64, Option<tracebus::context::TraceContext>)>>>;
+
+/// The sending side of two buses joined through a server: bus A, its topic `orders`, and
+/// bridge A exporting it to `tracebus.orders`.
+pub struct Sender {
+    pub bus: Bus,
+    pub orders: Topic<u64>,
+    pub bridge: Bridge,
+    /// The subject the export publishes to.
+    pub subject: String,
+}
+
+/// Bus A tracing to `traced` at sampler `k`, exported through a bridge made with `config`.
+pub fn sender(config: BridgeConfig, traced: &Traced, k: f64) -> Sender {
+    let bus = bus(traced, k);
+    let orders = bus.topic::<u64>("orders").unwrap();
+    let bridge = Bridge::connect(config).unwrap();
+    let subject = bridge
+        .export(&bus, &orders, ExportOptions::default())
+        .unwrap()
+        .subject()
+        .to_owned();
+    Sender {
+        bus,
+        orders,
+        bridge,
+        subject,
+    }
+}
+
+/// The receiving side: bus B, one subscriber of its `orders` recording what arrives, and
+/// bridge B importing `tracebus.orders` into it.
+pub struct Receiver {
+    pub bus: Bus,
+    pub bridge: Bridge,
+    /// Values and contexts, in order of arrival.
+    pub got: Received,
+    /// Arrivals so far (readable without the lock).
+    pub count: Arc<AtomicU64>,
+}
+
+/// Bus B tracing to `traced` at sampler `k`, importing through a bridge made with `config`
+/// (subscribed before the import starts, so nothing imported finds no subscriber).
+pub fn receiver(config: BridgeConfig, traced: &Traced, k: f64) -> Receiver {
+    let bus = bus(traced, k);
+    let orders = bus.topic::<u64>("orders").unwrap();
+    let got: Received = Arc::default();
+    let count = Arc::new(AtomicU64::new(0));
+    let (g, c) = (got.clone(), count.clone());
+    bus.subscribe(&orders, move |msg, _| {
+        g.lock()
+            .unwrap()
+            .push((*msg.payload(), msg.trace_context()));
+        c.fetch_add(1, Ordering::Relaxed);
+    })
+    .unwrap();
+    let bridge = Bridge::connect(config).unwrap();
+    bridge
+        .import(&bus, &orders, ImportOptions::subject("tracebus.orders"))
+        .unwrap();
+    Receiver {
+        bus,
+        bridge,
+        got,
+        count,
+    }
+}
+
+/// Drops both bridges, then shuts both buses down (their spans exported).
+pub fn shut_down(a: Sender, b: Receiver) {
+    drop(a.bridge);
+    drop(b.bridge);
+    a.bus.shutdown();
+    b.bus.shutdown();
+}
 
 /// What a raw NATS subscriber saw: payloads and headers, in order of arrival.
 pub type Seen = Arc<Mutex<Vec<(Vec<u8>, Option<HeaderMap>)>>>;
