@@ -147,7 +147,8 @@ impl SpanExport {
     /// core's cache costs a cache miss per record on the hot path: size it for the largest
     /// burst of sampled spans (a sampled message at fanout `n` makes `n` process spans at
     /// once), not more. Measured (busbench's tracing goal, fanout 100, 1 us handlers): 1 << 16
-    /// records (8 MiB) took 0.7% of the worker's time in recording, the default 0.16%.
+    /// records (8 MiB) took about 0.7% of the worker's time in recording, the default about
+    /// 0.15%.
     pub fn ring_capacity(mut self, records: usize) -> SpanExport {
         self.ring_capacity = records;
         self
