@@ -10,7 +10,14 @@
 //! A's worker, bridge A, the server, bridge B, bus B's worker and a counting handler. Both
 //! publishers keep at most [`WINDOW`] messages in flight (sent, not yet arrived), so core NATS
 //! does not drop for a slow subscriber and the figure is sustained throughput; a run still
-//! reports anything lost and stops waiting after two seconds without progress.
+//! reports anything lost and stops waiting after two seconds without progress. A publisher at
+//! its window sleeps (20 us asked; tokio's timer makes it a millisecond for the async one,
+//! still short against the 8,192 messages in flight): a waiter that spun or yielded would take
+//! CPU from the loop it measures on a small machine (a yielding bus publisher had cost the
+//! bridge about a tenth of its throughput here, a `yield_now` task the plain loop less).
+//!
+//! Each loop also reports the client's CPU per message: the process's user and system time
+//! (every thread; the server is another process) from the first publish to the last arrival.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -40,12 +47,45 @@ struct Run {
     sent: u64,
     arrived: u64,
     secs: f64,
+    /// CPU time the process (the client side: the server is another process) used from the
+    /// first publish until the last arrival; `None` without `/proc`.
+    cpu: Option<Duration>,
 }
 
 impl Run {
     fn msgs_per_sec(&self) -> f64 {
         self.arrived as f64 / self.secs
     }
+
+    /// Microseconds of client CPU per message arrived.
+    fn cpu_us_per_msg(&self) -> Option<f64> {
+        self.cpu
+            .map(|c| c.as_secs_f64() * 1e6 / self.arrived.max(1) as f64)
+    }
+}
+
+/// CPU time this process has used so far, every thread's (exited ones included), from
+/// `/proc/self/stat` (user and system time, in Linux's fixed 100 ticks a second: 10 ms steps,
+/// about 1% of a run here); `None` where there is no `/proc`.
+fn process_cpu() -> Option<Duration> {
+    cpu_in_stat(&std::fs::read_to_string("/proc/self/stat").ok()?)
+}
+
+/// User plus system time in a `/proc/<pid>/stat` line.
+fn cpu_in_stat(stat: &str) -> Option<Duration> {
+    // After the command name, which is in parentheses and may hold spaces and parentheses:
+    // field 3 (state) on; utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 2..)?
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+}
+
+/// The CPU used since `start` (see [`process_cpu`]).
+fn cpu_since(start: Option<Duration>) -> Option<Duration> {
+    Some(process_cpu()?.saturating_sub(start?))
 }
 
 /// Waits until `count` reaches `n` or stops moving for two seconds; returns the time of the
@@ -94,12 +134,12 @@ fn plain(url: &str, n: u64) -> Run {
         }
     });
     let client = pub_rt.block_on(async_nats::connect(url)).expect("connect");
-    let start = Instant::now();
+    let (start, cpu0) = (Instant::now(), process_cpu());
     let pc = count.clone();
     pub_rt.spawn(async move {
         for v in 0..n {
             while v - pc.load(Ordering::Acquire).min(v) > WINDOW {
-                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_micros(20)).await;
             }
             let bytes = bytes::Bytes::copy_from_slice(&v.to_le_bytes());
             if client.publish("bench.plain", bytes).await.is_err() {
@@ -113,6 +153,7 @@ fn plain(url: &str, n: u64) -> Run {
         sent: n,
         arrived,
         secs,
+        cpu: cpu_since(cpu0),
     }
 }
 
@@ -159,14 +200,15 @@ fn bridged(url: &str, n: u64, traced: bool) -> (Run, u64) {
         .export(&bus_a, &topic_a, ExportOptions::default())
         .expect("export");
     let mut p = bus_a.publisher().expect("publisher");
-    let start = Instant::now();
+    let (start, cpu0) = (Instant::now(), process_cpu());
     for v in 0..n {
         while v - count.load(Ordering::Acquire).min(v) > WINDOW {
-            std::thread::yield_now();
+            std::thread::sleep(Duration::from_micros(20));
         }
         p.publish(&topic_a, v).expect("publish");
     }
     let (arrived, secs) = wait_arrivals(&count, n, start);
+    let cpu = cpu_since(cpu0);
     let with_context = bridge_b.stats().imported_with_context;
     drop(p);
     drop(bridge_a);
@@ -178,6 +220,7 @@ fn bridged(url: &str, n: u64, traced: bool) -> (Run, u64) {
             sent: n,
             arrived,
             secs,
+            cpu,
         },
         with_context,
     )
@@ -264,8 +307,10 @@ pub fn throughput(url: &str, quick: bool) -> Value {
     let mut add = |name: &str, runs: Vec<Run>, with_context: u64| {
         let mut rates: Vec<f64> = runs.iter().map(Run::msgs_per_sec).collect();
         let rate = measure::median(&mut rates);
+        let mut cpu: Vec<f64> = runs.iter().filter_map(Run::cpu_us_per_msg).collect();
+        let cpu = (!cpu.is_empty()).then(|| measure::median(&mut cpu));
         let lost: u64 = runs.iter().map(|r| r.sent - r.arrived).sum();
-        rows.push((name.to_owned(), rate, lost, with_context));
+        rows.push((name.to_owned(), rate, cpu, lost, with_context));
     };
     // Interleaved repetitions, so drift hits every loop alike.
     let mut plain_runs = Vec::new();
@@ -282,28 +327,71 @@ pub fn throughput(url: &str, quick: bool) -> Value {
     add("plain async-nats", plain_runs, 0);
     add("bridge, tracing off", off_runs, 0);
     add("bridge, default sampler (k = 10)", on_runs, ctx);
-    let plain_rate = rows[0].1;
+    let (plain_rate, plain_cpu) = (rows[0].1, rows[0].2);
+    let cpu_ratio = |cpu: Option<f64>| Some(cpu? / plain_cpu?);
     println!("\n## NATS bridge on loopback: {n} u64 messages, median of {reps} (core NATS)");
     println!(
-        "{:<34} {:>12} {:>10} {:>8} {:>14}",
-        "loop", "msgs/s", "x plain", "lost", "with context"
+        "{:<34} {:>12} {:>10} {:>12} {:>10} {:>8} {:>14}",
+        "loop", "msgs/s", "x plain", "CPU us/msg", "x plain", "lost", "with context"
     );
-    for (name, rate, lost, ctx) in &rows {
+    let show =
+        |x: Option<f64>, digits: usize| x.map_or("-".to_owned(), |x| format!("{x:.digits$}"));
+    for (name, rate, cpu, lost, ctx) in &rows {
         println!(
-            "{name:<34} {rate:>12.0} {:>10.2} {lost:>8} {ctx:>14}",
-            rate / plain_rate
+            "{name:<34} {rate:>12.0} {:>10.2} {:>12} {:>10} {lost:>8} {ctx:>14}",
+            rate / plain_rate,
+            show(*cpu, 2),
+            show(cpu_ratio(*cpu), 2),
         );
     }
+    println!(
+        "(CPU: the client process's, every thread, from the first publish to the last arrival; \
+         the server's is not counted)"
+    );
     json!({
         "messages": n,
         "reps": reps,
         "server": "nats-server (loopback, core NATS)",
-        "loops": rows.iter().map(|(name, rate, lost, ctx)| json!({
+        "loops": rows.iter().map(|(name, rate, cpu, lost, ctx)| json!({
             "loop": name,
             "msgs_per_sec": rate,
             "ratio_to_plain": rate / plain_rate,
+            "client_cpu_us_per_msg": cpu,
+            "client_cpu_ratio_to_plain": cpu_ratio(*cpu),
             "lost": lost,
             "imported_with_context": ctx,
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_from_the_stat_line() {
+        // utime 250 and stime 31 ticks, after a command name with a space and a parenthesis.
+        let line = "4242 (bus (worker) 1) S 1 4242 4242 0 -1 4194560 1500 0 0 0 250 31 0 0 20 0 \
+                    7 0 123456 1000000 500 18446744073709551615";
+        assert_eq!(cpu_in_stat(line), Some(Duration::from_millis(2810)));
+        assert_eq!(cpu_in_stat("4242 (x) S 1 2"), None, "too short");
+        assert_eq!(cpu_in_stat("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_cpu_time_grows_with_work() {
+        let Some(before) = process_cpu() else {
+            return; // no /proc here
+        };
+        // Spin until the count has moved by 30 ms (three ticks); a few seconds at most even
+        // on a busy machine.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut x = 1u64;
+        while cpu_since(Some(before)).unwrap() < Duration::from_millis(30) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+            assert!(Instant::now() < deadline, "the CPU count never moved");
+        }
+    }
 }
