@@ -284,7 +284,7 @@ impl Cores {
 /// Messages per second for one run of `e` with `messages` messages (rounded up to whole
 /// batches). The publisher runs on a thread of its own pinned to the first core, the consumer
 /// on the second; panics if the handlers' sum is wrong.
-pub fn run_once(e: Entry, messages: u64) -> f64 {
+pub fn run_once(e: Entry, messages: u64) -> Measured {
     let messages = whole_batches(messages);
     let two = two_cores();
     let cores = Cores {
@@ -294,14 +294,20 @@ pub fn run_once(e: Entry, messages: u64) -> f64 {
     thread::spawn(move || {
         let sink = Arc::new(AtomicU64::new(0));
         let fanout = e.case.fanout();
-        let secs = match (e.system, e.msg_bytes) {
-            (System::Tracebus, _) => tracebus_bus(e.case, messages, cores, &sink),
+        let (secs, per_pass) = match (e.system, e.msg_bytes) {
+            (System::Tracebus, _) => {
+                let (secs, per_pass) = tracebus_bus(e.case, messages, cores, &sink);
+                (secs, Some(per_pass))
+            }
             (System::TracebusRing, _) => match e.case {
-                Case::Fanout100 => ring(messages, Fan::new(fanout, &sink), cores),
-                _ => ring(messages, Sum::new(&sink), cores),
+                Case::Fanout100 => (ring(messages, Fan::new(fanout, &sink), cores), None),
+                _ => (ring(messages, Sum::new(&sink), cores), None),
             },
-            (peer, 8) => peer_run::<u64>(peer, e.case, messages, cores, &sink),
-            (peer, 64) => peer_run::<Msg64>(peer, e.case, messages, cores, &sink),
+            (peer, 8) => (peer_run::<u64>(peer, e.case, messages, cores, &sink), None),
+            (peer, 64) => (
+                peer_run::<Msg64>(peer, e.case, messages, cores, &sink),
+                None,
+            ),
             (_, other) => panic!("no {other}-byte message"),
         };
         assert_eq!(
@@ -312,7 +318,10 @@ pub fn run_once(e: Entry, messages: u64) -> f64 {
             e.system.name(),
             e.msg_bytes
         );
-        messages as f64 / secs.as_secs_f64()
+        Measured {
+            msgs_per_sec: messages as f64 / secs.as_secs_f64(),
+            per_pass,
+        }
     })
     .join()
     .expect("publisher thread")
@@ -341,8 +350,9 @@ fn peer_run<P: Payload>(
     }
 }
 
-/// The bus: one worker on the consumer core, `case.fanout()` summing subscribers on it.
-fn tracebus_bus(case: Case, messages: u64, cores: Cores, sink: &Arc<AtomicU64>) -> Duration {
+/// The bus: one worker on the consumer core, `case.fanout()` summing subscribers on it. Returns
+/// the time and the messages the worker took per pass over its ring.
+fn tracebus_bus(case: Case, messages: u64, cores: Cores, sink: &Arc<AtomicU64>) -> (Duration, f64) {
     let bus = Bus::builder()
         .workers(1)
         .capacity(CAPACITY)
@@ -384,7 +394,7 @@ fn tracebus_bus(case: Case, messages: u64, cores: Cores, sink: &Arc<AtomicU64>) 
         messages * case.fanout() as u64,
         "every delivery made"
     );
-    elapsed
+    (elapsed, report.workers[0].messages_per_pass())
 }
 
 /// The disruptor: its processor thread on the consumer core runs `h` on every event.
@@ -535,6 +545,18 @@ pub struct Row {
     pub messages: u64,
     /// Median messages per second over the repetitions.
     pub msgs_per_sec: f64,
+    /// For the bus: the median of the worker's messages per pass over its ring (see
+    /// `WorkerReport::messages_per_pass`); `None` for the others.
+    pub per_pass: Option<f64>,
+}
+
+/// What one timed run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    /// Messages per second.
+    pub msgs_per_sec: f64,
+    /// For the bus: the worker's messages per pass over its ring.
+    pub per_pass: Option<f64>,
 }
 
 /// Runs every entry: calibration runs size its message count so that a timed run takes about
@@ -561,7 +583,7 @@ pub fn run(
             let mut n = whole_batches(10_000 * 100 / e.case.fanout() as u64);
             let (mut best, mut long_runs) = (0.0f64, 0);
             while long_runs < 2 {
-                let rate = run_once(e, n);
+                let rate = run_once(e, n).msgs_per_sec;
                 let next = whole_batches((rate * run_secs / 4.0) as u64);
                 if n as f64 / rate >= run_secs / 8.0 {
                     best = best.max(rate);
@@ -574,7 +596,7 @@ pub fn run(
             whole_batches(((best * run_secs) as u64).max(MIN_MESSAGES / e.case.fanout() as u64))
         })
         .collect();
-    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); entries.len()];
+    let mut runs: Vec<Vec<Measured>> = vec![Vec::new(); entries.len()];
     for rep in 0..reps {
         progress(&format!("bus vs peers: repetition {}/{reps}", rep + 1));
         for ((&e, &n), r) in entries.iter().zip(&counts).zip(&mut runs) {
@@ -585,10 +607,15 @@ pub fn run(
         .iter()
         .zip(counts)
         .zip(runs)
-        .map(|((&entry, messages), mut r)| Row {
-            entry,
-            messages,
-            msgs_per_sec: median(&mut r),
+        .map(|((&entry, messages), r)| {
+            let mut rates: Vec<f64> = r.iter().map(|m| m.msgs_per_sec).collect();
+            let mut passes: Vec<f64> = r.iter().filter_map(|m| m.per_pass).collect();
+            Row {
+                entry,
+                messages,
+                msgs_per_sec: median(&mut rates),
+                per_pass: (!passes.is_empty()).then(|| median(&mut passes)),
+            }
         })
         .collect()
 }
@@ -649,19 +676,24 @@ pub fn section(quick: bool, progress: &mut dyn FnMut(&str)) -> (Value, Value) {
          metadata, u64)."
     );
     println!(
-        "{:<16} {:<18} {:>6} {:>10} {:>12}",
-        "case", "system", "bytes", "M msgs/s", "msgs/run"
+        "{:<16} {:<18} {:>6} {:>10} {:>12} {:>9}",
+        "case", "system", "bytes", "M msgs/s", "msgs/run", "per pass"
     );
     for r in &rows {
         println!(
-            "{:<16} {:<18} {:>6} {:>10.2} {:>12}",
+            "{:<16} {:<18} {:>6} {:>10.2} {:>12} {:>9}",
             r.entry.case.name(),
             r.entry.system.name(),
             r.entry.msg_bytes,
             r.msgs_per_sec / 1e6,
-            r.messages
+            r.messages,
+            r.per_pass.map_or("-".to_owned(), |p| format!("{p:.1}"))
         );
     }
+    println!(
+        "per pass: messages the bus's worker took per pass over its ring (temporal slipping keeps \
+         it well above 1 when the worker keeps up)"
+    );
     let ratios = ratios(&rows);
     println!("tracebus / peer (same run; bounds from issue 12 against the 8-byte peers):");
     println!(
@@ -689,6 +721,7 @@ pub fn section(quick: bool, progress: &mut dyn FnMut(&str)) -> (Value, Value) {
                 "msg_bytes": r.entry.msg_bytes,
                 "msgs_per_sec": r.msgs_per_sec,
                 "messages_per_run": r.messages,
+                "messages_per_pass": r.per_pass,
             })
         })
         .collect();
@@ -717,7 +750,16 @@ mod tests {
     #[test]
     fn every_entry_delivers_and_sums() {
         for e in entries() {
-            assert!(run_once(e, 1_000) > 0.0, "{e:?}");
+            let m = run_once(e, 1_000);
+            assert!(m.msgs_per_sec > 0.0, "{e:?}");
+            assert_eq!(
+                m.per_pass.is_some(),
+                e.system == System::Tracebus,
+                "the bus reports its passes: {e:?}"
+            );
+            if let Some(p) = m.per_pass {
+                assert!(p >= 1.0, "a pass that counts found a message: {e:?} {p}");
+            }
         }
     }
 
@@ -729,6 +771,7 @@ mod tests {
                 entry,
                 messages: 1,
                 msgs_per_sec: 1.0,
+                per_pass: None,
             })
             .collect();
         let r = ratios(&rows);

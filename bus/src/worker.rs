@@ -57,6 +57,24 @@ pub struct WorkerReport {
     pub handler_panics: u64,
     /// Whether the thread was pinned to a core.
     pub pinned: bool,
+    /// Messages read from the worker's inbound rings (each once, whatever its local
+    /// subscriber count).
+    pub messages: u64,
+    /// Passes over the inbound rings that found at least one message: `messages / passes`
+    /// is how many messages a pass took on average (a worker on its publisher's heels takes
+    /// one or two; see the catch-up pause in the crate's architecture notes).
+    pub passes: u64,
+}
+
+impl WorkerReport {
+    /// Messages per non-empty pass over the inbound rings (0 when there was none).
+    pub fn messages_per_pass(&self) -> f64 {
+        if self.passes == 0 {
+            0.0
+        } else {
+            self.messages as f64 / self.passes as f64
+        }
+    }
 }
 
 /// Messages read from one ring per batch.
@@ -126,6 +144,8 @@ impl<S: SlotSize> Worker<S> {
             let control_empty = self.apply_control();
             let found = self.deliver_pass();
             if found > 0 {
+                self.report.messages += found as u64;
+                self.report.passes += 1;
                 if streaming && found < SMALL_PASS {
                     // On the producers' heels: let them write a batch's worth undisturbed.
                     // Only a pass right after a non-empty one waits, so a worker that was

@@ -190,6 +190,39 @@ fn a_panic_mid_list_counts_the_handlers_before_it() {
 }
 
 #[test]
+fn a_worker_reports_messages_and_the_passes_that_took_them() {
+    let bus = bus(1, 1024);
+    let t = topic(&bus, "held");
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    // Two subscribers: a message is read once, whatever its local fanout.
+    bus.subscribe_on(0, &t, move |m, _| {
+        if *m.payload() == 0 {
+            entered_tx.send(()).unwrap();
+            release_rx.recv().unwrap(); // holds the worker inside its first pass
+        }
+    })
+    .unwrap();
+    bus.subscribe_on(0, &t, |_, _| {}).unwrap();
+    let mut p = bus.publisher().unwrap();
+    p.publish(&t, 0).unwrap();
+    entered_rx.recv().unwrap();
+    // A backlog the held worker finds all at once when it goes on.
+    for v in 1..=200 {
+        p.publish(&t, v).unwrap();
+    }
+    release_tx.send(()).unwrap();
+    drop(p);
+    let report = bus.shutdown();
+    let w = report.workers[0];
+    assert_eq!(w.messages, 201, "{w:?}");
+    assert_eq!(w.delivered, 402, "{w:?}");
+    // The first pass took message 0 alone; the backlog went in batches, not one per pass.
+    assert!((2..=10).contains(&w.passes), "{w:?}");
+    assert!(w.messages_per_pass() > 20.0, "{w:?}");
+}
+
+#[test]
 fn full_rings_hand_the_message_back_and_blocking_publish_waits() {
     let bus = bus(1, 4);
     let t = topic(&bus, "slow");
