@@ -1,30 +1,39 @@
 //! `Bus`: builds the workers and the SPSC mesh, owns the topics, manages subscriptions and
-//! publishers, and shuts down with every accepted message delivered.
+//! publishers, reports live counts, and shuts down without losing an accepted message: it
+//! stops external publishes, lets handlers publish onward until the bus is quiescent (or a
+//! deadline passes), then stops the workers and reports.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 use crossbeam_utils::CachePadded;
 
 use crate::config::{BuildError, BusBuilder};
-use crate::endpoint::{Endpoint, EndpointState};
+use crate::drain;
+use crate::endpoint::{Endpoint, EndpointState, Side};
 use crate::error::BusError;
 use crate::gate::Gate;
 use crate::handler::{Message, Outbox};
 use crate::layout::{Fits, Lines, SlotSize};
 use crate::publisher::Publisher;
+use crate::report::{Report, Stats};
 use crate::ring::{self, Consumer, Producer};
 use crate::routing::Routes;
 use crate::shared::BusShared;
 use crate::slot::Slot;
-use crate::spans::{SpanCounts, SpanExport, SpanExportError};
+use crate::spans::{SpanExport, SpanExportError};
 use crate::sync::chan::{self, Sender};
 use crate::sync::{lock, thread, Mutex, Ordering};
 use crate::telemetry::{Tracing, TracingControl};
 use crate::topic::{Registry, Topic, TopicError};
 use crate::wait::Wakers;
-use crate::worker::{Control, Handler, Worker, WorkerReport};
+use crate::worker::{Control, Handler, Worker, WorkerLive, WorkerReport};
+
+/// How long shutdown waits, after the drain deadline, for workers to finish the handler they
+/// are running before it leaves them behind.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Identifies a subscription, for [`Bus::unsubscribe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,45 +47,63 @@ impl SubscriptionId {
     }
 }
 
-/// Counts from a [`Bus::shutdown`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
-    /// Messages accepted with at least one subscriber (each counted once, whatever its fanout;
-    /// a batch counts its messages).
-    pub published: u64,
-    /// Handler calls that returned, over all workers.
-    pub delivered: u64,
-    /// Handler calls that panicked and were caught.
-    pub handler_panics: u64,
-    /// Per worker, in order.
-    pub workers: Vec<WorkerReport>,
-    /// Worker threads that died (not a handler panic: a bug in tracebus); 0 expected.
-    pub worker_failures: u64,
-    /// What the span pipeline did: spans exported, dropped (a full record ring), export
-    /// failures (all zero for a bus that never traced).
-    pub spans: SpanCounts,
-}
-
 /// A message bus whose slots have the size `S` (default one cache line: 16 bytes of payload;
 /// see [`crate::layout`]). See the crate docs for an example.
 pub struct Bus<S: SlotSize = Lines<1>> {
     shared: Arc<BusShared>,
     control: Vec<Sender<Control<S>>>,
-    /// Every endpoint's shutdown state: the workers' and every publisher's.
-    endpoints: Mutex<Vec<Arc<EndpointState>>>,
+    /// Worker `w`'s endpoint state (its handlers' onward publishes) and its live counts.
+    workers: Vec<WorkerHandle>,
+    /// The external publishers' endpoint states.
+    publishers: Mutex<Publishers>,
     threads: Vec<thread::JoinHandle<WorkerReport>>,
     /// Live subscriptions: id -> (topic, worker), and how many each worker has.
     subs: Mutex<Subscriptions>,
-    next_id: Mutex<u64>,
     capacity: usize,
+    drain_timeout: Duration,
     warnings: Vec<String>,
+}
+
+/// What the bus reads of one worker.
+struct WorkerHandle {
+    endpoint: Arc<EndpointState>,
+    live: Arc<CachePadded<WorkerLive>>,
+}
+
+/// The external publishers: the live ones' states, and the counts of those dropped (folded in
+/// when they are found gone, so the list grows only with live publishers).
+#[derive(Default)]
+struct Publishers {
+    live: Vec<Arc<EndpointState>>,
+    gone_messages: usize,
+    gone_copies: usize,
+}
+
+impl Publishers {
+    /// Folds the counts of dropped publishers into the totals.
+    fn prune(&mut self) {
+        let mut live = Vec::with_capacity(self.live.len());
+        for state in self.live.drain(..) {
+            // `try_unwrap` succeeds only for the last owner and synchronises with the
+            // publisher's drop, so its final counts are read.
+            match Arc::try_unwrap(state) {
+                Ok(gone) => {
+                    self.gone_messages += gone.sent.messages();
+                    self.gone_copies += gone.sent.copies();
+                }
+                Err(state) => live.push(state),
+            }
+        }
+        self.live = live;
+    }
 }
 
 /// The bus's record of live subscriptions.
 #[derive(Default)]
 struct Subscriptions {
-    by_id: HashMap<u64, (u32, Arc<str>, usize)>,
+    by_id: HashMap<u64, usize>,
     per_worker: Vec<usize>,
+    next_id: u64,
 }
 
 impl Bus {
@@ -86,10 +113,45 @@ impl Bus {
     }
 }
 
+/// Allocates the rings from one endpoint to each of `workers` workers.
+#[allow(clippy::type_complexity)]
+fn rings_to<T: Send>(
+    workers: usize,
+    capacity: usize,
+) -> Result<(Vec<Producer<T>>, Vec<Consumer<T>>), ring::RingError> {
+    let mut tx = Vec::with_capacity(workers);
+    let mut rx = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (p, c) = ring::spsc(capacity)?;
+        tx.push(p);
+        rx.push(c);
+    }
+    Ok((tx, rx))
+}
+
 impl<S: SlotSize> BusBuilder<S> {
-    /// Checks the settings and starts the workers.
+    /// Checks the settings, allocates the mesh and starts the workers.
+    ///
+    /// # Errors
+    /// A [`BuildError`] naming the setting that was wrong, or the memory or thread the
+    /// system refused; nothing is left running.
     pub fn build(self) -> Result<Bus<S>, BuildError> {
         let (cores, mut warnings) = self.validate::<Slot<S::Area>>()?;
+        let n = self.workers;
+        // The mesh first, before any thread starts: worker s has a ring to every worker d
+        // (itself included).
+        let mut inbound: Vec<Vec<Consumer<Slot<S::Area>>>> = (0..n).map(|_| Vec::new()).collect();
+        let mut outbound = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = rings_to(n, self.capacity).map_err(|reason| BuildError::Capacity {
+                capacity: self.capacity,
+                reason,
+            })?;
+            outbound.push(tx);
+            for (inb, c) in inbound.iter_mut().zip(rx) {
+                inb.push(c);
+            }
+        }
         if !crate::barrier::init() {
             warnings.push(
                 "tracebus: no asymmetric barriers (membarrier) here; every publish pays a full \
@@ -100,7 +162,6 @@ impl<S: SlotSize> BusBuilder<S> {
         for w in &warnings {
             log::warn!("{w}");
         }
-        let n = self.workers;
         let topics = Arc::new(Registry::new());
         let names = Arc::clone(&topics);
         let tracing = Tracing::new(
@@ -111,7 +172,7 @@ impl<S: SlotSize> BusBuilder<S> {
         )
         .map_err(BuildError::Tracing)?;
         let shared = Arc::new(BusShared {
-            gate: Gate::new(),
+            gates: [Gate::new(), Gate::new()],
             routes: Routes::default(),
             topics,
             wakers: Wakers::new(n),
@@ -119,34 +180,35 @@ impl<S: SlotSize> BusBuilder<S> {
             record_publish_time: self.record_publish_time,
             tracing,
         });
-        // The mesh: worker s has a ring to every worker d (itself included).
-        let mut inbound: Vec<Vec<Consumer<Slot<S::Area>>>> = (0..n).map(|_| Vec::new()).collect();
-        let mut outbound: Vec<Vec<Producer<Slot<S::Area>>>> = (0..n).map(|_| Vec::new()).collect();
-        for out in outbound.iter_mut() {
-            for inb in inbound.iter_mut() {
-                let (tx, rx) =
-                    ring::spsc(self.capacity).map_err(|reason| BuildError::Capacity {
-                        capacity: self.capacity,
-                        reason,
-                    })?;
-                out.push(tx);
-                inb.push(rx);
-            }
-        }
         let mut control = Vec::with_capacity(n);
-        let mut endpoints = Vec::with_capacity(n);
+        let mut workers = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for (i, ((rings, inb), core)) in outbound.into_iter().zip(inbound).zip(cores).enumerate() {
             let (tx, rx) = chan::channel();
-            let endpoint = Endpoint::new(rings, Arc::clone(&shared));
-            endpoints.push(Arc::clone(&endpoint.state));
-            let worker = Worker::new(i, Arc::clone(&shared), rx, inb, endpoint, core);
-            let handle = thread::Builder::new()
+            let endpoint = Endpoint::new(rings, Arc::clone(&shared), Side::Worker);
+            let live = Arc::new(CachePadded::new(WorkerLive::default()));
+            workers.push(WorkerHandle {
+                endpoint: Arc::clone(&endpoint.state),
+                live: Arc::clone(&live),
+            });
+            let worker = Worker::new(i, Arc::clone(&shared), rx, inb, endpoint, core, live);
+            let spawned = thread::Builder::new()
                 .name(format!("tracebus-worker-{i}"))
-                .spawn(move || worker.run())
-                .map_err(|e| BuildError::Spawn(e.to_string()))?;
-            control.push(tx);
-            handles.push(handle);
+                .spawn(move || worker.run());
+            match spawned {
+                Ok(handle) => {
+                    control.push(tx);
+                    handles.push(handle);
+                }
+                Err(e) => {
+                    // Stop the workers already started (their channels close) before failing.
+                    drop(control);
+                    for h in handles {
+                        let _ = h.join();
+                    }
+                    return Err(BuildError::Spawn(e.to_string()));
+                }
+            }
         }
         shared
             .wakers
@@ -154,14 +216,16 @@ impl<S: SlotSize> BusBuilder<S> {
         Ok(Bus {
             shared,
             control,
-            endpoints: Mutex::new(endpoints),
+            workers,
+            publishers: Mutex::new(Publishers::default()),
             threads: handles,
             subs: Mutex::new(Subscriptions {
                 by_id: HashMap::new(),
                 per_worker: vec![0; n],
+                next_id: 0,
             }),
-            next_id: Mutex::new(0),
             capacity: self.capacity,
+            drain_timeout: self.drain_timeout,
             warnings,
         })
     }
@@ -248,8 +312,10 @@ impl<S: SlotSize> Bus<S> {
     /// before may reach it too, if it was still queued on that worker when the handler was
     /// installed (because its topic already had a subscriber there).
     ///
-    /// This waits for the worker to take the handler, so do not call it (or
-    /// [`Bus::unsubscribe`]) from a handler running on that worker: it would wait for itself.
+    /// Called from a handler (on one of this bus's workers), it does not wait for the worker
+    /// to install the handler (that worker may be the caller, or waiting for it): the
+    /// subscription takes effect once its worker finishes its current pass, and messages
+    /// published before that may not reach it.
     ///
     /// # Panics
     /// If `topic` was made by another bus.
@@ -290,18 +356,24 @@ impl<S: SlotSize> Bus<S> {
     {
         let name = self.topic_name(topic);
         let workers = self.workers();
-        let mut subs = lock(&self.subs);
-        let w = match worker {
-            Some(w) if w >= workers => return Err(BusError::NoSuchWorker { worker: w, workers }),
-            Some(w) => w,
-            None => (0..workers)
-                .min_by_key(|&w| subs.per_worker[w])
-                .unwrap_or(0),
-        };
-        let id = {
-            let mut next = lock(&self.next_id);
-            *next += 1;
-            *next
+        // The bookkeeping under the lock; never wait for a worker while holding it (a handler
+        // that subscribes takes it too).
+        let (id, w) = {
+            let mut subs = lock(&self.subs);
+            let w = match worker {
+                Some(w) if w >= workers => {
+                    return Err(BusError::NoSuchWorker { worker: w, workers })
+                }
+                Some(w) => w,
+                None => (0..workers)
+                    .min_by_key(|&w| subs.per_worker[w])
+                    .unwrap_or(0),
+            };
+            subs.next_id += 1;
+            let id = subs.next_id;
+            subs.by_id.insert(id, w);
+            subs.per_worker[w] += 1;
+            (id, w)
         };
         // The message type is erased here: the worker hands the slot over, this closure reads
         // its `T` in place (the topic's type, which the registry keeps unique per name).
@@ -320,105 +392,338 @@ impl<S: SlotSize> Bus<S> {
                 (*handler)(&msg, out)
             },
         );
-        let (ack, done) = chan::channel();
-        // The worker knows the handler before any publisher can route to it.
-        self.send(
+        // The worker installs the handler and only then publishes the route, so no message
+        // reaches it before it knows the handler. A caller outside the bus waits for that; a
+        // handler does not (see the docs).
+        let (ack, done) = self.ack_channel();
+        let sent = self.send(
             w,
             Control::Subscribe {
                 id,
                 topic: topic.index(),
-                name: Arc::clone(&name),
+                name,
                 handler,
                 ack,
             },
-        )?;
-        done.recv().map_err(|_| BusError::Closed)?;
-        self.shared.routes.update(topic.index(), &name, w, true);
-        subs.by_id.insert(id, (topic.index(), name, w));
-        subs.per_worker[w] += 1;
+        );
+        if let Err(e) = sent {
+            let mut subs = lock(&self.subs);
+            subs.by_id.remove(&id);
+            subs.per_worker[w] -= 1;
+            return Err(e);
+        }
+        if let Some(done) = done {
+            done.recv().map_err(|_| BusError::Closed)?;
+        }
         Ok(SubscriptionId(id))
+    }
+
+    /// An acknowledgement channel for a control message, or none when the caller is one of
+    /// this bus's workers (a handler), which must not wait for a worker.
+    #[allow(clippy::type_complexity)]
+    fn ack_channel<A>(&self) -> (Option<Sender<A>>, Option<chan::Receiver<A>>) {
+        if self.shared.wakers.current_worker().is_some() {
+            return (None, None);
+        }
+        let (tx, rx) = chan::channel();
+        (Some(tx), Some(rx))
     }
 
     /// Removes a subscription. Once this returns, its handler is never called again; messages
     /// still queued for it when it is removed may not reach it. Every message reaches every
     /// subscriber that stayed subscribed from before its publish until its delivery.
+    ///
+    /// Called from a handler, it does not wait: the handler is removed once its worker
+    /// finishes its current pass (see [`Bus::subscribe`]).
     pub fn unsubscribe(&self, id: SubscriptionId) -> Result<(), BusError> {
-        let mut subs = lock(&self.subs);
-        let (topic, name, w) = subs
-            .by_id
-            .remove(&id.0)
-            .ok_or(BusError::NoSuchSubscription(id.0))?;
-        subs.per_worker[w] -= 1;
-        // Publishers stop routing to it first; then the worker drops the handler.
-        self.shared.routes.update(topic, &name, w, false);
-        let (ack, done) = chan::channel();
+        let w = {
+            let mut subs = lock(&self.subs);
+            let w = subs
+                .by_id
+                .remove(&id.0)
+                .ok_or(BusError::NoSuchSubscription(id.0))?;
+            subs.per_worker[w] -= 1;
+            w
+        };
+        // The worker withdraws the route first, then drops the handler.
+        let (ack, done) = self.ack_channel();
         self.send(w, Control::Unsubscribe { id: id.0, ack })?;
-        done.recv().map_err(|_| BusError::Closed)?;
+        if let Some(done) = done {
+            done.recv().map_err(|_| BusError::Closed)?;
+        }
         Ok(())
     }
 
     /// A new publishing handle with its own ring to every worker. `Send`, not `Sync`: one per
     /// producing thread.
+    ///
+    /// # Errors
+    /// [`BusError::Closed`] once shutdown began; [`BusError::Ring`] if the rings' memory
+    /// cannot be had.
     pub fn publisher(&self) -> Result<Publisher<S>, BusError> {
-        if self.shared.gate.is_closed() {
+        if self.shared.gates[Side::External as usize].is_closed() {
             return Err(BusError::Closed);
         }
-        let mut rings = Vec::with_capacity(self.workers());
-        for w in 0..self.workers() {
-            let (tx, rx) = ring::spsc(self.capacity).expect("capacity validated at build");
+        let (rings, inbound) = rings_to(self.workers(), self.capacity).map_err(BusError::Ring)?;
+        for (w, rx) in inbound.into_iter().enumerate() {
             self.send(w, Control::Inbound(rx))?;
-            rings.push(tx);
         }
-        let endpoint = Endpoint::new(rings, Arc::clone(&self.shared));
-        lock(&self.endpoints).push(Arc::clone(&endpoint.state));
+        let endpoint = Endpoint::new(rings, Arc::clone(&self.shared), Side::External);
+        let mut publishers = lock(&self.publishers);
+        publishers.prune();
+        publishers.live.push(Arc::clone(&endpoint.state));
         Ok(Publisher { endpoint })
     }
 
-    /// Stops new publishes, delivers every message already accepted to every subscriber it was
-    /// addressed to, joins the workers and reports.
-    pub fn shutdown(mut self) -> Report {
-        self.stop()
+    /// Counts from the running bus: messages published, handler calls, panics, refused onward
+    /// publishes, copies still queued, and the span pipeline's counts. Cheap: loads of
+    /// counters the endpoints and workers keep anyway (and a lock taken by publisher creation
+    /// and shutdown only).
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        let (mut done, mut copies) = (0usize, 0usize);
+        for w in &self.workers {
+            let live = &w.live;
+            stats.delivered += live.delivered.load(Ordering::Relaxed);
+            stats.handler_panics += live.handler_panics.load(Ordering::Relaxed);
+            done += live.done.load();
+        }
+        let mut publishers = lock(&self.publishers);
+        publishers.prune();
+        let mut messages = publishers.gone_messages;
+        copies += publishers.gone_copies;
+        let states = self.workers.iter().map(|w| &*w.endpoint);
+        for state in states.chain(publishers.live.iter().map(|p| &**p)) {
+            messages += state.sent.messages();
+            copies += state.sent.copies();
+            stats.refused_full += state.refused_full.load(Ordering::Relaxed);
+            stats.refused_closed += state.refused_closed.load(Ordering::Relaxed);
+        }
+        stats.published = messages as u64;
+        stats.queued = copies.saturating_sub(done) as u64;
+        stats.spans = self.shared.tracing.counts();
+        stats
     }
 
-    fn stop(&mut self) -> Report {
+    /// Whether every message copy accepted so far has been handled and no handler runs (see
+    /// `drain.rs`: every `done` load, then every `sent` load).
+    fn quiescent(&self) -> bool {
+        let publishers = lock(&self.publishers);
+        let done = self.workers.iter().map(|w| &w.live.done);
+        let sent = self.workers.iter().map(|w| &w.endpoint.sent);
+        let sent = sent.chain(publishers.live.iter().map(|p| &p.sent));
+        drain::quiescent(done, sent, publishers.gone_copies)
+    }
+
+    /// Waits until [`Bus::quiescent`] or `deadline` (`None`: no deadline); returns whether it
+    /// got there.
+    fn wait_quiescent(&self, deadline: Option<Instant>) -> bool {
+        let mut pause = Duration::from_micros(20);
+        loop {
+            if self.quiescent() {
+                return true;
+            }
+            if cfg!(tracebus_loom) {
+                // loom explores interleavings, not time: no deadline, and a yield lets the
+                // model run the other threads.
+                thread::yield_now();
+                continue;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return false;
+            }
+            let left = deadline.map_or(pause, |d| d - now);
+            std::thread::sleep(pause.min(left));
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
+
+    /// Waits until every message published before this call (by publishers whose publish
+    /// returned before it) has been handled, with every onward publish it caused, and no
+    /// handler is running: the bus is quiescent, as shutdown waits for it to be. Publishing
+    /// goes on meanwhile; what is published during the wait may keep the bus busy longer.
+    ///
+    /// # Errors
+    /// [`BusError::Timeout`] if the bus was not quiescent within `timeout` (a cycle of onward
+    /// publishes, a slow stage, a steady stream of new messages);
+    /// [`BusError::WouldDeadlock`] when called from a handler (it would wait for itself).
+    pub fn flush(&self, timeout: Duration) -> Result<(), BusError> {
+        if let Some(worker) = self.shared.wakers.current_worker() {
+            return Err(BusError::WouldDeadlock { worker });
+        }
+        if self.wait_quiescent(Instant::now().checked_add(timeout)) {
+            Ok(())
+        } else {
+            Err(BusError::Timeout { timeout })
+        }
+    }
+
+    /// Shuts down with the drain deadline the bus was built with
+    /// ([`BusBuilder::drain_timeout`], 30 s by default); see [`Bus::shutdown_timeout`].
+    pub fn shutdown(mut self) -> Report {
+        let drain = self.drain_timeout;
+        self.stop(drain)
+    }
+
+    /// Shuts down: refuses new publishes from [`Publisher`]s, keeps the workers running
+    /// while handlers publish onward until the bus is quiescent (every ring empty, no handler
+    /// running) or `drain` has passed, then stops the workers, joins them and reports.
+    ///
+    /// - Drained (the usual case): every message accepted, onward ones included, reached
+    ///   every subscriber it was addressed to; [`Report::lost`] is 0.
+    /// - Not drained within `drain` (a cycle of onward publishes, a stage slower than the
+    ///   deadline): handlers' publishes are refused from then on (counted in
+    ///   [`Report::refused_closed`]), each worker stops after its current pass, and the
+    ///   copies left in the rings are counted in [`Report::lost`].
+    /// - A worker still inside a handler 1 s after the deadline is left behind (counted in
+    ///   [`Report::workers_abandoned`]), and the span pipeline is given its own
+    ///   [`SpanExport::shutdown_timeout`]; so this returns within `drain` + 1 s + that
+    ///   timeout, whatever handlers and exporters do.
+    pub fn shutdown_timeout(mut self, drain: Duration) -> Report {
+        self.stop(drain)
+    }
+
+    fn stop(&mut self, drain: Duration) -> Report {
         if self.threads.is_empty() {
             return Report::default();
         }
-        let endpoints = lock(&self.endpoints).clone();
-        // After this, every accepted publish has committed; the `Drain` sent below carries
-        // that to the workers.
-        self.shared.gate.close(endpoints.iter().map(|e| &e.busy));
+        let deadline = Instant::now().checked_add(drain);
+        // External publishes stop: after this, each accepted one has been counted and
+        // committed, and no new one comes.
+        {
+            let publishers = lock(&self.publishers);
+            self.shared.gates[Side::External as usize]
+                .close(publishers.live.iter().map(|e| &e.busy));
+        }
+        let drained = self.wait_quiescent(deadline);
+        // Handlers' publishes stop too (none can come once quiescent; after the deadline
+        // they are refused and counted).
+        self.shared.gates[Side::Worker as usize]
+            .close(self.workers.iter().map(|w| &w.endpoint.busy));
         for w in 0..self.workers() {
-            let _ = self.send(w, Control::Drain);
+            let _ = self.send(
+                w,
+                if drained {
+                    Control::Drain
+                } else {
+                    Control::Stop
+                },
+            );
         }
-        let mut report = Report::default();
-        for h in self.threads.drain(..) {
-            match h.join() {
-                Ok(r) => {
-                    report.delivered += r.delivered;
-                    report.handler_panics += r.handler_panics;
-                    report.workers.push(r);
-                }
-                Err(_) => {
+        let mut report = Report {
+            drain_timed_out: !drained,
+            ..Report::default()
+        };
+        let bound = deadline
+            .map(|d| d.max(Instant::now()))
+            .and_then(|d| d.checked_add(STOP_GRACE));
+        let joined = join_within(std::mem::take(&mut self.threads), bound);
+        for (w, outcome) in self.workers.iter().zip(joined) {
+            let r = match outcome {
+                Joined::Done(r) => r,
+                Joined::Died => {
                     report.worker_failures += 1;
-                    report.workers.push(WorkerReport::default());
+                    w.last_report()
                 }
-            }
+                Joined::Abandoned => {
+                    report.workers_abandoned += 1;
+                    w.last_report()
+                }
+            };
+            report.delivered += r.delivered;
+            report.handler_panics += r.handler_panics;
+            report.refused_full += r.refused_full;
+            report.refused_closed += r.refused_closed;
+            report.workers.push(r);
         }
-        report.published = endpoints
-            .iter()
-            .map(|e| e.published.load(Ordering::Relaxed) as u64)
-            .sum();
-        // After the workers joined and every publish left the gate: every span was recorded.
+        let mut publishers = lock(&self.publishers);
+        publishers.prune();
+        let mut messages = publishers.gone_messages;
+        let mut copies = publishers.gone_copies;
+        let states = self.workers.iter().map(|w| &*w.endpoint);
+        for state in states.chain(publishers.live.iter().map(|p| &**p)) {
+            messages += state.sent.messages();
+            copies += state.sent.copies();
+        }
+        let done: usize = self.workers.iter().map(|w| w.live.done.load()).sum();
+        report.published = messages as u64;
+        report.lost = copies.saturating_sub(done) as u64;
+        // After the workers stopped and every publish left its gate: every span was recorded.
         report.spans = self.shared.tracing.shutdown();
         report
     }
 }
 
+impl WorkerHandle {
+    /// A report from the worker's live counts, for a worker whose thread gave none.
+    fn last_report(&self) -> WorkerReport {
+        let live = &self.live;
+        WorkerReport {
+            delivered: live.delivered.load(Ordering::Relaxed),
+            handler_panics: live.handler_panics.load(Ordering::Relaxed),
+            messages: live.done.load() as u64,
+            refused_full: self.endpoint.refused_full.load(Ordering::Relaxed),
+            refused_closed: self.endpoint.refused_closed.load(Ordering::Relaxed),
+            ..WorkerReport::default()
+        }
+    }
+}
+
+/// How a worker thread ended.
+enum Joined {
+    /// Returned its report.
+    Done(WorkerReport),
+    /// Panicked (a bug in tracebus: handler panics are caught).
+    Died,
+    /// Still running at the bound: left behind, detached.
+    #[cfg_attr(tracebus_loom, allow(dead_code))] // loom joins without a bound
+    Abandoned,
+}
+
+/// Joins `threads`, waiting for them until `bound` (`None`: as long as it takes).
+fn join_within(
+    threads: Vec<thread::JoinHandle<WorkerReport>>,
+    bound: Option<Instant>,
+) -> Vec<Joined> {
+    let join = |h: thread::JoinHandle<WorkerReport>| match h.join() {
+        Ok(r) => Joined::Done(r),
+        Err(_) => Joined::Died,
+    };
+    #[cfg(tracebus_loom)]
+    {
+        let _ = bound;
+        threads.into_iter().map(join).collect()
+    }
+    #[cfg(not(tracebus_loom))]
+    {
+        let mut pause = Duration::from_micros(20);
+        while !threads.iter().all(|h| h.is_finished()) {
+            let now = Instant::now();
+            if bound.is_some_and(|b| now >= b) {
+                break;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+        threads
+            .into_iter()
+            .map(|h| {
+                if h.is_finished() || bound.is_none() {
+                    join(h)
+                } else {
+                    Joined::Abandoned // dropping the handle detaches the thread
+                }
+            })
+            .collect()
+    }
+}
+
 impl<S: SlotSize> Drop for Bus<S> {
-    /// Dropping a bus shuts it down (every accepted message is delivered) and joins the workers.
+    /// Dropping a bus shuts it down (as [`Bus::shutdown`]) and joins the workers.
     fn drop(&mut self) {
-        self.stop();
+        let drain = self.drain_timeout;
+        self.stop(drain);
     }
 }
 

@@ -1,12 +1,25 @@
 //! `BusBuilder`: the settings of a bus, checked before any thread starts.
 
 use core::marker::PhantomData;
+use std::time::Duration;
 
 use crate::layout::{Lines, SlotSize};
 use crate::wait::WaitStrategy;
 
 /// Default ring capacity (messages per ring; each endpoint has one ring to each worker).
 pub const DEFAULT_CAPACITY: usize = if cfg!(tracebus_loom) { 2 } else { 1024 };
+
+/// The most workers a bus can have. The mesh has a ring from every worker to every worker
+/// (workers², plus one per worker for each publisher): 256 workers make 65,536 rings, which a
+/// worker polls 256 at a time, and more workers than cores gain nothing.
+pub const MAX_WORKERS: usize = 256;
+
+/// Default [`BusBuilder::drain_timeout`]: how long shutdown lets handlers finish publishing
+/// onward before it counts what is left as lost.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The mesh's memory above which building a bus warns (see [`BusBuilder::capacity`]).
+const MESH_WARN_BYTES: usize = 1 << 30;
 
 /// Why a bus could not be built. Nothing was started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,7 +28,16 @@ pub enum BuildError {
     /// A bus needs at least one worker.
     #[error("a bus needs at least one worker")]
     NoWorkers,
-    /// The ring capacity is 0 or too large for the message type.
+    /// More workers than [`MAX_WORKERS`].
+    #[error("{workers} workers asked for; a bus has at most {max} (its mesh has workers² rings)")]
+    TooManyWorkers {
+        /// Workers asked for.
+        workers: usize,
+        /// The most there can be.
+        max: usize,
+    },
+    /// The ring capacity is 0, too large for the message type, or more than the machine could
+    /// allocate for the mesh (the bus allocates nothing that can abort the process).
     #[error("invalid ring capacity {capacity}: {reason}")]
     Capacity {
         /// The capacity asked for.
@@ -74,6 +96,7 @@ pub struct BusBuilder<S: SlotSize = Lines<1>> {
     pub(crate) record_publish_time: bool,
     pub(crate) tracing: Option<crate::spans::SpanExport>,
     pub(crate) sampler: tracebus_context::FanoutSampler,
+    pub(crate) drain_timeout: Duration,
     pub(crate) slot_size: PhantomData<S>,
 }
 
@@ -87,6 +110,7 @@ impl Default for BusBuilder {
             record_publish_time: false,
             tracing: None,
             sampler: tracebus_context::FanoutSampler::default(),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             slot_size: PhantomData,
         }
     }
@@ -111,11 +135,12 @@ impl<S: SlotSize> BusBuilder<S> {
             record_publish_time: self.record_publish_time,
             tracing: self.tracing,
             sampler: self.sampler,
+            drain_timeout: self.drain_timeout,
             slot_size: PhantomData,
         }
     }
 
-    /// Number of worker threads (default 1).
+    /// Number of worker threads (default 1, at most [`MAX_WORKERS`]).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n;
         self
@@ -128,6 +153,16 @@ impl<S: SlotSize> BusBuilder<S> {
     }
 
     /// Messages per ring (rounded up to a power of two; default [`DEFAULT_CAPACITY`]).
+    ///
+    /// Memory: every ring holds `capacity` slots of [`crate::SlotSize::LINES`] cache lines
+    /// (64 bytes for the default one-line slot), and a bus has `workers²` rings plus `workers` per
+    /// [`crate::Publisher`]. A ring's pages are taken as it first cycles through them, so a
+    /// busy mesh ends up using `rings × capacity × slot bytes`: 2 workers at the default 1,024
+    /// take 256 KiB, 16 workers 16 MiB. Past a few thousand slots a ring only adds latency
+    /// (messages wait longer) and cache misses (a ring bigger than the cache misses on every
+    /// slot); 2^16 is about the largest that makes sense. Building warns when the mesh could
+    /// take more than 1 GiB, and fails with [`BuildError::Capacity`] when the memory cannot be
+    /// had.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
         self
@@ -163,6 +198,17 @@ impl<S: SlotSize> BusBuilder<S> {
         self
     }
 
+    /// How long [`crate::Bus::shutdown`] (and dropping the bus) waits for the bus to become
+    /// quiescent (default [`DEFAULT_DRAIN_TIMEOUT`], 30 s): after refusing new external
+    /// publishes, it lets handlers run and publish onward until every ring is empty and no
+    /// handler runs. A pipeline that never quiesces (a cycle, a stage slower than the drain)
+    /// is stopped at this deadline; what is still queued then is counted in
+    /// [`crate::Report::lost`]. See [`crate::Bus::shutdown_timeout`] for the whole bound.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
     /// Checks the settings; returns the cores to pin worker `i` to (or `None` per worker) and
     /// any warnings.
     pub(crate) fn validate<T: Send>(
@@ -171,19 +217,37 @@ impl<S: SlotSize> BusBuilder<S> {
         if self.workers == 0 {
             return Err(BuildError::NoWorkers);
         }
-        crate::ring::checked_capacity::<T>(self.capacity).map_err(|reason| {
+        if self.workers > MAX_WORKERS {
+            return Err(BuildError::TooManyWorkers {
+                workers: self.workers,
+                max: MAX_WORKERS,
+            });
+        }
+        let capacity = crate::ring::checked_capacity::<T>(self.capacity).map_err(|reason| {
             BuildError::Capacity {
                 capacity: self.capacity,
                 reason,
             }
         })?;
+        let mut warnings = Vec::new();
+        let rings = self.workers * self.workers;
+        let mesh = rings
+            .saturating_mul(capacity)
+            .saturating_mul(crate::ring::cell_size::<T>());
+        if mesh > MESH_WARN_BYTES {
+            warnings.push(format!(
+                "tracebus: {rings} rings of {capacity} slots can take {} MiB as they cycle \
+                 (plus {} MiB per publisher); see BusBuilder::capacity",
+                mesh >> 20,
+                (mesh / self.workers) >> 20
+            ));
+        }
         // The caller's own mask first (in a container limited to some cores it is that
         // limit), else every online core (the caller may have pinned itself to one core).
         let mut available = crate::cores::calling_thread();
         if available.len() < self.workers || matches!(self.pinning, Pinning::Cores(_)) {
             available = crate::cores::usable();
         }
-        let mut warnings = Vec::new();
         let cores = match &self.pinning {
             Pinning::Off => vec![None; self.workers],
             Pinning::Auto if available.len() >= self.workers => {

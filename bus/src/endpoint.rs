@@ -7,36 +7,74 @@
 //! room first and only then writes: either every destination gets the message or the caller
 //! gets it back. Free space cannot shrink between the check and the write.
 //!
-//! Every publish passes the bus's shutdown [`Gate`](crate::gate::Gate): it is refused once
-//! shutdown began, or shutdown waits for it, so each accepted message is in its rings before the
-//! workers are told to drain.
+//! Every publish passes one of the bus's shutdown [`Gate`](crate::gate::Gate)s: external
+//! publishers the one shutdown closes first, workers (handlers publishing onward) the one it
+//! closes once the bus is quiescent or the drain deadline passed. A publish is refused once its
+//! gate is closed, or shutdown waits for it. Each publish counts its message copies before it
+//! commits them (see `drain.rs`), which is what lets shutdown see when the last onward publish
+//! has been handled.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 use crossbeam_utils::CachePadded;
 use tracebus_context::TraceContext;
 
+use crate::drain::Sent;
 use crate::error::{BatchPublishError, PublishError, TryBatchError, TryPublishError};
-use crate::gate::Busy;
+use crate::gate::{Busy, Gate};
 use crate::layout::SlotSize;
 use crate::ring::Producer;
 use crate::routing::{Route, RouteCache};
 use crate::shared::BusShared;
 use crate::slot::Slot;
 use crate::spans::{self, Recorder, SpanRecord};
-use crate::sync::{debug_or_loom_assert, AtomicUsize, Ordering};
+use crate::sync::{debug_or_loom_assert, AtomicU64, Ordering};
+use crate::telemetry::Trace;
 use crate::topic::Topic;
 use crate::wait::WaitStrategy;
 
-/// The part of an endpoint that shutdown and the report read.
+/// The part of an endpoint that shutdown, [`crate::Bus::stats`] and the report read.
 #[derive(Debug, Default)]
 pub(crate) struct EndpointState {
     /// Set for the duration of a publish (see [`crate::gate`]).
     pub(crate) busy: Busy,
-    /// Messages accepted with fanout >= 1. Written only by the owner, inside the gate (a load
-    /// and a store, no read-modify-write); read by shutdown after the owner left the gate.
-    pub(crate) published: AtomicUsize,
+    /// Messages accepted with fanout >= 1 and their copies, counted inside the gate before
+    /// they are committed. Written only by the owner; read by shutdown (after the owner left
+    /// the gate, or while it runs, for quiescence) and by `stats`.
+    pub(crate) sent: Sent,
+    /// Onward publishes (from handlers, through the `Outbox`) refused because a ring was full.
+    /// Written only by the owner (a worker), `Relaxed`: counts, publishing nothing else.
+    pub(crate) refused_full: AtomicU64,
+    /// Onward publishes refused because the bus was shutting down.
+    pub(crate) refused_closed: AtomicU64,
+}
+
+impl EndpointState {
+    /// Counts `messages` refused by one onward publish (owner only; a cold path).
+    #[cold]
+    pub(crate) fn count_refusal(&self, full: bool, messages: usize) {
+        let c = if full {
+            &self.refused_full
+        } else {
+            &self.refused_closed
+        };
+        c.store(
+            c.load(Ordering::Relaxed) + messages as u64,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// Which gate an endpoint's publishes pass (an index into `BusShared::gates`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// A [`crate::Publisher`]: closed first at shutdown.
+    External = 0,
+    /// A worker (its handlers' onward publishes): closed once the bus is quiescent or the
+    /// drain deadline passed.
+    Worker = 1,
 }
 
 /// The result of an accepted publish.
@@ -61,6 +99,17 @@ pub(crate) enum Parent {
     Remote(Option<TraceContext>),
 }
 
+impl Parent {
+    /// The context this publish continues, if any (a handler's or an imported one).
+    #[inline(always)]
+    pub(crate) fn context(self) -> Option<TraceContext> {
+        match self {
+            Parent::Root => None,
+            Parent::Handler(c) | Parent::Remote(c) => c,
+        }
+    }
+}
+
 /// Nothing was written because this worker's ring lacked room.
 struct NoRoom {
     worker: usize,
@@ -70,6 +119,8 @@ pub(crate) struct Endpoint<S: SlotSize> {
     out: Out<S>,
     pub(crate) state: Arc<EndpointState>,
     bus: Arc<BusShared>,
+    /// The gate this endpoint's publishes pass: `Side as usize`.
+    gate: usize,
 }
 
 /// What a publish writes through, borrowed apart from the rest of the endpoint.
@@ -86,7 +137,11 @@ struct Out<S: SlotSize> {
 }
 
 impl<S: SlotSize> Endpoint<S> {
-    pub(crate) fn new(rings: Vec<Producer<Slot<S::Area>>>, bus: Arc<BusShared>) -> Self {
+    pub(crate) fn new(
+        rings: Vec<Producer<Slot<S::Area>>>,
+        bus: Arc<BusShared>,
+        side: Side,
+    ) -> Self {
         let routes = bus.routes.cache();
         Endpoint {
             out: Out {
@@ -96,7 +151,14 @@ impl<S: SlotSize> Endpoint<S> {
             },
             state: Arc::default(),
             bus,
+            gate: side as usize,
         }
+    }
+
+    /// The gate this endpoint's publishes pass.
+    #[inline(always)]
+    fn gate(&self) -> &Gate {
+        &self.bus.gates[self.gate]
     }
 
     /// Runs `f` inside the shutdown gate (`None` when the gate is closed). The gate is left
@@ -106,7 +168,7 @@ impl<S: SlotSize> Endpoint<S> {
         &mut self,
         f: impl FnOnce(Option<(&mut Out<S>, &BusShared, &EndpointState)>) -> Result<Published, E>,
     ) -> Result<Published, E> {
-        let Some(_inside) = self.bus.gate.enter(&self.state.busy) else {
+        let Some(_inside) = self.bus.gates[self.gate].enter(&self.state.busy) else {
             return f(None);
         };
         f(Some((&mut self.out, &*self.bus, &*self.state)))
@@ -126,7 +188,7 @@ impl<S: SlotSize> Endpoint<S> {
         parent: Parent,
     ) -> Result<Published, TryPublishError<T>> {
         self.bus.topics.check(topic);
-        let Some(_inside) = self.bus.gate.enter(&self.state.busy) else {
+        let Some(_inside) = self.gate().enter(&self.state.busy) else {
             return Err(TryPublishError::Closed(payload));
         };
         match self
@@ -163,6 +225,48 @@ impl<S: SlotSize> Endpoint<S> {
                 }
             }
         }
+    }
+
+    /// Publishes, waiting with backoff while a destination ring is full, for at most `timeout`.
+    /// A full ring to `own` (the calling worker's ring to itself) is refused at once: only
+    /// the caller could make room in it.
+    pub(crate) fn publish_timeout<T: Pod>(
+        &mut self,
+        topic: &Topic<T>,
+        payload: T,
+        parent: Parent,
+        timeout: Duration,
+        own: usize,
+    ) -> Result<Published, TryPublishError<T>> {
+        let mut deadline = None;
+        let backoff = crossbeam_utils::Backoff::new();
+        let mut payload = payload;
+        loop {
+            match self.try_publish(topic, payload, parent) {
+                Ok(p) => return Ok(p),
+                Err(TryPublishError::Full {
+                    payload: back,
+                    worker,
+                }) if worker != own => {
+                    let deadline =
+                        *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(TryPublishError::Full {
+                            payload: back,
+                            worker,
+                        });
+                    }
+                    payload = back;
+                    snooze(&backoff);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The counts shutdown and `stats` read.
+    pub(crate) fn state(&self) -> &EndpointState {
+        &self.state
     }
 
     /// Publishes `payloads` in order as one batch per destination ring (one commit each),
@@ -248,15 +352,12 @@ fn current_route<'a>(bus: &BusShared, routes: &'a mut RouteCache, topic: u32) ->
     routes.get(topic)
 }
 
-/// After `n` messages were committed to `workers`' rings, inside the gate: counts them, then
-/// (only under [`WaitStrategy::SpinThenPark`]) wakes the destinations that sleep, with one
-/// fence for all of them (see `wait::after_commit`). Counted as soon as they are committed:
-/// shutdown, which reads the count after this publish left the gate, sees it even if the
-/// rest of the publish unwinds.
+/// After messages were committed to `workers`' rings, inside the gate: (only under
+/// [`WaitStrategy::SpinThenPark`]) wakes the destinations that sleep, with one fence for all
+/// of them (see `wait::after_commit`). The messages were counted before the commit (see
+/// `drain.rs`), so shutdown sees them even if the rest of the publish unwinds.
 #[inline(always)]
-fn committed(bus: &BusShared, state: &EndpointState, n: usize, workers: &[(usize, usize)]) {
-    let p = &state.published;
-    p.store(p.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+fn committed(bus: &BusShared, workers: &[(usize, usize)]) {
     if bus.wait == WaitStrategy::SpinThenPark {
         crate::wait::after_commit();
         for &(w, _) in workers {
@@ -300,11 +401,18 @@ impl<S: SlotSize> Out<S> {
             return Ok(NOBODY);
         };
         if let [(w, _)] = *route.workers.as_slice() {
-            if !bus.tracing.is_on() && !bus.record_publish_time {
-                rings[w]
-                    .try_push(Slot::new(topic, None, None, payload))
-                    .map_err(|_| NoRoom { worker: w })?;
-                committed(bus, state, 1, &route.workers);
+            // A parent with a context goes the general way even when the bus records no spans:
+            // the context is carried through unchanged.
+            if !bus.tracing.is_on() && !bus.record_publish_time && parent.context().is_none() {
+                let ring = &mut rings[w];
+                if !ring.has_room(1) {
+                    return Err(NoRoom { worker: w });
+                }
+                // Counted before the commit (see `drain.rs`); the push cannot fail now.
+                state.sent.count(1, 1);
+                let pushed = ring.try_push(Slot::new(topic, None, None, payload));
+                debug_or_loom_assert!(pushed.is_ok(), "room for 1 was checked");
+                committed(bus, &route.workers);
                 let published = Published {
                     fanout: route.fanout,
                     workers: 1,
@@ -352,26 +460,44 @@ impl<S: SlotSize> Out<S> {
                 return Err(NoRoom { worker: w });
             }
         }
-        let sampled = if bus.tracing.is_on() {
+        // The one decision of this publish. A bus that records no spans (none configured, or
+        // switched off) still carries a sampled parent's context through unchanged.
+        let trace = if bus.tracing.is_on() || parent.context().is_some() {
             bus.tracing.decide(route.fanout, parent)
         } else {
-            None
+            Trace::None
         };
-        let header = sampled.as_ref().map(|s| s.header);
-        // Sampled messages always carry their publish time (the process spans report the time
+        let (header, sampled) = match trace {
+            Trace::Recorded(s) => (Some(s.header), Some(s)),
+            Trace::Carried(c) => (Some(c), None),
+            Trace::None => (None, None),
+        };
+        // Recorded messages always carry their publish time (the process spans report the time
         // in the ring); others only when the bus records it (a TSC read).
         let publish_tick = match &sampled {
             Some(s) => Some(s.start),
             None if bus.record_publish_time => Some(spans::now()),
             None => None,
         };
+        // Counted before the first commit (see `drain.rs`): every ring has room, so nothing
+        // below can refuse them. Nothing that can panic comes between the count and the
+        // commits either (the sampler ran above), so a count never outlives its copies.
+        let recorded = sampled.is_some();
+        let slot = |payload: &T| {
+            let slot = Slot::new(topic, header.as_ref(), publish_tick, payload);
+            if recorded {
+                slot.recorded()
+            } else {
+                slot
+            }
+        };
+        state.sent.count(n, route.workers.len());
         for &(w, _) in &route.workers {
             let ring = &mut rings[w];
             if let [payload] = payloads {
                 // One message: a push (one stamp store, one tail store). Room was checked
                 // above and only this endpoint fills the ring, so it succeeds.
-                let pushed =
-                    ring.try_push(Slot::new(topic, header.as_ref(), publish_tick, payload));
+                let pushed = ring.try_push(slot(payload));
                 debug_or_loom_assert!(pushed.is_ok(), "room for 1 was checked");
                 continue;
             }
@@ -384,7 +510,7 @@ impl<S: SlotSize> Out<S> {
             let claim = ring.claim(n);
             debug_or_loom_assert!(claim.is_ok(), "room for {n} was checked");
             if let Ok(mut claim) = claim {
-                let template = Slot::new(topic, header.as_ref(), publish_tick, first);
+                let template = slot(first);
                 for p in payloads {
                     let pushed = claim.push(template.with_payload(p));
                     debug_or_loom_assert!(pushed.is_ok(), "the claim holds {n} slots");
@@ -392,7 +518,7 @@ impl<S: SlotSize> Out<S> {
                 claim.commit();
             }
         }
-        committed(bus, state, n, &route.workers);
+        committed(bus, &route.workers);
         let published = Published {
             fanout: route.fanout,
             workers: route.workers.len(),

@@ -141,4 +141,20 @@ pub enum BusError {
     /// No such subscription (already removed, or from another bus).
     #[error("no subscription {0}")]
     NoSuchSubscription(u64),
+    /// [`crate::Bus::flush`] was called from a handler, on worker `worker`: it would wait for
+    /// the handler that called it.
+    #[error("called from a handler on worker {worker}, it would wait for itself")]
+    WouldDeadlock {
+        /// The worker the calling handler runs on.
+        worker: usize,
+    },
+    /// [`crate::Bus::flush`] did not see the bus quiescent within `timeout`.
+    #[error("the bus was not quiescent within {timeout:?}")]
+    Timeout {
+        /// How long it waited.
+        timeout: std::time::Duration,
+    },
+    /// A new publisher's rings could not be made (out of memory).
+    #[error("could not make the publisher's rings: {0}")]
+    Ring(#[source] crate::ring::RingError),
 }

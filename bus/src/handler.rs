@@ -65,11 +65,21 @@ impl<T: Pod> Message<'_, T> {
 
 /// A handler's way to publish onward, from its worker's own endpoint.
 ///
-/// Publishing from a handler never waits: a worker that blocked on a full ring could wait for a
-/// worker that waits for it. A full ring hands the message back ([`TryPublishError::Full`]);
-/// the handler decides what to do with it. When the message being handled is traced, what the
-/// handler publishes continues its trace (as a child of the handler's `process` span) if the
-/// sampler keeps it at that fanout; a handler never starts a new trace.
+/// [`Outbox::try_publish`] never waits: a full ring hands the message back
+/// ([`TryPublishError::Full`]) and the handler decides what to do with it.
+/// [`Outbox::publish_timeout`] waits for room, for a bounded time. Every refused onward
+/// publish is counted (per worker in [`crate::WorkerReport`], in total in [`crate::Report`]
+/// and [`crate::Stats`]), so a message a handler drops after a refusal is never lost
+/// silently.
+///
+/// During shutdown, handlers keep publishing onward until the bus is quiescent (every ring
+/// empty, no handler running); only after the drain deadline are their publishes refused with
+/// [`TryPublishError::Closed`].
+///
+/// When the message being handled is traced, what the handler publishes continues its trace
+/// (as a child of the handler's `process` span) if the sampler keeps it at that fanout; a
+/// handler never starts a new trace. On a bus that records no spans, a sampled message's
+/// context is carried on unchanged.
 pub struct Outbox<'a, S: SlotSize = Lines<1>> {
     pub(crate) endpoint: &'a mut Endpoint<S>,
     pub(crate) worker: usize,
@@ -87,8 +97,42 @@ impl<S: SlotSize> Outbox<'_, S> {
         topic: &Topic<T>,
         payload: T,
     ) -> Result<Published, TryPublishError<T>> {
-        self.endpoint
-            .try_publish(topic, payload, Parent::Handler(self.current))
+        let sent = self
+            .endpoint
+            .try_publish(topic, payload, Parent::Handler(self.current));
+        if let Err(e) = &sent {
+            self.endpoint.state().count_refusal(e.is_full(), 1);
+        }
+        sent
+    }
+
+    /// Publishes `payload` to `topic`, waiting with backoff while a destination ring is full,
+    /// for at most `timeout`; then hands it back ([`TryPublishError::Full`], counted like any
+    /// refusal).
+    ///
+    /// This is the way to publish onward under backpressure, from a fast stage to a slower
+    /// one. Waiting holds up this worker: the messages queued for it wait too, and a worker
+    /// that waits on a worker that waits on it (a cycle of full rings, A to B and B to A)
+    /// waits until one of them times out. Keep timeouts short where stages publish to each
+    /// other both ways. A full ring to this worker itself is refused at once: only this
+    /// worker empties it.
+    ///
+    /// # Panics
+    /// If `topic` was made by another bus.
+    pub fn publish_timeout<T: Pod>(
+        &mut self,
+        topic: &Topic<T>,
+        payload: T,
+        timeout: Duration,
+    ) -> Result<Published, TryPublishError<T>> {
+        let parent = Parent::Handler(self.current);
+        let sent = self
+            .endpoint
+            .publish_timeout(topic, payload, parent, timeout, self.worker);
+        if let Err(e) = &sent {
+            self.endpoint.state().count_refusal(e.is_full(), 1);
+        }
+        sent
     }
 
     /// Publishes `payloads` in order without waiting, all or nothing (one ring commit per
@@ -101,8 +145,14 @@ impl<S: SlotSize> Outbox<'_, S> {
         topic: &Topic<T>,
         payloads: &[T],
     ) -> Result<Published, TryBatchError> {
-        self.endpoint
-            .try_publish_batch(topic, payloads, Parent::Handler(self.current))
+        let sent = self
+            .endpoint
+            .try_publish_batch(topic, payloads, Parent::Handler(self.current));
+        if let Err(e) = &sent {
+            let full = !matches!(e, TryBatchError::Closed);
+            self.endpoint.state().count_refusal(full, payloads.len());
+        }
+        sent
     }
 
     /// The handler's current trace context (its `process` span), if the message is traced.

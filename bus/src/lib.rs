@@ -79,6 +79,7 @@ mod barrier;
 mod bus;
 mod config;
 mod cores;
+mod drain;
 mod endpoint;
 mod error;
 #[cfg(debug_assertions)]
@@ -89,6 +90,7 @@ mod handler;
 pub mod layout;
 mod pause;
 mod publisher;
+mod report;
 pub mod ring;
 mod routing;
 mod shared;
@@ -100,13 +102,16 @@ mod topic;
 mod wait;
 mod worker;
 
-pub use bus::{Bus, Report, SubscriptionId};
-pub use config::{BuildError, BusBuilder, Pinning, DEFAULT_CAPACITY};
+pub use bus::{Bus, SubscriptionId};
+pub use config::{
+    BuildError, BusBuilder, Pinning, DEFAULT_CAPACITY, DEFAULT_DRAIN_TIMEOUT, MAX_WORKERS,
+};
 pub use endpoint::Published;
 pub use error::{BatchPublishError, BusError, PublishError, TryBatchError, TryPublishError};
 pub use handler::{Message, Outbox};
 pub use layout::{Lines, SlotSize};
 pub use publisher::Publisher;
+pub use report::{Report, Stats};
 #[doc(hidden)]
 pub use spans::bench as span_bench;
 pub use spans::{SpanCounts, SpanExport, SpanExportError};
@@ -121,6 +126,7 @@ pub use worker::WorkerReport;
 #[cfg(tracebus_loom)]
 #[doc(hidden)]
 pub mod loom_support {
+    pub use crate::drain::{quiescent, Done, Sent};
     pub use crate::gate::{Busy, Gate, Inside};
     pub use crate::wait::{after_commit, Sleeper};
 }

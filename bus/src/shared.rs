@@ -1,4 +1,4 @@
-//! `BusShared`: the state every endpoint and worker of one bus reads (the shutdown gate, the
+//! `BusShared`: the state every endpoint and worker of one bus reads (the shutdown gates, the
 //! routes, the topics, the workers' wakers, the settings the hot path needs).
 
 use crate::gate::Gate;
@@ -9,8 +9,10 @@ use crate::wait::{WaitStrategy, Wakers};
 
 /// State every endpoint and worker of one bus shares.
 pub(crate) struct BusShared {
-    /// Closed once by shutdown; publishes pass through it (see `gate.rs`).
-    pub(crate) gate: Gate,
+    /// The shutdown gates, indexed by `endpoint::Side`: external publishers pass the first,
+    /// which shutdown closes at once; workers' onward publishes the second, which it closes
+    /// once the bus is quiescent or the drain deadline passed (see `gate.rs`, `drain.rs`).
+    pub(crate) gates: [Gate; 2],
     pub(crate) routes: Routes,
     /// The topics, by name and index.
     pub(crate) topics: std::sync::Arc<Registry>,

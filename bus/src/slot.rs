@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! offset 0   TraceHeader (26 bytes: version | trace-id | span-id | flags)  byte 25 = flags
-//! offset 26  kind: u8        flags of the slot itself (has publish time)
+//! offset 26  kind: u8        flags of the slot itself (has publish time; publish span
+//!                             recorded)
 //! offset 27  reserved: u8    zero
 //! offset 28  topic: u32      (native endian, alignment 1) the topic's index on its bus
 //! offset 32  publish: u64   (native endian, alignment 1) publish time in ticks of the bus's
@@ -36,8 +37,12 @@ use crate::layout::{Fits, Lines, SlotSize};
 /// Size of a cache line, the unit a slot's size is a multiple of.
 pub const CACHE_LINE: usize = 64;
 
-/// Slot flag: `publish_ns` holds the publish time.
+/// Slot flag: `publish` holds the publish time.
 const HAS_PUBLISH_TIME: u8 = 0x01;
+/// Slot flag: the publish recorded a span for the header's context, so receivers record
+/// `process` spans under it. A sampled header without it was carried through a publish that
+/// recorded nothing (the bus records no spans): receivers carry it on unchanged.
+const RECORDED: u8 = 0x02;
 
 /// The metadata block after the header: 14 bytes, alignment 1, so header and metadata are 40
 /// bytes with no padding.
@@ -46,7 +51,7 @@ const HAS_PUBLISH_TIME: u8 = 0x01;
 )]
 #[repr(C)]
 pub struct SlotMeta {
-    /// Slot flags (`HAS_PUBLISH_TIME`).
+    /// Slot flags (`HAS_PUBLISH_TIME`, `RECORDED`).
     kind: u8,
     /// Zero; room for later use without changing offsets.
     reserved: u8,
@@ -132,6 +137,20 @@ impl<A: Pod> Slot<A> {
             meta: self.meta,
             area,
         }
+    }
+
+    /// This slot, marked as published with a recorded span (see `RECORDED`).
+    #[inline(always)]
+    pub(crate) fn recorded(mut self) -> Self {
+        self.meta.kind |= RECORDED;
+        self
+    }
+
+    /// Whether the publish recorded a span for the header's context (receivers then record
+    /// their `process` spans under it; otherwise they carry the context on unchanged).
+    #[inline(always)]
+    pub fn is_recorded(&self) -> bool {
+        self.meta.kind & RECORDED != 0
     }
 
     /// The trace header, in place.

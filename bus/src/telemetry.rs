@@ -87,6 +87,20 @@ pub(crate) struct Tracing {
     exporter_core: Option<usize>,
 }
 
+/// What a publish does for tracing, decided once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Trace {
+    /// Sampled, with a span recorded: the publish span's context goes into the header.
+    Recorded(Sampled),
+    /// Not recorded here (the bus has no span pipeline, or tracing is switched off), but the
+    /// parent's sampled context is carried into the header unchanged: the trace goes on
+    /// through this bus with no span of its own, as OpenTelemetry propagates a context it
+    /// does not record.
+    Carried(TraceContext),
+    /// No context: the header says so.
+    None,
+}
+
 /// A sampled publish: the context for the slot header, and what its span record needs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sampled {
@@ -153,12 +167,34 @@ impl Tracing {
         self.control.is_enabled()
     }
 
-    /// The one decision of a publish to `fanout` subscribers from `parent`. `None`: not
-    /// sampled, having read no clock and made no record. Kept out of line: the publish path
-    /// that calls it stays small for the untraced case.
+    /// Whether this bus records spans at all (it has a span pipeline).
+    #[inline]
+    pub(crate) fn records_spans(&self) -> bool {
+        self.pipeline.get().is_some()
+    }
+
+    /// The one decision of a publish to `fanout` subscribers from `parent`: record a span
+    /// (tracing on, with a pipeline, and the sampler keeps it), carry the parent's sampled
+    /// context unchanged (the bus records nothing), or nothing, having read no clock and made
+    /// no record. Kept out of line: the publish path that calls it stays small for the
+    /// untraced case.
     #[inline(never)]
-    pub(crate) fn decide(&self, fanout: usize, parent: Parent) -> Option<Sampled> {
-        self.pipeline.get()?;
+    pub(crate) fn decide(&self, fanout: usize, parent: Parent) -> Trace {
+        if !(self.is_on() && self.records_spans()) {
+            return match parent.context() {
+                Some(c) if c.is_sampled() => Trace::Carried(c),
+                _ => Trace::None,
+            };
+        }
+        match self.sample(fanout, parent) {
+            Some(s) => Trace::Recorded(s),
+            None => Trace::None,
+        }
+    }
+
+    /// The sampler's part of [`Tracing::decide`], for a bus that records spans.
+    #[inline]
+    fn sample(&self, fanout: usize, parent: Parent) -> Option<Sampled> {
         let sampler = &self.control.sampler;
         let (header, parent, rate) = match parent {
             Parent::Root => match sampler.decide(None, fanout) {
@@ -195,6 +231,14 @@ impl Tracing {
     #[cold]
     pub(crate) fn recorder(&self) -> Option<spans::Recorder> {
         self.pipeline.get()?.recorder()
+    }
+
+    /// The span pipeline's counts so far (all zero if tracing never started).
+    pub(crate) fn counts(&self) -> SpanCounts {
+        self.pipeline
+            .get()
+            .map(SpanPipeline::counts)
+            .unwrap_or_default()
     }
 
     /// Exports everything recorded, stops the exporter thread, and returns its counts (all zero

@@ -130,6 +130,14 @@ impl Wakers {
         &self.sleepers[w]
     }
 
+    /// The worker the calling thread is, if it is one of this bus's workers (a handler
+    /// calling into the bus). A cold path: it reads the thread's id.
+    pub(crate) fn current_worker(&self) -> Option<usize> {
+        let threads = self.threads.get()?;
+        let me = thread::current().id();
+        threads.iter().position(|t| t.id() == me)
+    }
+
     /// Unparks worker `w` (a no-op before the threads exist).
     pub(crate) fn wake(&self, w: usize) {
         if let Some(threads) = self.threads.get() {

@@ -2,9 +2,15 @@
 //! subscribers of each message's topic, by reference, in the slot.
 //!
 //! Subscribers are found by the topic's dense index (a vector, no hashing). Control messages
-//! (new inbound rings, subscribe, unsubscribe, drain) arrive on a channel and are applied
-//! between batches, so a handler never changes under a running delivery. A handler panic is
+//! (new inbound rings, subscribe, unsubscribe, drain, stop) arrive on a channel and are applied
+//! between batches, so a handler never changes under a running delivery. The worker also
+//! publishes the routes of the subscriptions it installs and removes, in the order it applies
+//! them, so a route never points at a handler that is not there yet. A handler panic is
 //! caught, counted, and the worker goes on with the next subscriber and message.
+//!
+//! After each non-empty pass the worker publishes its counts ([`WorkerLive`]): the message
+//! copies it has handled, which shutdown's quiescence check compares with what was sent (see
+//! `drain.rs`), and the deliveries and panics `Bus::stats` reports.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -12,6 +18,7 @@ use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
+use crate::drain::Done;
 use crate::endpoint::Endpoint;
 use crate::handler::Outbox;
 use crate::layout::SlotSize;
@@ -20,8 +27,8 @@ use crate::shared::BusShared;
 use crate::slot::Slot;
 use crate::spans::{self, new_span_id, SpanRecord, Ticks};
 use crate::sync::chan::{self, Receiver, Sender};
-use crate::sync::thread;
 use crate::sync::TryRecvError;
+use crate::sync::{thread, AtomicU64, Ordering};
 use crate::wait::{WaitStrategy, SPIN_POLLS, YIELD_POLLS};
 use tracebus_context::TraceContext;
 
@@ -34,18 +41,35 @@ pub(crate) type Handler<S> =
 pub(crate) enum Control<S: SlotSize> {
     /// A new endpoint's ring to this worker.
     Inbound(Consumer<Slot<S::Area>>),
-    /// Add a subscriber; acknowledged once it is in place.
+    /// Add a subscriber, then publish its route; acknowledged (if asked) once both are done.
     Subscribe {
         id: u64,
         topic: u32,
         name: Arc<str>,
         handler: Handler<S>,
-        ack: Sender<()>,
+        ack: Option<Sender<()>>,
     },
-    /// Remove a subscriber; acknowledged (with whether it existed) once it is gone.
-    Unsubscribe { id: u64, ack: Sender<bool> },
-    /// Deliver everything in the rings, then stop. Sent after every accepted publish committed.
+    /// Withdraw a subscriber's route, then drop it; acknowledged (if asked, with whether it
+    /// existed) once it is gone.
+    Unsubscribe { id: u64, ack: Option<Sender<bool>> },
+    /// Deliver everything in the rings, then stop. Sent once the bus is quiescent, after
+    /// every gate closed: the rings are empty and stay so.
     Drain,
+    /// Stop after the current pass, leaving what is in the rings (the drain deadline passed:
+    /// shutdown counts what is left as lost).
+    Stop,
+}
+
+/// What a worker publishes after each non-empty pass, for shutdown and `Bus::stats` (written
+/// only by the worker, on a cache line of its own).
+#[derive(Debug, Default)]
+pub(crate) struct WorkerLive {
+    /// Message copies read and handled (see `drain.rs`).
+    pub(crate) done: Done,
+    /// Handler calls that returned (`Relaxed`: a count).
+    pub(crate) delivered: AtomicU64,
+    /// Handler calls that panicked (`Relaxed`: a count).
+    pub(crate) handler_panics: AtomicU64,
 }
 
 /// What one worker did.
@@ -64,6 +88,11 @@ pub struct WorkerReport {
     /// is how many messages a pass took on average (a worker on its publisher's heels takes
     /// one or two; see the catch-up pause in the crate's architecture notes).
     pub passes: u64,
+    /// Onward publishes of this worker's handlers refused because a ring was full.
+    pub refused_full: u64,
+    /// Onward publishes of this worker's handlers refused because the bus was shutting down
+    /// (after the drain deadline, or from a handler running when it passed).
+    pub refused_closed: u64,
 }
 
 impl WorkerReport {
@@ -105,7 +134,10 @@ pub(crate) struct Worker<S: SlotSize> {
     /// Subscription id -> topic index, to find it on unsubscribe.
     topics: HashMap<u64, u32>,
     draining: bool,
+    stopping: bool,
     report: WorkerReport,
+    /// Counts published after each non-empty pass.
+    live: Arc<CachePadded<WorkerLive>>,
     /// Spin-loop hints in a catch-up pause (see `pause.rs`), measured once per process.
     catch_up: u32,
 }
@@ -118,6 +150,7 @@ impl<S: SlotSize> Worker<S> {
         inbound: Vec<Consumer<Slot<S::Area>>>,
         endpoint: Endpoint<S>,
         core: Option<usize>,
+        live: Arc<CachePadded<WorkerLive>>,
     ) -> Self {
         Worker {
             index,
@@ -129,7 +162,9 @@ impl<S: SlotSize> Worker<S> {
             subs: Vec::new(),
             topics: HashMap::new(),
             draining: false,
+            stopping: false,
             report: WorkerReport::default(),
+            live,
             catch_up: crate::pause::catch_up_hints(),
         }
     }
@@ -140,12 +175,23 @@ impl<S: SlotSize> Worker<S> {
         }
         let mut idle = 0u32;
         let mut streaming = false;
+        let mut counts_due = false;
         loop {
             let control_empty = self.apply_control();
+            if counts_due {
+                // After the control messages: a subscription a handler made during the last
+                // pass is in place before that pass counts as done (so `flush` covers it).
+                self.publish_counts();
+                counts_due = false;
+            }
+            if self.stopping {
+                return self.finish();
+            }
             let found = self.deliver_pass();
             if found > 0 {
                 self.report.messages += found as u64;
                 self.report.passes += 1;
+                counts_due = true;
                 if streaming && found < SMALL_PASS {
                     // On the producers' heels: let them write a batch's worth undisturbed.
                     // Only a pass right after a non-empty one waits, so a worker that was
@@ -162,10 +208,31 @@ impl<S: SlotSize> Worker<S> {
             if self.draining && control_empty {
                 // Every accepted message was committed before `Drain` was sent, and this pass
                 // found every ring empty: all delivered.
-                return self.report;
+                return self.finish();
             }
             self.idle_wait(&mut idle);
         }
+    }
+
+    /// Publishes the counts of the passes so far: their copies are handled (every handler
+    /// returned or was caught), so `done` may count them (see `drain.rs`).
+    #[inline]
+    fn publish_counts(&self) {
+        let live = &self.live;
+        live.delivered
+            .store(self.report.delivered, Ordering::Relaxed);
+        live.handler_panics
+            .store(self.report.handler_panics, Ordering::Relaxed);
+        live.done.store(self.report.messages as usize);
+    }
+
+    /// The final report, with the refusals its endpoint counted.
+    fn finish(mut self) -> WorkerReport {
+        self.publish_counts();
+        let state = self.endpoint.state();
+        self.report.refused_full = state.refused_full.load(Ordering::Relaxed);
+        self.report.refused_closed = state.refused_closed.load(Ordering::Relaxed);
+        self.report
     }
 
     /// Applies pending control messages; returns whether the channel was empty.
@@ -186,18 +253,24 @@ impl<S: SlotSize> Worker<S> {
                     }
                     self.subs[t]
                         .get_or_insert_with(|| Subscribers {
-                            name,
+                            name: Arc::clone(&name),
                             list: Vec::new(),
                         })
                         .list
                         .push((id, handler));
                     self.topics.insert(id, topic);
-                    let _ = ack.send(());
+                    // The handler is in place: publishers may route to it now.
+                    self.bus.routes.update(topic, &name, self.index, true);
+                    if let Some(ack) = ack {
+                        let _ = ack.send(());
+                    }
                 }
                 Ok(Control::Unsubscribe { id, ack }) => {
                     let found = self.topics.remove(&id).is_some_and(|topic| {
                         let entry = &mut self.subs[topic as usize];
                         if let Some(s) = entry {
+                            // Publishers stop routing to it first; then the handler goes.
+                            self.bus.routes.update(topic, &s.name, self.index, false);
                             s.list.retain(|(i, _)| *i != id);
                             if s.list.is_empty() {
                                 *entry = None;
@@ -205,9 +278,15 @@ impl<S: SlotSize> Worker<S> {
                         }
                         true
                     });
-                    let _ = ack.send(found);
+                    if let Some(ack) = ack {
+                        let _ = ack.send(found);
+                    }
                 }
                 Ok(Control::Drain) => self.draining = true,
+                Ok(Control::Stop) => {
+                    self.stopping = true;
+                    return true;
+                }
                 Err(TryRecvError::Empty) => return true,
                 // The bus is gone without a drain (it always sends one): stop after this pass.
                 Err(TryRecvError::Disconnected) => {
@@ -337,6 +416,30 @@ fn process_span<A: bytemuck::Pod>(
         .with_enqueued(slot.publish_tick().unwrap_or(SpanRecord::NO_TICK))
 }
 
+/// Runs the handlers of `list` from `at.handler` on for `slot`, without spans, and moves the
+/// cursor to the next message. The cursor names the running handler for the unwind guard with
+/// a plain store of the loop's index (no read-modify-write chained through memory from one
+/// call to the next), and the deliveries are counted once, after the loop.
+#[inline(always)]
+fn run_handlers<S: SlotSize>(
+    list: &mut [(u64, Handler<S>)],
+    slot: &Slot<S::Area>,
+    name: &str,
+    out: &mut Outbox<'_, S>,
+    at: &mut Cursor,
+    delivered: &mut u64,
+) {
+    let first = at.handler;
+    for (i, (_, handler)) in list.iter_mut().enumerate().skip(first) {
+        at.handler = i;
+        handler(slot, name, out);
+    }
+    *delivered += (list.len() - first) as u64;
+    at.slot += 1;
+    at.handler = 0;
+    at.first = 0;
+}
+
 /// Delivers `slots` (the batch from message `at.slot` on) to their topics' subscribers,
 /// starting at handler `at.handler` of the first, and keeps `at` on the handler about to run.
 ///
@@ -374,21 +477,19 @@ fn deliver<'s, S: SlotSize>(
                     at.slot += 1;
                     continue;
                 }
-                // Several: a tight loop over the handlers, one indirect call each. The cursor
-                // names the running handler for the unwind guard with a plain store of the
-                // loop's index (no read-modify-write chained through memory from one call to
-                // the next), and the deliveries are counted once, after the loop.
-                let first = at.handler;
-                for (i, (_, handler)) in list.iter_mut().enumerate().skip(first) {
-                    at.handler = i;
-                    handler(slot, name, &mut out);
-                }
-                *delivered += (list.len() - first) as u64;
-                at.slot += 1;
-                at.handler = 0;
-                at.first = 0;
+                // Several: a tight loop over the handlers, one indirect call each.
+                run_handlers(list, slot, name, &mut out, at, delivered);
                 continue;
             };
+            if !slot.is_recorded() {
+                // Carried through a publish that recorded no span (the bus records none): the
+                // handlers' context is the header's, unchanged, and their onward publishes
+                // carry it on (no span, no clock read).
+                out.current = Some(header);
+                run_handlers(list, slot, name, &mut out, at, delivered);
+                out.current = None;
+                continue;
+            }
             let first = at.handler;
             while let Some((_, handler)) = list.get_mut(at.handler) {
                 let span_id = new_span_id();

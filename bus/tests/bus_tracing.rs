@@ -591,3 +591,79 @@ fn tracing_can_start_on_a_bus_built_without_it_and_stop_again() {
     assert_eq!(named(&spans, "publish rollout").len(), 20);
     assert_eq!(named(&spans, "process rollout").len(), 20);
 }
+
+/// A bus that records no spans (built without tracing, or with tracing switched off) carries
+/// a sampled parent's context through a pipeline unchanged, with no span of its own: the trace
+/// does not break at a service that exports nothing itself. Unsampled and absent contexts stay
+/// absent.
+#[test]
+fn a_bus_that_records_no_spans_carries_a_sampled_context_unchanged() {
+    use std::sync::Mutex;
+    use tracebus::context::{TraceContext, FLAG_SAMPLED};
+    type Seen = Vec<(
+        &'static str,
+        u64,
+        Option<TraceContext>,
+        Option<TraceContext>,
+    )>;
+
+    let remote = TraceContext::new([7; 16], [9; 8], FLAG_SAMPLED).unwrap();
+    let unsampled = TraceContext::new([7; 16], [9; 8], 0).unwrap();
+    for switched_off in [false, true] {
+        let exporter = InMemorySpanExporter::default();
+        let mut builder = Bus::builder()
+            .workers(2)
+            .pinning(Pinning::Off)
+            .wait_strategy(WaitStrategy::SpinThenPark);
+        if switched_off {
+            builder = builder.tracing(export(&exporter));
+        }
+        let bus = builder.build().unwrap();
+        bus.tracing().set_enabled(false);
+        let first = topic(&bus, "first");
+        let second = topic(&bus, "second");
+        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let s = seen.clone();
+        bus.subscribe_on(0, &first, move |m, out| {
+            let entry = (
+                "first",
+                *m.payload(),
+                m.trace_context(),
+                out.trace_context(),
+            );
+            s.lock().unwrap().push(entry);
+            out.try_publish(&second, *m.payload()).unwrap();
+        })
+        .unwrap();
+        let s = seen.clone();
+        bus.subscribe_on(1, &second, move |m, out| {
+            let entry = (
+                "second",
+                *m.payload(),
+                m.trace_context(),
+                out.trace_context(),
+            );
+            s.lock().unwrap().push(entry);
+        })
+        .unwrap();
+        let mut p = bus.publisher().unwrap();
+        p.publish_with_parent(&first, 1, Some(remote)).unwrap();
+        p.publish_with_parent(&first, 2, Some(unsampled)).unwrap();
+        p.publish_with_parent(&first, 3, None).unwrap();
+        p.publish(&first, 4).unwrap();
+        drop(p);
+        let report = bus.shutdown();
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort_by_key(|&(stage, v, _, _)| (v, stage));
+        let expected: Seen = [1, 2, 3, 4]
+            .into_iter()
+            .flat_map(|v| {
+                let ctx = (v == 1).then_some(remote);
+                [("first", v, ctx, ctx), ("second", v, ctx, ctx)]
+            })
+            .collect();
+        assert_eq!(seen, expected, "switched off: {switched_off}");
+        assert_eq!(report.spans.exported, 0);
+        assert!(exporter.get_finished_spans().unwrap().is_empty());
+    }
+}

@@ -6,16 +6,17 @@
 //! 512 MiB before its first message. On Unix-like systems a buffer of at least
 //! [`MMAP_MIN`] bytes is therefore its own anonymous private mapping: the OS maps a page when a
 //! producer first writes a cell in it, and an idle consumer, which reads one cell's stamp,
-//! reads the shared zero page. Smaller buffers (and every buffer elsewhere) come from
-//! `alloc_zeroed`, cache-line aligned. All-zero bytes are a valid empty cell (stamp 0, no
-//! value).
+//! reads the shared zero page. Smaller buffers (and every buffer elsewhere, or where the
+//! mapping is refused) come from `alloc_zeroed`, cache-line aligned. All-zero bytes are a
+//! valid empty cell (stamp 0, no value). Memory that cannot be had is an error
+//! ([`RingError::OutOfMemory`]), never an abort: a bus builder reports it.
 //!
 //! Under loom, cells carry loom's tracking state, so they are built one by one in a `Box`.
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
-use super::Cell;
+use super::{Cell, RingError};
 
 /// Buffers of at least this many bytes are their own memory mapping (Unix-like systems).
 pub(crate) const MMAP_MIN: usize = 16 * 1024;
@@ -31,9 +32,14 @@ pub(crate) struct Buffer<T> {
 }
 
 impl<T> Buffer<T> {
-    /// `len` empty cells, or `None` if their size overflows `isize`.
-    pub(crate) fn new(len: usize) -> Option<Buffer<T>> {
-        let layout = Layout::array::<Cell<T>>(len).ok()?;
+    /// `len` empty cells, or why not: their size overflows `isize`
+    /// ([`RingError::TooLarge`]) or the memory cannot be had ([`RingError::OutOfMemory`]).
+    pub(crate) fn new(len: usize) -> Result<Buffer<T>, RingError> {
+        let too_large = RingError::TooLarge {
+            requested: len,
+            max: isize::MAX as usize / core::mem::size_of::<Cell<T>>(),
+        };
+        let layout = Layout::array::<Cell<T>>(len).map_err(|_| too_large)?;
         #[cfg(unix)]
         if layout.size() >= MMAP_MIN {
             use rustix::mm::{mmap_anonymous, MapFlags, ProtFlags};
@@ -47,9 +53,11 @@ impl<T> Buffer<T> {
                     MapFlags::PRIVATE,
                 )
             };
-            if let Ok(ptr) = mapped {
-                return Some(Buffer {
-                    cells: NonNull::new(ptr.cast())?,
+            // A refused mapping (the size, or the process's limit on mappings) falls back
+            // to the allocator, which may still have the memory.
+            if let Some(cells) = mapped.ok().and_then(|p| NonNull::new(p.cast())) {
+                return Ok(Buffer {
+                    cells,
                     len,
                     layout,
                     mapped: true,
@@ -58,9 +66,10 @@ impl<T> Buffer<T> {
         }
         // SAFETY: `layout` has a non-zero size (a cell is at least one cache line, len >= 1).
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        let cells =
-            NonNull::new(ptr.cast()).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        Some(Buffer {
+        let cells = NonNull::new(ptr.cast()).ok_or(RingError::OutOfMemory {
+            bytes: layout.size(),
+        })?;
+        Ok(Buffer {
             cells,
             len,
             layout,
@@ -111,6 +120,20 @@ mod tests {
                 assert_eq!(c.stamp.load(crate::sync::Ordering::Relaxed), 0);
             }
         }
-        assert!(Buffer::<u8>::new(usize::MAX / 8).is_none());
+        assert!(matches!(
+            Buffer::<u8>::new(usize::MAX / 8),
+            Err(RingError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn memory_that_cannot_be_had_is_an_error_not_an_abort() {
+        // 2^41 cells of 64 bytes: 128 TiB, the whole of x86-64's user address space (so no
+        // overcommit setting maps it) and within `isize`.
+        match Buffer::<u64>::new(1 << 41) {
+            Err(RingError::OutOfMemory { bytes }) => assert_eq!(bytes, 128 << 40),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("128 TiB allocated"),
+        }
     }
 }

@@ -85,6 +85,12 @@ pub enum RingError {
         /// The largest capacity possible for this value type.
         max: usize,
     },
+    /// The memory for the ring's cells could not be had from the OS or the allocator.
+    #[error("could not allocate {bytes} bytes for the ring's cells")]
+    OutOfMemory {
+        /// The size of the allocation that failed.
+        bytes: usize,
+    },
 }
 
 /// The value a full ring handed back: nothing is dropped silently.
@@ -262,9 +268,13 @@ impl<T> Drop for Shared<T> {
 /// assert_eq!(rx.try_pop(), Some(1));
 /// assert!(tracebus::ring::spsc::<u64>(0).is_err());
 /// ```
+///
+/// # Errors
+/// [`RingError::ZeroCapacity`], [`RingError::TooLarge`], or [`RingError::OutOfMemory`] when
+/// the cells' memory cannot be had (never an abort).
 pub fn spsc<T: Send>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), RingError> {
     let capacity = checked_capacity::<T>(capacity)?;
-    let buffer = new_buffer(capacity);
+    let buffer = new_buffer(capacity)?;
     let shared = Arc::new(Shared {
         head: CachePadded::new(AtomicUsize::new(0)),
         tail: CachePadded::new(AtomicUsize::new(0)),
@@ -279,20 +289,19 @@ pub fn spsc<T: Send>(capacity: usize) -> Result<(Producer<T>, Consumer<T>), Ring
 /// `capacity` empty cells (stamp 0, no value), from zeroed memory that costs nothing until
 /// a producer writes it (see `buffer.rs`).
 #[cfg(not(tracebus_loom))]
-fn new_buffer<T>(capacity: usize) -> buffer::Buffer<T> {
-    // `max_capacity` keeps the cells within `isize::MAX` bytes.
-    buffer::Buffer::new(capacity).expect("capacity checked against max_capacity")
+fn new_buffer<T>(capacity: usize) -> Result<buffer::Buffer<T>, RingError> {
+    buffer::Buffer::new(capacity)
 }
 
 /// Under loom, cells carry loom's tracking state, so they are built one by one.
 #[cfg(tracebus_loom)]
-fn new_buffer<T>(capacity: usize) -> Box<[Cell<T>]> {
-    (0..capacity)
+fn new_buffer<T>(capacity: usize) -> Result<Box<[Cell<T>]>, RingError> {
+    Ok((0..capacity)
         .map(|_| Cell {
             value: UnsafeCell::new(MaybeUninit::uninit()),
             stamp: AtomicUsize::new(0),
         })
-        .collect()
+        .collect())
 }
 
 /// The capacity [`spsc`] would give a ring of `T`s asked to hold `capacity` (rounded up to a
@@ -309,6 +318,36 @@ pub fn checked_capacity<T>(capacity: usize) -> Result<usize, RingError> {
             max,
         }),
     }
+}
+
+/// A third party's view of a ring: how many values its producer has pushed in all. It keeps
+/// the ring's memory alive while it lives.
+pub(crate) struct Monitor<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Monitor<T> {
+    /// Values pushed (committed) so far.
+    #[allow(dead_code)] // the span pipeline's; not built under loom
+    pub(crate) fn pushed(&self) -> usize {
+        // Acquire pairs with the producer's Release store of `tail` (after its commits).
+        self.shared.tail.load(Ordering::Acquire)
+    }
+}
+
+impl<T> Producer<T> {
+    /// A monitor of this ring.
+    #[allow(dead_code)] // the span pipeline's; not built under loom
+    pub(crate) fn monitor(&self) -> Monitor<T> {
+        Monitor {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Bytes each value takes in a ring (its cell: the value and its stamp, in whole cache lines).
+pub(crate) fn cell_size<T>() -> usize {
+    core::mem::size_of::<Cell<T>>()
 }
 
 /// The largest power-of-two capacity whose cells fit in `isize::MAX` bytes.

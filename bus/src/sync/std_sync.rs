@@ -3,7 +3,7 @@
 //! `loom_sync.rs`; `mod.rs` picks one.
 
 pub(crate) use std::sync::{
-    atomic::{fence, AtomicBool, AtomicUsize, Ordering},
+    atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering},
     Arc, Mutex, MutexGuard,
 };
 pub(crate) use std::thread;
