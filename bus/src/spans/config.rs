@@ -27,6 +27,12 @@ pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// enough for 4 M spans/s per endpoint at the default poll interval (500 k spans/s in the
 /// first 8 ms after an idle spell, while the exporter thread still sleeps 8 polls).
 pub(crate) const DEFAULT_RING_CAPACITY: usize = 4096;
+/// Default [`SpanExport::export_timeout`]: the OpenTelemetry SDK's `OTEL_BSP_EXPORT_TIMEOUT`
+/// default.
+pub(crate) const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`SpanExport::shutdown_timeout`]: the SDK's default for a span processor's
+/// `shutdown`.
+pub(crate) const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest [`SpanExport::ring_capacity`]: 2^20 records, 128 MiB per recorder.
 pub(crate) const MAX_RING_CAPACITY: usize = 1 << 20;
 
@@ -42,9 +48,15 @@ pub(crate) const MAX_RING_CAPACITY: usize = 1 << 20;
 /// - A record ring that is full (the exporter thread is behind, or the target blocks) drops
 ///   the span and counts it; publishers and handlers never wait for the exporter.
 /// - A target that returns an error or panics is caught on the exporter thread and counted,
-///   with the spans it lost.
+///   with the spans it lost. An export call still pending after
+///   [`export_timeout`](SpanExport::export_timeout) is cancelled (its future dropped) and its
+///   spans counted as failed.
 /// - Shutting the bus down exports every span recorded before, then flushes the target and,
-///   unless [`shutdown_target(false)`](SpanExport::shutdown_target), shuts it down.
+///   unless [`shutdown_target(false)`](SpanExport::shutdown_target), shuts it down, all within
+///   [`shutdown_timeout`](SpanExport::shutdown_timeout): an exporter thread still busy then
+///   (a target that blocks) is left behind, and the spans it had not exported are counted
+///   ([`crate::SpanCounts::abandoned`]). So a target that fails, blocks or panics never holds
+///   up publishers, handlers or shutdown beyond that bound.
 /// - Clones share the target: buses built from clones (of a bus builder, say) export to it
 ///   one call at a time, and the last of them to shut down shuts it down (a bus started
 ///   from a clone after that finds it shut down, and counts its export errors).
@@ -85,6 +97,10 @@ pub struct SpanExport {
     pub(crate) scope: InstrumentationScope,
     /// Whether shutdown ends with the target's `shutdown` (after its `force_flush`).
     pub(crate) shutdown_target: bool,
+    /// Longest an export call may stay pending before it is cancelled; more than zero.
+    pub(crate) export_timeout: Duration,
+    /// Longest the bus's shutdown waits for the exporter thread's last exports.
+    pub(crate) shutdown_timeout: Duration,
 }
 
 impl SpanExport {
@@ -100,6 +116,8 @@ impl SpanExport {
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
             shutdown_target: true,
+            export_timeout: DEFAULT_EXPORT_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 
@@ -177,10 +195,36 @@ impl SpanExport {
         self
     }
 
+    /// The longest one `SpanExporter::export` call may stay pending (default 30 s, the SDK's
+    /// `OTEL_BSP_EXPORT_TIMEOUT` default; more than zero). The exporter thread drives the
+    /// call's future; still pending at the deadline, it is dropped (the export is cancelled),
+    /// its spans are counted as failed and the call in
+    /// [`SpanCounts::export_timeouts`](crate::SpanCounts::export_timeouts). A target that
+    /// blocks its thread inside a call (a synchronous client, a processor's `on_end`) cannot
+    /// be cancelled: [`SpanExport::shutdown_timeout`] bounds what that costs at shutdown.
+    pub fn export_timeout(mut self, timeout: Duration) -> SpanExport {
+        self.export_timeout = timeout;
+        self
+    }
+
+    /// The longest the bus's shutdown waits for the span pipeline (default 5 s, the SDK's
+    /// default for a processor's shutdown): the exporter thread's last drain, export, flush
+    /// and the target's shutdown. If it is not done by then (a target that blocks), the
+    /// thread is left behind (it makes no further call into the target once it returns), and
+    /// the spans recorded but not exported are counted in
+    /// [`SpanCounts::abandoned`](crate::SpanCounts::abandoned).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> SpanExport {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
     /// Checks the settings.
     pub(crate) fn validate(&self) -> Result<(), SpanExportError> {
         if self.batch_size == 0 {
             return Err(SpanExportError::ZeroBatchSize);
+        }
+        if self.export_timeout.is_zero() {
+            return Err(SpanExportError::ZeroExportTimeout);
         }
         if self.poll_interval.is_zero() {
             return Err(SpanExportError::ZeroPollInterval);
@@ -208,6 +252,8 @@ impl fmt::Debug for SpanExport {
             .field("ring_capacity", &self.ring_capacity)
             .field("scope", &self.scope.name())
             .field("shutdown_target", &self.shutdown_target)
+            .field("export_timeout", &self.export_timeout)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -222,6 +268,9 @@ pub enum SpanExportError {
     /// [`SpanExport::poll_interval`] was zero.
     #[error("span export poll interval must be more than zero")]
     ZeroPollInterval,
+    /// [`SpanExport::export_timeout`] was zero.
+    #[error("span export timeout must be more than zero")]
+    ZeroExportTimeout,
     /// [`SpanExport::ring_capacity`] was 0 or above 2^20.
     #[error("span record ring: {0}")]
     Ring(RingError),
@@ -236,7 +285,9 @@ impl PartialEq for SpanExportError {
     fn eq(&self, other: &Self) -> bool {
         use SpanExportError::*;
         match (self, other) {
-            (ZeroBatchSize, ZeroBatchSize) | (ZeroPollInterval, ZeroPollInterval) => true,
+            (ZeroBatchSize, ZeroBatchSize)
+            | (ZeroPollInterval, ZeroPollInterval)
+            | (ZeroExportTimeout, ZeroExportTimeout) => true,
             (Ring(a), Ring(b)) => a == b,
             (Spawn(a), Spawn(b)) => a.kind() == b.kind(),
             _ => false,
@@ -263,6 +314,11 @@ mod tests {
             e().poll_interval(Duration::ZERO).validate(),
             Err(SpanExportError::ZeroPollInterval)
         ));
+        assert!(matches!(
+            e().export_timeout(Duration::ZERO).validate(),
+            Err(SpanExportError::ZeroExportTimeout)
+        ));
+        assert!(e().shutdown_timeout(Duration::ZERO).validate().is_ok());
         assert!(matches!(
             e().ring_capacity(0).validate(),
             Err(SpanExportError::Ring(RingError::ZeroCapacity))

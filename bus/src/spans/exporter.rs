@@ -17,10 +17,13 @@
 //! before the shutdown message), drains each (at most its capacity more records, so a recorder
 //! still running cannot keep the thread going forever), hands over what is pending, flushes
 //! the target and shuts it down if asked to (and if no other pipeline shares it). Every call
-//! into the target goes through a `Sink`, which catches errors and panics; the counts are
-//! published to the pipeline after each hand-over.
+//! into the target goes through a `Sink`, which catches errors and panics and cancels an
+//! export still pending at the export timeout; the counts are published to the pipeline after
+//! each hand-over. A thread the pipeline abandoned at its shutdown deadline (stuck in a target
+//! that blocks) makes no further call into the target and publishes no further counts once it
+//! gets back.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +54,10 @@ pub(crate) struct PublishedTally {
     pub(crate) failed: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) panics: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    /// Set by the pipeline when it stops waiting for this thread (its shutdown deadline
+    /// passed); from then on the thread calls nothing and stores no count.
+    pub(crate) abandoned: AtomicBool,
 }
 
 impl PublishedTally {
@@ -60,6 +67,13 @@ impl PublishedTally {
         self.failed.store(t.failed, Ordering::Relaxed);
         self.errors.store(t.errors, Ordering::Relaxed);
         self.panics.store(t.panics, Ordering::Relaxed);
+        self.timeouts.store(t.timeouts, Ordering::Relaxed);
+    }
+
+    /// Whether the pipeline has left this thread behind (`Acquire`: pairs with its `Release`
+    /// store, after which the pipeline's counts are final).
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
     }
 
     /// The last counts stored.
@@ -69,6 +83,7 @@ impl PublishedTally {
             failed: self.failed.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             panics: self.panics.load(Ordering::Relaxed),
+            timeouts: self.timeouts.load(Ordering::Relaxed),
         }
     }
 }
@@ -93,6 +108,8 @@ pub(crate) struct ExporterThread {
     poll_interval: Duration,
     /// Whether shutdown ends with the target's `shutdown`.
     shutdown_target: bool,
+    /// Longest an export call may stay pending.
+    export_timeout: Duration,
     /// Where the counts are published.
     published: Arc<PublishedTally>,
     /// Converted spans not handed over yet; fewer than `batch_size` between passes.
@@ -180,6 +197,8 @@ impl ExporterThread {
             resource,
             scope,
             shutdown_target,
+            export_timeout,
+            shutdown_timeout: _,
         } = config;
         target.join();
         ExporterThread {
@@ -192,6 +211,7 @@ impl ExporterThread {
             interval,
             poll_interval,
             shutdown_target,
+            export_timeout,
             published,
             pending: Vec::with_capacity(batch_size),
             pending_since: None,
@@ -274,6 +294,9 @@ impl ExporterThread {
         let limits: Vec<usize> = self.rings.iter().map(Consumer::capacity).collect();
         self.drain_all(Some(&limits));
         self.hand_over();
+        if self.published.is_abandoned() {
+            return self.tally;
+        }
         // Under the target's lock: the pipeline that leaves last makes the last calls.
         let mut target = self.target.lock();
         target.force_flush(&mut self.tally);
@@ -281,7 +304,9 @@ impl ExporterThread {
             target.shutdown(&mut self.tally);
         }
         drop(target);
-        self.published.store(&self.tally);
+        if !self.published.is_abandoned() {
+            self.published.store(&self.tally);
+        }
         self.tally
     }
 
@@ -325,16 +350,21 @@ impl ExporterThread {
         found
     }
 
-    /// Hands the pending spans to the target, if any, and publishes the counts.
+    /// Hands the pending spans to the target, if any, and publishes the counts (neither once
+    /// the pipeline abandoned this thread: the spans are counted there).
     pub(crate) fn hand_over(&mut self) {
         self.pending_since = None;
-        if self.pending.is_empty() {
+        if self.pending.is_empty() || self.published.is_abandoned() {
             return;
         }
         let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(self.batch_size));
         // After the next batch's vector, before this batch is freed (see `HeapGuard`).
         self.heap_guard.keep_above(self.pending.as_ptr());
-        self.target.lock().export(batch, &mut self.tally);
-        self.published.store(&self.tally);
+        self.target
+            .lock()
+            .export(batch, &mut self.tally, self.export_timeout);
+        if !self.published.is_abandoned() {
+            self.published.store(&self.tally);
+        }
     }
 }

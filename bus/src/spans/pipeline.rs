@@ -8,10 +8,17 @@
 //! handed out is registered before the thread sees shutdown and is drained by it. Drop counters
 //! of recorders that are gone are folded into one sum (`Arc::try_unwrap`, whose `Acquire`
 //! sees the recorder's last store), so the list grows only with live recorders.
+//!
+//! Shutdown waits for the exporter thread's last pass for at most the configured shutdown
+//! timeout. A thread still busy then (inside a target that blocks) is left behind: the
+//! pipeline marks it abandoned, freezes the counts, and counts as `abandoned` every span
+//! recorded (the recorders' rings' positions, read through a `Monitor` of each) and neither
+//! exported nor failed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
@@ -21,6 +28,7 @@ use super::exporter::{Control, ExporterThread, PublishedTally};
 use super::record::SpanRecord;
 use super::recorder::Recorder;
 use super::sink::Tally;
+use crate::ring::Monitor;
 
 /// What a span pipeline did: read any time with the bus's report, final after shutdown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,6 +43,13 @@ pub struct SpanCounts {
     pub export_errors: u64,
     /// Calls into the exporter or processor that panicked (caught on the exporter thread).
     pub exporter_panics: u64,
+    /// Export calls still pending at [`SpanExport::export_timeout`](crate::SpanExport::export_timeout),
+    /// cancelled (their spans are counted in `failed`).
+    pub export_timeouts: u64,
+    /// Spans recorded but neither exported nor failed when shutdown stopped waiting for the
+    /// exporter thread ([`SpanExport::shutdown_timeout`](crate::SpanExport::shutdown_timeout)):
+    /// the target blocked. 0 whenever shutdown finished exporting.
+    pub abandoned: u64,
 }
 
 /// The state recorders are registered under.
@@ -45,23 +60,40 @@ struct Registry {
     control: Sender<Control>,
     /// Drops counted by recorders that are gone.
     dropped_gone: u64,
-    /// Drop counters of recorders that may still be alive (each written by its recorder only).
-    counters: Vec<Arc<AtomicU64>>,
+    /// Spans recorded (pushed into their rings) by recorders that are gone.
+    recorded_gone: u64,
+    /// Drop counters of recorders that may still be alive (each written by its recorder only),
+    /// with a monitor of each one's ring.
+    counters: Vec<(Arc<AtomicU64>, Monitor<SpanRecord>)>,
 }
 
 impl Registry {
-    /// Folds the counters of recorders that are gone into `dropped_gone`.
+    /// Folds the counters of recorders that are gone into `dropped_gone` and `recorded_gone`.
     fn prune(&mut self) {
         let mut live = Vec::with_capacity(self.counters.len());
-        for c in self.counters.drain(..) {
+        for (c, ring) in self.counters.drain(..) {
             // `try_unwrap` succeeds only for the last owner and synchronises with the
-            // recorder's drop (Release/Acquire), so the final count is read.
+            // recorder's drop (Release/Acquire), which comes after its ring's last push: the
+            // final counts are read.
             match Arc::try_unwrap(c) {
-                Ok(gone) => self.dropped_gone += gone.into_inner(),
-                Err(c) => live.push(c),
+                Ok(gone) => {
+                    self.dropped_gone += gone.into_inner();
+                    self.recorded_gone += ring.pushed() as u64;
+                }
+                Err(c) => live.push((c, ring)),
             }
         }
         self.counters = live;
+    }
+
+    /// Spans recorded so far (pushed into a ring), by every recorder.
+    fn recorded(&self) -> u64 {
+        self.recorded_gone
+            + self
+                .counters
+                .iter()
+                .map(|(_, ring)| ring.pushed() as u64)
+                .sum::<u64>()
     }
 
     fn dropped(&self) -> u64 {
@@ -70,7 +102,7 @@ impl Registry {
             + self
                 .counters
                 .iter()
-                .map(|c| c.load(Ordering::Relaxed))
+                .map(|(c, _)| c.load(Ordering::Relaxed))
                 .sum::<u64>()
     }
 }
@@ -87,6 +119,10 @@ pub(crate) struct SpanPipeline {
     published: Arc<PublishedTally>,
     /// Records per recorder ring (validated).
     ring_capacity: usize,
+    /// Longest shutdown waits for the exporter thread.
+    shutdown_timeout: Duration,
+    /// The counts, frozen when the exporter thread was abandoned.
+    frozen: OnceLock<SpanCounts>,
 }
 
 impl SpanPipeline {
@@ -109,6 +145,7 @@ impl SpanPipeline {
     ) -> Result<SpanPipeline, SpanExportError> {
         config.validate()?;
         let ring_capacity = config.ring_capacity;
+        let shutdown_timeout = config.shutdown_timeout;
         let (tx, rx) = crossbeam_channel::unbounded();
         let published = Arc::new(PublishedTally::default());
         let thread = ExporterThread::new(config, names, rx, Arc::clone(&published));
@@ -126,11 +163,14 @@ impl SpanPipeline {
                 closed: false,
                 control: tx,
                 dropped_gone: 0,
+                recorded_gone: 0,
                 counters: Vec::new(),
             }),
             thread: Mutex::new(Some(handle)),
             published,
             ring_capacity,
+            shutdown_timeout,
+            frozen: OnceLock::new(),
         })
     }
 
@@ -153,12 +193,15 @@ impl SpanPipeline {
         reg.control.send(Control::Register(rx)).ok()?;
         reg.prune();
         let counter = Arc::new(AtomicU64::new(0));
-        reg.counters.push(Arc::clone(&counter));
+        reg.counters.push((Arc::clone(&counter), tx.monitor()));
         Some(Recorder::new(tx, counter))
     }
 
     /// The counts so far (exact after [`SpanPipeline::shutdown`]).
     pub(crate) fn counts(&self) -> SpanCounts {
+        if let Some(frozen) = self.frozen.get() {
+            return *frozen;
+        }
         let dropped = self.registry().dropped();
         let t = self.published.load();
         SpanCounts {
@@ -167,7 +210,22 @@ impl SpanPipeline {
             failed: t.failed,
             export_errors: t.errors,
             exporter_panics: t.panics,
+            export_timeouts: t.timeouts,
+            abandoned: 0,
         }
+    }
+
+    /// Leaves the exporter thread behind: marks it abandoned (it calls nothing more and
+    /// stores no count once it gets back) and freezes the counts, with every span recorded
+    /// and neither exported nor failed counted as abandoned.
+    fn abandon(&self) {
+        // Release pairs with the thread's Acquire check: after it sees the flag, it stores no
+        // count, so the ones read below stay the thread's last.
+        self.published.abandoned.store(true, Ordering::Release);
+        let mut counts = self.counts();
+        let recorded = self.registry().recorded();
+        counts.abandoned = recorded.saturating_sub(counts.exported + counts.failed);
+        let _ = self.frozen.set(counts);
     }
 
     /// Exports every span recorded so far, flushes the target (and shuts it down unless
@@ -189,6 +247,11 @@ impl SpanPipeline {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(handle) = handle {
+            if !finishes_within(&handle, self.shutdown_timeout) {
+                // The target blocks: leave the thread (dropping the handle detaches it).
+                self.abandon();
+                return self.counts();
+            }
             if handle.join().is_err() {
                 // The thread's own code panicked (not the target's: that is caught). Count it
                 // with the target's panics rather than lose it.
@@ -199,6 +262,22 @@ impl SpanPipeline {
         }
         self.counts()
     }
+}
+
+/// Whether the thread behind `handle` finishes within `timeout` (polled, with short sleeps).
+fn finishes_within<T>(handle: &JoinHandle<T>, timeout: Duration) -> bool {
+    let deadline = Instant::now().checked_add(timeout);
+    let mut pause = Duration::from_micros(50);
+    while !handle.is_finished() {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return false;
+        }
+        let left = deadline.map_or(pause, |d| d - now);
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(2));
+    }
+    true
 }
 
 impl Drop for SpanPipeline {

@@ -2,20 +2,25 @@
 //! trait, with every fault caught and counted.
 //!
 //! `SpanExporter::export` returns a future (and so is not object-safe); [`ExporterSink`] drives
-//! it to completion on the exporter thread with `futures_executor::block_on`, as the SDK's own
-//! simple processor does. A `SpanProcessor` gets each span through `on_end`. Each call into user
-//! code runs under `catch_unwind`: an `Err` and a panic are counted (with the spans they
-//! carried) and the thread goes on with the next batch. Nothing is retried (an exporter that
-//! wants retries does them itself, as the `SpanExporter` contract says).
+//! it on the exporter thread ([`block_on_timeout`]: poll, park until woken, poll again) until
+//! it completes or the export timeout passes, when the future is dropped (the export is
+//! cancelled) and its spans are counted as failed. A `SpanProcessor` gets each span through
+//! `on_end`. Each call into user code runs under `catch_unwind`: an `Err` and a panic are
+//! counted (with the spans they carried) and the thread goes on with the next batch. Nothing
+//! is retried (an exporter that wants retries does them itself, as the `SpanExporter` contract
+//! says).
 //!
 //! A [`SharedTarget`] lets clones of one `SpanExport` (a cloned bus builder) feed one target:
 //! a mutex keeps its calls one at a time (an exporter is never called concurrently, as its
 //! contract asks), taken once per batch; the last pipeline to finish shuts it down.
 
 use std::fmt::Debug;
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
@@ -32,6 +37,8 @@ pub(crate) struct Tally {
     pub(crate) errors: u64,
     /// Calls that panicked.
     pub(crate) panics: u64,
+    /// Export calls cancelled at the export timeout (their spans are in `failed`).
+    pub(crate) timeouts: u64,
 }
 
 impl Tally {
@@ -51,12 +58,50 @@ impl Tally {
     }
 }
 
+/// Drives `future` to completion on this thread, for at most `timeout`: polls it, parks until
+/// its waker unparks this thread (or the time is up), polls again. `None` if it was still
+/// pending at the deadline; it is dropped then, which cancels it.
+pub(crate) fn block_on_timeout<F: Future>(future: F, timeout: Duration) -> Option<F::Output> {
+    /// Wakes the thread that polls.
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let deadline = Instant::now().checked_add(timeout);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return Some(out);
+        }
+        // A wake-up that came before the park leaves the thread's token: park returns at
+        // once. A spurious return only polls once more.
+        match deadline {
+            None => std::thread::park(),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return None;
+                }
+                std::thread::park_timeout(d - now);
+            }
+        }
+    }
+}
+
 /// A destination for finished spans. Implementations catch every fault of the code they call.
 pub(crate) trait Sink: Send + Debug {
     /// Gives the target the resource every span is exported with (once, before any span).
     fn set_resource(&mut self, resource: &Resource, tally: &mut Tally);
-    /// Hands a batch over (never empty).
-    fn export(&mut self, batch: Vec<SpanData>, tally: &mut Tally);
+    /// Hands a batch over (never empty); an asynchronous export still pending after `timeout`
+    /// is cancelled and counted as failed.
+    fn export(&mut self, batch: Vec<SpanData>, tally: &mut Tally, timeout: Duration);
     /// Asks the target to deliver what it buffered.
     fn force_flush(&mut self, tally: &mut Tally);
     /// Shuts the target down (once, last).
@@ -73,12 +118,19 @@ impl<E: SpanExporter + 'static> Sink for ExporterSink<E> {
         tally.call(r.map(Ok), 0);
     }
 
-    fn export(&mut self, batch: Vec<SpanData>, tally: &mut Tally) {
+    fn export(&mut self, batch: Vec<SpanData>, tally: &mut Tally, timeout: Duration) {
         let n = batch.len() as u64;
         let r = catch_unwind(AssertUnwindSafe(|| {
-            futures_executor::block_on(self.0.export(batch))
+            block_on_timeout(self.0.export(batch), timeout)
         }));
-        tally.call(r, n);
+        match r {
+            Ok(None) => {
+                tally.timeouts += 1;
+                tally.failed += n;
+            }
+            Ok(Some(outcome)) => tally.call(Ok(outcome), n),
+            Err(panic) => tally.call(Err(panic), n),
+        }
     }
 
     fn force_flush(&mut self, tally: &mut Tally) {
@@ -102,7 +154,9 @@ impl<P: SpanProcessor + 'static> Sink for ProcessorSink<P> {
         tally.call(r.map(Ok), 0);
     }
 
-    fn export(&mut self, batch: Vec<SpanData>, tally: &mut Tally) {
+    fn export(&mut self, batch: Vec<SpanData>, tally: &mut Tally, _timeout: Duration) {
+        // `on_end` is synchronous: nothing to cancel (shutdown's deadline bounds a blocking
+        // processor).
         for span in batch {
             let r = catch_unwind(AssertUnwindSafe(|| self.0.on_end(span)));
             tally.call(r.map(Ok), 1);
