@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{BridgeConfig, ImportOptions, Mode};
-use crate::connection::connect;
+use crate::connection::{connect, round_trip};
 use crate::error::BridgeError;
 use crate::export::{self, ExportTask, Handoff, JsExport};
 use crate::import;
@@ -230,7 +230,7 @@ impl Bridge {
                 let sub = runtime
                     .block_on(async {
                         let sub = self.client.subscribe(options.subject.clone()).await?;
-                        self.client.flush().await?;
+                        round_trip(&self.client).await?;
                         Ok(sub)
                     })
                     .map_err(|e: Box<dyn std::error::Error + Send + Sync>| {
@@ -241,8 +241,9 @@ impl Bridge {
         }
     }
 
-    /// Waits until everything exported so far has been published (core: written to the
-    /// server, which answered a ping; JetStream: acknowledged), or `timeout` passes. Returns
+    /// Waits until everything exported so far has been published (core: processed by the
+    /// server, so routed to the subscriptions it had; JetStream: acknowledged), and until the
+    /// server has every subscription of this bridge's imports, or `timeout` passes. Returns
     /// whether it got there.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
@@ -257,7 +258,7 @@ impl Bridge {
         };
         let left = deadline.saturating_duration_since(Instant::now());
         runtime
-            .block_on(async { tokio::time::timeout(left, self.client.flush()).await })
+            .block_on(async { tokio::time::timeout(left, round_trip(&self.client)).await })
             .is_ok_and(|r| r.is_ok())
     }
 
