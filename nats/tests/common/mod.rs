@@ -187,7 +187,13 @@ pub fn observe(url: &str, subject: &str) -> Seen {
         rt.block_on(async move {
             let client = async_nats::connect(url).await.expect("observer connects");
             let mut sub = client.subscribe(subject).await.expect("subscribe");
-            client.flush().await.expect("flush");
+            // `flush` only writes to the socket; a probe published on the same connection
+            // comes back once the server has processed the subscription before it.
+            let inbox = client.new_inbox();
+            let mut probe = client.subscribe(inbox.clone()).await.expect("subscribe");
+            client.publish(inbox, "".into()).await.expect("probe");
+            probe.next().await.expect("the probe comes back");
+            drop(probe);
             ready_tx.send(()).expect("test waits");
             while let Some(m) = sub.next().await {
                 out.lock().unwrap().push((m.payload.to_vec(), m.headers));
