@@ -33,6 +33,8 @@ sites=(
   "bus/src/barrier.rs|Ordering::SeqCst); // loom: heavy|Ordering::AcqRel); // loom: heavy"
   "bus/src/gate.rs|busy.flag.store(false, Ordering::Release)"
   "bus/src/gate.rs|while busy.flag.load(Ordering::Acquire)"
+  "bus/src/drain.rs|self.0.store(handled, Ordering::Release)"
+  "bus/src/drain.rs|self.0.load(Ordering::Acquire)"
 )
 
 status=0

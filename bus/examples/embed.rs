@@ -9,9 +9,12 @@
 //! forwards a `Priced` to `priced`, where two more subscribers (audit, shipping) receive it.
 //! Every publish decides once whether it is traced; traced orders show up as one trace spanning
 //! all three hops (`publish orders`, `process orders`, `publish priced`, `process priced`).
+//! The service shuts down right after its last publish: shutdown lets the pricing handler's
+//! onward publishes through until the pipeline has drained.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use opentelemetry_sdk::Resource;
 use tracebus::{Bus, SpanExport, WaitStrategy};
@@ -54,8 +57,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     bus.subscribe_on(0, &orders, move |order, out| {
         let id = *order.payload();
         let cents = 1_000 + id % 7 * 100;
-        // Continues the order's trace when it is traced; never waits.
-        if let Err(e) = out.try_publish(&priced, Priced { id, cents }) {
+        // Continues the order's trace when it is traced; waits up to 10 ms for room (a
+        // refusal is counted in the report as well).
+        if let Err(e) =
+            out.publish_timeout(&priced, Priced { id, cents }, Duration::from_millis(10))
+        {
             eprintln!("pricing: could not forward order {id}: {e}");
         }
     })?;
@@ -80,14 +86,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for id in 0..100 {
         publisher.publish(&orders, id)?;
     }
-    while audited.load(Ordering::Relaxed) < 100 {
-        std::thread::yield_now();
-    }
+    drop(publisher);
     let report = bus.shutdown();
-    // Shutdown delivered everything and exported every span recorded.
+    // Shutdown drained the pipeline and exported every span recorded.
     println!(
-        "published {}, delivered {}, handler panics {}, spans exported {}",
-        report.published, report.delivered, report.handler_panics, report.spans.exported
+        "published {}, delivered {}, audited {}, lost {}, refused {}, handler panics {}, \
+         spans exported {}",
+        report.published,
+        report.delivered,
+        audited.load(Ordering::Relaxed),
+        report.lost,
+        report.refused_full + report.refused_closed,
+        report.handler_panics,
+        report.spans.exported
     );
     Ok(())
 }

@@ -24,6 +24,7 @@ use crate::routing::Routes;
 use crate::shared::BusShared;
 use crate::slot::Slot;
 use crate::spans::{SpanExport, SpanExportError};
+use crate::stall::Stalls;
 use crate::sync::chan::{self, Sender};
 use crate::sync::{lock, thread, Mutex, Ordering};
 use crate::telemetry::{Tracing, TracingControl};
@@ -176,6 +177,7 @@ impl<S: SlotSize> BusBuilder<S> {
             routes: Routes::default(),
             topics,
             wakers: Wakers::new(n),
+            stalls: Stalls::new(n),
             wait: self.wait,
             record_publish_time: self.record_publish_time,
             tracing,

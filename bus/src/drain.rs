@@ -28,8 +28,9 @@
 //! and so does a copy counted but not yet committed.
 //!
 //! The check allows for `Sent` counting early: a count without its copy (a publish between its
-//! count and its commit) only makes the sent sum larger, never equal by accident. A copy must
-//! never be committed before it is counted, or a worker could count it done first.
+//! count and its commit, or one that found a ring full and takes its count back with
+//! [`Sent::undo`]) only makes the sent sum larger, never equal by accident. A copy must never be
+//! committed before it is counted, or a worker could count it done first.
 //!
 //! Cost on the hot path: the count a publish already kept, stored before the commit instead of
 //! after it (one `Relaxed` store to the endpoint's own line), and one `Release` store per
@@ -49,19 +50,37 @@ pub struct Sent {
 }
 
 impl Sent {
-    /// Counts `n` messages to `rings` rings, before they are committed. Owner only.
+    /// Counts `n` messages to `rings` rings, before they are committed; returns what to hand
+    /// [`Sent::undo`] if they are not committed after all. Owner only.
     #[inline(always)]
-    pub fn count(&self, n: usize, rings: usize) {
+    pub fn count(&self, n: usize, rings: usize) -> Undo {
         // Relaxed: the commit that follows (a `Release` stamp store or fence) orders this store
         // before the copies it announces (see the module docs).
         let m = &self.messages;
-        m.store(m.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        let before = Undo {
+            messages: m.load(Ordering::Relaxed),
+            extra: None,
+        };
+        m.store(before.messages + n, Ordering::Relaxed);
         if rings > 1 {
             let e = &self.extra;
-            e.store(
-                e.load(Ordering::Relaxed) + n * (rings - 1),
-                Ordering::Relaxed,
-            );
+            let extra = e.load(Ordering::Relaxed);
+            e.store(extra + n * (rings - 1), Ordering::Relaxed);
+            return Undo {
+                extra: Some(extra),
+                ..before
+            };
+        }
+        before
+    }
+
+    /// Takes back a count whose copies were not committed (a full ring). Owner only. Until
+    /// then the count only made the sent sum larger, which no check takes for quiescence.
+    #[cold]
+    pub fn undo(&self, before: Undo) {
+        self.messages.store(before.messages, Ordering::Relaxed);
+        if let Some(extra) = before.extra {
+            self.extra.store(extra, Ordering::Relaxed);
         }
     }
 
@@ -78,6 +97,15 @@ impl Sent {
         // Relaxed: as `messages`.
         self.messages.load(Ordering::Relaxed) + self.extra.load(Ordering::Relaxed)
     }
+}
+
+/// The counts a [`Sent::count`] replaced, for [`Sent::undo`].
+#[derive(Debug, Clone, Copy)]
+#[must_use = "undo the count if its copies are not committed"]
+pub struct Undo {
+    messages: usize,
+    /// `extra` before the count, if the count changed it.
+    extra: Option<usize>,
 }
 
 /// One worker's count of message copies read and handled completely. Written only by its
@@ -128,10 +156,16 @@ mod tests {
     #[test]
     fn copies_count_every_destination_and_messages_count_once() {
         let s = Sent::default();
-        s.count(1, 1);
-        s.count(3, 4);
+        let _ = s.count(1, 1);
+        let before = s.count(3, 4);
         assert_eq!(s.messages(), 4);
         assert_eq!(s.copies(), 1 + 3 * 4);
+        let undone = s.count(2, 2);
+        assert_eq!(s.copies(), 1 + 3 * 4 + 4);
+        s.undo(undone);
+        assert_eq!((s.messages(), s.copies()), (4, 1 + 3 * 4));
+        s.undo(before);
+        assert_eq!((s.messages(), s.copies()), (1, 1));
     }
 
     #[test]
@@ -139,8 +173,8 @@ mod tests {
         let (a, b) = (Sent::default(), Sent::default());
         let (x, y) = (Done::default(), Done::default());
         assert!(quiescent([&x, &y], [&a, &b], 0), "nothing sent");
-        a.count(2, 1);
-        b.count(1, 2);
+        let _ = a.count(2, 1);
+        let _ = b.count(1, 2);
         assert!(!quiescent([&x, &y], [&a, &b], 0));
         x.store(3);
         assert!(!quiescent([&x, &y], [&a, &b], 0), "one copy still queued");

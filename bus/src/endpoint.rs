@@ -158,7 +158,8 @@ impl<S: SlotSize> Endpoint<S> {
     /// The gate this endpoint's publishes pass.
     #[inline(always)]
     fn gate(&self) -> &Gate {
-        &self.bus.gates[self.gate]
+        // `& 1`: the index is 0 or 1, and the compiler then knows it (no bounds check).
+        &self.bus.gates[self.gate & 1]
     }
 
     /// Runs `f` inside the shutdown gate (`None` when the gate is closed). The gate is left
@@ -168,7 +169,7 @@ impl<S: SlotSize> Endpoint<S> {
         &mut self,
         f: impl FnOnce(Option<(&mut Out<S>, &BusShared, &EndpointState)>) -> Result<Published, E>,
     ) -> Result<Published, E> {
-        let Some(_inside) = self.bus.gates[self.gate].enter(&self.state.busy) else {
+        let Some(_inside) = self.gate().enter(&self.state.busy) else {
             return f(None);
         };
         f(Some((&mut self.out, &*self.bus, &*self.state)))
@@ -227,9 +228,10 @@ impl<S: SlotSize> Endpoint<S> {
         }
     }
 
-    /// Publishes, waiting with backoff while a destination ring is full, for at most `timeout`.
-    /// A full ring to `own` (the calling worker's ring to itself) is refused at once: only
-    /// the caller could make room in it.
+    /// Publishes, waiting with backoff while a destination ring is full, for at most `timeout`,
+    /// from worker `own`'s endpoint. Refused at once when waiting cannot help: the full ring
+    /// is `own`'s own (only `own` empties it), or the worker it goes to is waiting, directly
+    /// or through others, on `own` (see `stall.rs`).
     pub(crate) fn publish_timeout<T: Pod>(
         &mut self,
         topic: &Topic<T>,
@@ -241,27 +243,34 @@ impl<S: SlotSize> Endpoint<S> {
         let mut deadline = None;
         let backoff = crossbeam_utils::Backoff::new();
         let mut payload = payload;
-        loop {
+        let outcome = loop {
             match self.try_publish(topic, payload, parent) {
-                Ok(p) => return Ok(p),
                 Err(TryPublishError::Full {
                     payload: back,
                     worker,
-                }) if worker != own => {
+                }) => {
+                    let stalls = &self.bus.stalls;
                     let deadline =
                         *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(TryPublishError::Full {
+                    if stalls.closes_cycle(own, worker)
+                        || deadline.is_some_and(|d| Instant::now() >= d)
+                    {
+                        break Err(TryPublishError::Full {
                             payload: back,
                             worker,
                         });
                     }
+                    stalls.set(own, Some(worker));
                     payload = back;
                     snooze(&backoff);
                 }
-                Err(e) => return Err(e),
+                other => break other,
             }
+        };
+        if deadline.is_some() {
+            self.bus.stalls.set(own, None);
         }
+        outcome
     }
 
     /// The counts shutdown and `stats` read.
@@ -404,14 +413,16 @@ impl<S: SlotSize> Out<S> {
             // A parent with a context goes the general way even when the bus records no spans:
             // the context is carried through unchanged.
             if !bus.tracing.is_on() && !bus.record_publish_time && parent.context().is_none() {
-                let ring = &mut rings[w];
-                if !ring.has_room(1) {
+                // Counted before the commit (see `drain.rs`), and taken back if the ring is
+                // full: a count without its copy only delays quiescence, never fakes it.
+                let before = state.sent.count(1, 1);
+                if rings[w]
+                    .try_push(Slot::new(topic, None, None, payload))
+                    .is_err()
+                {
+                    state.sent.undo(before);
                     return Err(NoRoom { worker: w });
                 }
-                // Counted before the commit (see `drain.rs`); the push cannot fail now.
-                state.sent.count(1, 1);
-                let pushed = ring.try_push(Slot::new(topic, None, None, payload));
-                debug_or_loom_assert!(pushed.is_ok(), "room for 1 was checked");
                 committed(bus, &route.workers);
                 let published = Published {
                     fanout: route.fanout,
@@ -491,7 +502,7 @@ impl<S: SlotSize> Out<S> {
                 slot
             }
         };
-        state.sent.count(n, route.workers.len());
+        let _ = state.sent.count(n, route.workers.len());
         for &(w, _) in &route.workers {
             let ring = &mut rings[w];
             if let [payload] = payloads {

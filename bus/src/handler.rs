@@ -111,11 +111,14 @@ impl<S: SlotSize> Outbox<'_, S> {
     /// refusal).
     ///
     /// This is the way to publish onward under backpressure, from a fast stage to a slower
-    /// one. Waiting holds up this worker: the messages queued for it wait too, and a worker
-    /// that waits on a worker that waits on it (a cycle of full rings, A to B and B to A)
-    /// waits until one of them times out. Keep timeouts short where stages publish to each
-    /// other both ways. A full ring to this worker itself is refused at once: only this
-    /// worker empties it.
+    /// one. Waiting holds up this worker: it does not empty its own rings meanwhile, so the
+    /// messages queued for it wait too. Lay stages out so that waits go one way across
+    /// workers (say, each stage on a worker after its upstream's, or each on its own
+    /// worker): if the worker a wait goes to is itself waiting, directly or through others,
+    /// on this worker, neither could ever make room for the other, and the publish is refused
+    /// at once instead (`Full`, counted). A full ring to this worker itself is refused at
+    /// once too: only this worker empties it. Where stages publish to each other both ways,
+    /// size the rings ([`crate::BusBuilder::capacity`]) for the largest burst.
     ///
     /// # Panics
     /// If `topic` was made by another bus.

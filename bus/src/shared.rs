@@ -3,6 +3,7 @@
 
 use crate::gate::Gate;
 use crate::routing::Routes;
+use crate::stall::Stalls;
 use crate::telemetry::Tracing;
 use crate::topic::Registry;
 use crate::wait::{WaitStrategy, Wakers};
@@ -18,6 +19,8 @@ pub(crate) struct BusShared {
     pub(crate) topics: std::sync::Arc<Registry>,
     /// The workers' sleepers and threads (see `wait.rs`).
     pub(crate) wakers: Wakers,
+    /// Which worker each worker's handler waits on, if any (see `stall.rs`).
+    pub(crate) stalls: Stalls,
     pub(crate) wait: WaitStrategy,
     pub(crate) record_publish_time: bool,
     /// The switch, the sampler and the span pipeline.

@@ -297,6 +297,54 @@ fn live_stats_and_flush() {
     );
 }
 
+/// Two stages that wait on each other's workers, with rings of 2: stage 1 (worker 0)
+/// publishes each message onward to worker 1, whose stage 2 publishes three messages back to
+/// worker 0 per message. Stage 2 takes its time over the first message, so stage 1 fills its
+/// ring and waits on worker 1; stage 2 then fills its ring back to worker 0 (which empties
+/// nothing while it waits) and would wait on worker 0: neither could make room for the other,
+/// so the wait that closes the cycle is refused at once (counted) instead of stalling both for
+/// the whole timeout.
+#[test]
+fn a_cycle_of_waits_is_refused_at_once_not_after_the_timeout() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let bus = bus(2, 2);
+        let (a, b, c) = (topic(&bus, "a"), topic(&bus, "b"), topic(&bus, "c"));
+        let wait = Duration::from_secs(60);
+        bus.subscribe_on(0, &a, move |m, out| {
+            let _ = out.publish_timeout(&b, *m.payload(), wait);
+        })
+        .unwrap();
+        bus.subscribe_on(1, &b, move |m, out| {
+            if *m.payload() == 0 {
+                thread::sleep(Duration::from_millis(200));
+            }
+            for _ in 0..3 {
+                let _ = out.publish_timeout(&c, *m.payload(), wait);
+            }
+        })
+        .unwrap();
+        bus.subscribe_on(0, &c, |_, _| {}).unwrap();
+        let mut p = bus.publisher().unwrap();
+        for i in 0..10 {
+            p.publish(&a, i).unwrap();
+        }
+        drop(p);
+        tx.send(bus.shutdown()).unwrap();
+    });
+    let report = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("no wait stalled for its 60 s timeout");
+    assert!(report.refused_full > 0, "the cycle was found: {report:?}");
+    // Stage 1 refused `a` of its 10 onward publishes; stage 2 `b` of its three per message.
+    let (a, b) = (
+        report.workers[0].refused_full,
+        report.workers[1].refused_full,
+    );
+    assert_eq!(report.published, 10 + (10 - a) + (3 * (10 - a) - b));
+    assert_adds_up(&report);
+}
+
 /// A publish to a full ring on the handler's own worker cannot be helped by waiting (only this
 /// worker empties it): `publish_timeout` refuses it at once.
 #[test]
