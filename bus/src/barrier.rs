@@ -22,11 +22,13 @@
 //!
 //! Under loom both are `SeqCst` fences, the textbook pair the asymmetric one stands in for: the
 //! models check the protocols, and weakening either fence makes them fail.
+//!
+//! Under Miri, which cannot make the `membarrier` syscall, [`init`] returns `false` without
+//! trying, so Miri runs the bus on the `SeqCst` fence fallback: the pair its data-race detector
+//! can check.
 
 #[cfg(not(tracebus_loom))]
 use std::sync::atomic::{AtomicBool, Ordering};
-#[cfg(not(tracebus_loom))]
-use std::sync::OnceLock;
 
 /// Whether expedited membarriers are registered (set once, never cleared).
 #[cfg(not(tracebus_loom))]
@@ -35,9 +37,10 @@ static MEMBARRIER: AtomicBool = AtomicBool::new(false);
 /// Registers the process for expedited membarriers, once; returns whether the light fence is a
 /// compiler fence from now on (`false`: both sides use `SeqCst` fences).
 pub(crate) fn init() -> bool {
-    #[cfg(all(not(tracebus_loom), target_os = "linux"))]
+    // Not under Miri: it has no `membarrier` syscall (see the module docs).
+    #[cfg(all(not(tracebus_loom), not(miri), target_os = "linux"))]
     {
-        static DONE: OnceLock<bool> = OnceLock::new();
+        static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *DONE.get_or_init(|| {
             use rustix::thread::{membarrier, MembarrierCommand};
             let ok = membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok()
@@ -48,7 +51,7 @@ pub(crate) fn init() -> bool {
             ok
         })
     }
-    #[cfg(not(all(not(tracebus_loom), target_os = "linux")))]
+    #[cfg(not(all(not(tracebus_loom), not(miri), target_os = "linux")))]
     {
         false
     }

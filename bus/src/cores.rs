@@ -11,15 +11,22 @@
 /// affinity mask added (and used alone where the online list cannot be read).
 pub(crate) fn usable() -> Vec<usize> {
     let mut cores = calling_thread();
-    if let Some(online) = std::fs::read_to_string("/sys/devices/system/cpu/online")
-        .ok()
-        .and_then(|s| parse_list(&s))
-    {
-        cores.extend(online);
-    }
+    cores.extend(online().unwrap_or_default());
     cores.sort_unstable();
     cores.dedup();
     cores
+}
+
+/// The machine's online cores, or `None` where they cannot be read. Under Miri it is always
+/// `None`: Miri's isolation refuses file access (and its CPUs are the ones it simulates, which
+/// the calling thread's mask already lists).
+fn online() -> Option<Vec<usize>> {
+    if cfg!(miri) {
+        return None;
+    }
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| parse_list(&s))
 }
 
 /// The calling thread's affinity mask (empty where it cannot be read).

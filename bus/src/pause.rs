@@ -38,9 +38,10 @@ const MAX_PROBE: u32 = 1 << 20;
 const MIN_PROBE_TIME: Duration = Duration::from_micros(20);
 
 /// Spin-loop hints in a catch-up pause on this machine; 0 under loom (a pause there is only
-/// more interleavings to explore). Measured on first use, then the same for the process.
+/// more interleavings to explore) and under Miri (the probe would interpret up to a million
+/// hints against its virtual clock). Measured on first use, then the same for the process.
 pub(crate) fn catch_up_hints() -> u32 {
-    if cfg!(tracebus_loom) {
+    if cfg!(any(tracebus_loom, miri)) {
         return 0;
     }
     static HINTS: OnceLock<u32> = OnceLock::new();

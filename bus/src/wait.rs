@@ -36,10 +36,19 @@ pub enum WaitStrategy {
     SpinThenPark,
 }
 
-/// Polls before an idle worker starts yielding.
-pub(crate) const SPIN_POLLS: u32 = if cfg!(tracebus_loom) { 1 } else { 256 };
+/// Polls before an idle worker starts yielding (1 under loom and Miri, so that their short
+/// runs reach the park handshake).
+pub(crate) const SPIN_POLLS: u32 = if cfg!(any(tracebus_loom, miri)) {
+    1
+} else {
+    256
+};
 /// Polls (spinning and yielding) before an idle worker parks.
-pub(crate) const YIELD_POLLS: u32 = if cfg!(tracebus_loom) { 2 } else { 512 };
+pub(crate) const YIELD_POLLS: u32 = if cfg!(any(tracebus_loom, miri)) {
+    2
+} else {
+    512
+};
 
 /// The "I am about to sleep" flag of one worker.
 #[derive(Debug, Default)]

@@ -12,13 +12,17 @@
 //! ([`RingError::OutOfMemory`]), never an abort: a bus builder reports it.
 //!
 //! Under loom, cells carry loom's tracking state, so they are built one by one in a `Box`.
+//! Under Miri every buffer comes from `alloc_zeroed`, whose bounds, alignment and leaks Miri
+//! checks.
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
 
 use super::{Cell, RingError};
 
-/// Buffers of at least this many bytes are their own memory mapping (Unix-like systems).
+/// Buffers of at least this many bytes are their own memory mapping (Unix-like systems, not
+/// under Miri).
+#[cfg_attr(miri, allow(dead_code))]
 pub(crate) const MMAP_MIN: usize = 16 * 1024;
 
 /// `len` cells, cache-line aligned, zeroed (see the module docs).
@@ -40,7 +44,8 @@ impl<T> Buffer<T> {
             max: isize::MAX as usize / core::mem::size_of::<Cell<T>>(),
         };
         let layout = Layout::array::<Cell<T>>(len).map_err(|_| too_large)?;
-        #[cfg(unix)]
+        // Not under Miri: `alloc_zeroed` memory is what its allocation checks track.
+        #[cfg(all(unix, not(miri)))]
         if layout.size() >= MMAP_MIN {
             use rustix::mm::{mmap_anonymous, MapFlags, ProtFlags};
             // SAFETY: a fresh private anonymous mapping (no address hint) aliases nothing; it

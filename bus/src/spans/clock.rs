@@ -10,9 +10,44 @@
 //! second, 86 ms a day), so the exporter thread re-anchors every [`REANCHOR_NS`] (a wall-clock
 //! read per second): spans stay within about a microsecond of the wall clock and follow its
 //! steps, and two spans converted across a re-anchoring can be out of order by at most that.
+//!
+//! Under Miri, which cannot execute `rdtsc` or `cpuid`, the counter is a plain clock instead:
+//! nanoseconds since the clock was made, from `std::time::Instant` (see [`Clock`]).
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
+
+/// The raw counter: `quanta`'s TSC clock.
+#[cfg(not(miri))]
+type Clock = quanta::Clock;
+
+/// The raw counter under Miri, which cannot execute the TSC instructions `quanta` uses: ticks
+/// are nanoseconds since the clock was made, read from `Instant`, with the part of `quanta`'s
+/// API this module uses. Clones share the start, so ticks from any thread are comparable.
+#[cfg(miri)]
+#[derive(Debug, Clone)]
+struct Clock {
+    start: std::time::Instant,
+}
+
+#[cfg(miri)]
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Nanoseconds since the clock was made.
+    fn raw(&self) -> Ticks {
+        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Nanoseconds from `start` to `end`; 0 when `end` is not after `start` (as `quanta`).
+    fn delta_as_nanos(&self, start: Ticks, end: Ticks) -> u64 {
+        end.saturating_sub(start)
+    }
+}
 
 /// Raw clock ticks, as [`now`] returns them. Only differences, converted by [`WallClock`],
 /// mean anything.
@@ -21,12 +56,12 @@ pub(crate) type Ticks = u64;
 /// The process's clock. `quanta::Clock::new` calibrates TSC against the monotonic clock once
 /// per process (a few milliseconds); every clone shares that calibration, so ticks from any
 /// thread are comparable.
-static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+static CLOCK: OnceLock<Clock> = OnceLock::new();
 
 /// The process's clock, made (and calibrated) on first use.
 #[inline]
-fn clock() -> &'static quanta::Clock {
-    CLOCK.get_or_init(quanta::Clock::new)
+fn clock() -> &'static Clock {
+    CLOCK.get_or_init(Clock::new)
 }
 
 /// The current time in raw ticks: one counter read, no scaling, no syscall where the CPU has
@@ -52,7 +87,7 @@ pub(crate) const REANCHOR_NS: u64 = 1_000_000_000;
 #[derive(Debug, Clone)]
 pub(crate) struct WallClock {
     /// The process's clock (a copy: no `OnceLock` check per conversion).
-    clock: quanta::Clock,
+    clock: Clock,
     /// The tick read halfway through reading `wall`.
     tick: Ticks,
     /// The wall-clock time at `tick`.
