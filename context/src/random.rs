@@ -78,6 +78,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "statistics over 1.3 million interpreted steps; the other tests run the generator"
+    )]
     fn bits_are_balanced() {
         // Each of the 64 bit positions is set about half the time.
         let n = 20_000;
