@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Every test tracebus has, in one command: formatting and lints, unit, integration, property and
 # doc tests of the whole workspace, then the loom models (in their own target dir, so the
-# `--cfg tracebus_loom` build does not thrash the normal one), plus the ring under valgrind and a
-# bounded fuzz run of every parser.
+# `--cfg tracebus_loom` build does not thrash the normal one), plus the ring under valgrind and
+# Miri, and a bounded fuzz run of every parser.
 # Needs only the Rust toolchain: any other tool is installed by the scripts it calls (nats-server
-# for the NATS bridge's tests comes from Debian's packages through scripts/nats-server.sh).
+# for the NATS bridge's tests comes from Debian's packages through scripts/nats-server.sh; the
+# nightly toolchain with Miri from rustup through scripts/miri.sh, which skips with a note where
+# it cannot be installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +30,9 @@ cargo build -p tracebus --example embed --features otlp --locked
 
 step "the ring's and the slot's tests under valgrind memcheck (scripts/valgrind.sh)"
 scripts/valgrind.sh
+
+step "the ring, the slot, tracebus-context and a small whole bus under Miri (scripts/miri.sh)"
+scripts/miri.sh
 
 step "fuzz every parser, bounded (cargo-fuzz on stable, installed by scripts/fuzz.sh)"
 scripts/fuzz.sh
