@@ -33,8 +33,8 @@ skip() {
 if ! cargo "+$TOOLCHAIN" miri --version >/dev/null 2>&1; then
   command -v rustup >/dev/null || skip "no rustup to install $TOOLCHAIN with miri"
   echo "installing $TOOLCHAIN with miri and rust-src (rustup)" >&2
-  rustup toolchain install "$TOOLCHAIN" --profile minimal --component miri,rust-src \
-    --no-self-update >&2 ||
+  RUST_BACKTRACE=0 rustup toolchain install "$TOOLCHAIN" --profile minimal \
+    --component miri,rust-src --no-self-update >&2 ||
     skip "rustup could not install $TOOLCHAIN with miri (no network, or no miri in that nightly)"
 fi
 miri=(cargo "+$TOOLCHAIN" miri)
@@ -47,5 +47,18 @@ echo "miri: the ring's, the slot's and the fences' unit tests" >&2
 "${miri[@]}" test --locked -p tracebus --lib -- --quiet ring:: slot:: barrier::
 
 echo "miri: a whole bus, and two threads through one ring, on seeds $SEEDS" >&2
-MIRIFLAGS="$MIRIFLAGS -Zmiri-many-seeds=$SEEDS" \
-  "${miri[@]}" test --locked -p tracebus --test miri_bus --test ring_stress -- --quiet
+# Miri runs the seeds in parallel and their outputs interleave, so they go to a log, shown
+# whole when a seed fails.
+log=${CARGO_TARGET_DIR:-target}/miri/seeds.log
+mkdir -p "$(dirname "$log")"
+if ! MIRIFLAGS="$MIRIFLAGS -Zmiri-many-seeds=$SEEDS" \
+  "${miri[@]}" test --locked -p tracebus --test miri_bus --test ring_stress -- --quiet \
+  >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "miri: FAILED on a seed (its report is above; the log is $log)" >&2
+  exit 1
+fi
+# One line per test binary, with the number of seeds it ran on.
+awk 'function done() { if (bin != "") printf "miri: %s passed on %d seeds\n", bin, n }
+  /Running/ { done(); bin = $2; n = 0 } { n += gsub(/Trying seed: [0-9]+/, "") } END { done() }' \
+  "$log" >&2
