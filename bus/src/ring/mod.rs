@@ -41,6 +41,13 @@
 //! stamps, not at `tail`, so a count made with a `Relaxed` load could name a position whose
 //! stamp that read does not see yet (loom's `len_promises_values_when_idle` finds it).
 //!
+//! ThreadSanitizer does not model standalone fences, so it reports the batch commit (the
+//! `Release` fence, then `Relaxed` stamp stores) as a race between the producer's write of a
+//! value and the consumer's read of it. That report is a false positive: the fence and the
+//! consumer's `Acquire` stamp load synchronise by the language's fence rules, which the loom
+//! models and Miri (`scripts/miri.sh`) check; both report a race there when the fence is
+//! removed.
+//!
 //! A full ring hands the value back ([`Full`]); nothing is dropped silently. Dropping either
 //! side is seen by the other through [`Producer::is_closed`] / [`Consumer::is_closed`]; the
 //! consumer can still drain everything committed before the producer went away. Values still in
