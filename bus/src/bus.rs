@@ -30,7 +30,7 @@ use crate::sync::{lock, thread, Mutex, Ordering};
 use crate::telemetry::{Tracing, TracingControl};
 use crate::topic::{Registry, Topic, TopicError};
 use crate::wait::Wakers;
-use crate::worker::{Control, Handler, Worker, WorkerLive, WorkerReport};
+use crate::worker::{Control, Worker, WorkerLive, WorkerReport};
 
 /// How long shutdown waits, after the drain deadline, for workers to finish the handler they
 /// are running before it leaves them behind.
@@ -377,23 +377,7 @@ impl<S: SlotSize> Bus<S> {
             subs.per_worker[w] += 1;
             (id, w)
         };
-        // The message type is erased here: the worker hands the slot over, this closure reads
-        // its `T` in place (the topic's type, which the registry keeps unique per name).
-        // The handler's state on cache lines of its own: a worker writes it on every message,
-        // and a neighbour on its line (another worker's handler, a publisher's ring state)
-        // would bounce it between cores.
-        let mut handler = CachePadded::new(handler);
-        let handler: Handler<S> = Box::new(
-            move |slot: &Slot<S::Area>, name: &str, out: &mut Outbox<'_, S>| {
-                let msg = Message {
-                    payload: slot.payload::<T>(),
-                    header: slot.header(),
-                    topic: name,
-                    published: slot.publish_tick(),
-                };
-                (*handler)(&msg, out)
-            },
-        );
+        let handler = crate::handler::erase::<S, T, F>(handler);
         // The worker installs the handler and only then publishes the route, so no message
         // reaches it before it knows the handler. A caller outside the bus waits for that; a
         // handler does not (see the docs).

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 use crossbeam_utils::CachePadded;
-use tracebus_context::TraceContext;
 
 use crate::drain::Sent;
 use crate::error::{BatchPublishError, PublishError, TryBatchError, TryPublishError};
@@ -31,9 +30,9 @@ use crate::shared::BusShared;
 use crate::slot::Slot;
 use crate::spans::{self, Recorder, SpanRecord};
 use crate::sync::{debug_or_loom_assert, AtomicU64, Ordering};
-use crate::telemetry::Trace;
+use crate::telemetry::{Parent, Trace};
 use crate::topic::Topic;
-use crate::wait::WaitStrategy;
+use crate::wait::snooze;
 
 /// The part of an endpoint that shutdown, [`crate::Bus::stats`] and the report read.
 #[derive(Debug, Default)]
@@ -84,30 +83,6 @@ pub struct Published {
     pub fanout: usize,
     /// Workers (rings) it was written to.
     pub workers: usize,
-}
-
-/// Where a publish comes from, which decides what its trace may do.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Parent {
-    /// From outside the bus with no context: may start a trace (the sampler's root policy).
-    Root,
-    /// From a handler, whose `process` span (if its message is traced) is the parent: continues
-    /// that trace, never starts one.
-    Handler(Option<TraceContext>),
-    /// With a context from elsewhere (another process, a bridge): continues it when it is
-    /// sampled, never starts a trace.
-    Remote(Option<TraceContext>),
-}
-
-impl Parent {
-    /// The context this publish continues, if any (a handler's or an imported one).
-    #[inline(always)]
-    pub(crate) fn context(self) -> Option<TraceContext> {
-        match self {
-            Parent::Root => None,
-            Parent::Handler(c) | Parent::Remote(c) => c,
-        }
-    }
 }
 
 /// Nothing was written because this worker's ring lacked room.
@@ -338,15 +313,6 @@ impl<S: SlotSize> Endpoint<S> {
     }
 }
 
-/// One step of waiting for room: spin with backoff, then yield.
-fn snooze(backoff: &crossbeam_utils::Backoff) {
-    if backoff.is_completed() {
-        crate::sync::thread::yield_now();
-    } else {
-        backoff.snooze();
-    }
-}
-
 /// A publish to a topic nobody subscribes to: nothing written.
 const NOBODY: Published = Published {
     fanout: 0,
@@ -361,20 +327,13 @@ fn current_route<'a>(bus: &BusShared, routes: &'a mut RouteCache, topic: u32) ->
     routes.get(topic)
 }
 
-/// After messages were committed to `workers`' rings, inside the gate: (only under
-/// [`WaitStrategy::SpinThenPark`]) wakes the destinations that sleep, with one fence for all
-/// of them (see `wait::after_commit`). The messages were counted before the commit (see
-/// `drain.rs`), so shutdown sees them even if the rest of the publish unwinds.
+/// After messages were committed to `workers`' rings, inside the gate: wakes the destinations
+/// that sleep (see `wait.rs`). The messages were counted before the commit (see `drain.rs`),
+/// so shutdown sees them even if the rest of the publish unwinds.
 #[inline(always)]
 fn committed(bus: &BusShared, workers: &[(usize, usize)]) {
-    if bus.wait == WaitStrategy::SpinThenPark {
-        crate::wait::after_commit();
-        for &(w, _) in workers {
-            if bus.wakers.sleeper(w).is_sleeping() {
-                bus.wakers.wake(w);
-            }
-        }
-    }
+    bus.wakers
+        .after_commit(bus.wait, workers.iter().map(|&(w, _)| w));
 }
 
 impl<S: SlotSize> Out<S> {

@@ -127,7 +127,8 @@ pub use worker::WorkerReport;
 pub mod loom_support {
     pub use crate::drain::{quiescent, Done, Sent, Undo};
     pub use crate::gate::{Busy, Gate, Inside};
-    pub use crate::wait::{after_commit, Sleeper};
+    pub use crate::wait::{Idle, Sleeper, Wakers};
+    pub use crate::WaitStrategy;
 }
 
 /// The README's Rust examples, compiled and run as doc tests so they cannot go stale.

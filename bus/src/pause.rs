@@ -5,7 +5,7 @@
 //! producers' heels: each poll pulls the ring's `tail` line and the slot being written away
 //! from the producer between its stores, so both sides pay a cache-line transfer per message.
 //! Waiting [`CATCH_UP_NANOS`] lets the producers write a batch's worth of slots undisturbed
-//! (see `Worker::run`). The wait is a run of `core::hint::spin_loop` calls, not clock reads
+//! (see `wait::Idle::found`). The wait is a run of `core::hint::spin_loop` calls, not clock reads
 //! (a read is a few nanoseconds and would be taken many times per pause); what one hint costs
 //! differs by CPU (about 25 ns on the project's AMD EPYC, 5-50 ns on other x86 cores, a few
 //! on some ARM cores), so the number of hints is measured once, the first time a worker is

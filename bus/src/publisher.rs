@@ -4,9 +4,10 @@
 use bytemuck::Pod;
 use tracebus_context::TraceContext;
 
-use crate::endpoint::{Endpoint, Parent, Published};
+use crate::endpoint::{Endpoint, Published};
 use crate::error::{BatchPublishError, PublishError, TryBatchError, TryPublishError};
 use crate::layout::{Lines, SlotSize};
+use crate::telemetry::Parent;
 use crate::topic::Topic;
 
 /// A publishing handle (see [`crate::Bus::publisher`]). Every method panics if given a topic

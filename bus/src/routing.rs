@@ -36,8 +36,6 @@ pub(crate) struct Route {
     pub(crate) workers: Vec<(usize, usize)>,
     /// Total subscribers: the fanout the sampler sees.
     pub(crate) fanout: usize,
-    /// The topic's name (for spans).
-    pub(crate) name: Arc<str>,
 }
 
 /// A table of routes by topic index; `None` where a topic has no subscribers.
@@ -106,8 +104,8 @@ impl Routes {
         cache.version = inner.version;
     }
 
-    /// Adds (`add`) or removes one subscriber of topic `topic` (named `name`) on `worker`.
-    pub(crate) fn update(&self, topic: u32, name: &Arc<str>, worker: usize, add: bool) {
+    /// Adds (`add`) or removes one subscriber of topic `topic` on `worker`.
+    pub(crate) fn update(&self, topic: u32, worker: usize, add: bool) {
         let mut inner = lock(&self.inner);
         let t = topic as usize;
         if inner.table.len() <= t {
@@ -118,7 +116,6 @@ impl Routes {
             None => Route {
                 workers: Vec::new(),
                 fanout: 0,
-                name: Arc::clone(name),
             },
         };
         match route.workers.binary_search_by_key(&worker, |&(w, _)| w) {
@@ -156,29 +153,24 @@ impl RouteCache {
 mod tests {
     use super::*;
 
-    fn name() -> Arc<str> {
-        Arc::from("t")
-    }
-
     #[test]
     fn counts_and_fanout() {
         let r = Routes::default();
         let mut c = r.cache();
         assert!(c.get(7).is_none());
-        r.update(7, &name(), 1, true);
-        r.update(7, &name(), 0, true);
-        r.update(7, &name(), 1, true);
+        r.update(7, 1, true);
+        r.update(7, 0, true);
+        r.update(7, 1, true);
         assert!(c.get(7).is_none(), "stale until refreshed");
         r.refresh(&mut c);
         let route = c.get(7).unwrap();
         assert_eq!(route.workers, [(0, 1), (1, 2)]);
         assert_eq!(route.fanout, 3);
-        assert_eq!(&*route.name, "t");
-        r.update(7, &name(), 1, false);
-        r.update(7, &name(), 1, false);
+        r.update(7, 1, false);
+        r.update(7, 1, false);
         r.refresh(&mut c);
         assert_eq!(c.get(7).unwrap().workers, [(0, 1)]);
-        r.update(7, &name(), 0, false);
+        r.update(7, 0, false);
         r.refresh(&mut c);
         assert!(c.get(7).is_none(), "no subscribers: no route");
     }
@@ -189,12 +181,12 @@ mod tests {
         let mut near = r.cache();
         let mut far = r.cache();
         for t in 0..(LOG_LEN as u32 + 10) {
-            r.update(t, &name(), 0, true);
+            r.update(t, 0, true);
             if t % 100 == 0 {
                 r.refresh(&mut near);
             }
         }
-        r.update(3, &name(), 0, false);
+        r.update(3, 0, false);
         r.refresh(&mut near);
         r.refresh(&mut far);
         for c in [&near, &far] {

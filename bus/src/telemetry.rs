@@ -39,7 +39,7 @@ use std::sync::{Arc, OnceLock};
 
 use tracebus_context::{Decision, FanoutSampler, TraceContext};
 
-use crate::endpoint::Parent;
+use crate::slot::Slot;
 use crate::spans::{
     self, new_span_id, SpanCounts, SpanExport, SpanExportError, SpanPipeline, SpanRecord, Ticks,
     TopicNames,
@@ -87,6 +87,30 @@ pub(crate) struct Tracing {
     exporter_core: Option<usize>,
 }
 
+/// Where a publish comes from, which decides what its trace may do.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Parent {
+    /// From outside the bus with no context: may start a trace (the sampler's root policy).
+    Root,
+    /// From a handler, whose `process` span (if its message is traced) is the parent: continues
+    /// that trace, never starts one.
+    Handler(Option<TraceContext>),
+    /// With a context from elsewhere (another process, a bridge): continues it when it is
+    /// sampled, never starts a trace.
+    Remote(Option<TraceContext>),
+}
+
+impl Parent {
+    /// The context this publish continues, if any (a handler's or an imported one).
+    #[inline(always)]
+    pub(crate) fn context(self) -> Option<TraceContext> {
+        match self {
+            Parent::Root => None,
+            Parent::Handler(c) | Parent::Remote(c) => c,
+        }
+    }
+}
+
 /// What a publish does for tracing, decided once.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Trace {
@@ -124,6 +148,21 @@ impl Sampled {
             None => rec,
         }
     }
+}
+
+/// The `process` span of one handler's run on `slot`, whose header context is `header`: a
+/// child of the header's span, with the time the message waited in the ring. (The publish
+/// span's record is [`Sampled::record`]; these two are the bus's only span writers.)
+#[inline]
+pub(crate) fn process_span<A: bytemuck::Pod>(
+    slot: &Slot<A>,
+    header: &TraceContext,
+    span_id: [u8; 8],
+    start: Ticks,
+    end: Ticks,
+) -> SpanRecord {
+    SpanRecord::process(header, span_id, slot.topic(), start, end)
+        .with_enqueued(slot.publish_tick().unwrap_or(SpanRecord::NO_TICK))
 }
 
 impl Tracing {

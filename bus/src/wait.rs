@@ -1,4 +1,8 @@
-//! How an idle worker waits, and how a publisher wakes it without a lost wake-up.
+//! Waiting, both sides of it, in one place: how a worker waits between passes ([`Idle`]: the
+//! catch-up pause while it streams, the [`WaitStrategy`]'s spin / yield / park when it finds
+//! nothing), how a publisher wakes a parked worker without a lost wake-up
+//! ([`Wakers::after_commit`]), and how a publisher waits for room in a full ring ([`snooze`]).
+//! The worker, the endpoints and the loom model of the handshake all call these.
 //!
 //! [`WaitStrategy`] picks between busy-spinning (lowest latency, burns a core), spinning then
 //! yielding, and spinning then parking the thread (no CPU while idle). Parking uses a Dekker-style
@@ -75,8 +79,8 @@ impl Sleeper {
     }
 
     /// Worker side: announce sleep, park unless `pending()` finds work after the announcement,
-    /// then mark awake. A publisher that commits and then calls [`after_commit`] and
-    /// [`Sleeper::is_sleeping`] cannot be missed: either `pending()` sees its message or it sees
+    /// then mark awake. A publisher that commits and then calls [`Wakers::after_commit`]
+    /// cannot be missed: either `pending()` sees its message or it sees
     /// the flag and unparks this thread (a park after that unpark returns at once).
     #[inline]
     pub fn sleep_unless(&self, pending: impl FnOnce() -> bool) {
@@ -93,24 +97,88 @@ impl Sleeper {
         self.sleeping.store(false, Ordering::Relaxed);
     }
 
-    /// Publisher side, after committing and [`after_commit`]: whether the worker may be asleep
-    /// and needs an unpark. (The fence is the caller's, so one fence serves all destinations.)
+    /// Publisher side, after committing and the fence of [`Wakers::after_commit`]: whether the
+    /// worker may be asleep and needs an unpark. (The fence is the caller's, so one fence
+    /// serves all destinations.)
     #[inline]
     pub fn is_sleeping(&self) -> bool {
         self.sleeping.load(Ordering::Relaxed)
     }
 }
 
-/// Publisher side, after committing to one or more workers' rings and before reading their
-/// [`Sleeper::is_sleeping`] flags: a light fence that orders the commits before the flag
-/// loads, against the heavy fence in [`Sleeper::prepare`].
-#[inline]
-pub fn after_commit() {
-    light(); // publisher: commits before the flag loads
+/// A pass that finds fewer messages than this (half a worker's per-ring read), right after a
+/// pass that found some, means the worker is chasing its producers: it waits a catch-up pause
+/// before its next pass (see `pause.rs`).
+const SMALL_PASS: usize = crate::worker::BATCH / 2;
+
+/// A worker's waiting between passes.
+#[derive(Debug)]
+pub struct Idle {
+    strategy: WaitStrategy,
+    /// Empty polls in a row.
+    polls: u32,
+    /// Whether the last pass found messages.
+    streaming: bool,
+    /// Spin-loop hints in a catch-up pause (see `pause.rs`), measured once per process.
+    catch_up: u32,
+}
+
+impl Idle {
+    /// The waiting state of a worker that waits as `strategy` says.
+    pub fn new(strategy: WaitStrategy) -> Idle {
+        Idle {
+            strategy,
+            polls: 0,
+            streaming: false,
+            catch_up: crate::pause::catch_up_hints(),
+        }
+    }
+
+    /// After a pass that found `found` (more than 0) messages. On the producers' heels (a
+    /// small pass right after a non-empty one) it waits a catch-up pause, so that they write a
+    /// batch's worth undisturbed. Only a pass right after a non-empty one waits, so a worker
+    /// that was idle (a message after a quiet spell, a round trip) takes its message at once;
+    /// in a stream, a message that arrives during a pause waits at most the pause.
+    #[inline]
+    pub fn found(&mut self, found: usize) {
+        if self.streaming && found < SMALL_PASS {
+            crate::pause::pause(self.catch_up);
+        }
+        self.streaming = true;
+        self.polls = 0;
+    }
+
+    /// After a pass that found nothing: waits one step of the strategy (a spin hint, a yield,
+    /// or, under [`WaitStrategy::SpinThenPark`] after enough empty polls, a park on `sleeper`
+    /// unless `pending` finds work once the sleep is announced).
+    pub fn wait(&mut self, sleeper: &Sleeper, pending: impl FnOnce() -> bool) {
+        self.streaming = false;
+        self.polls = self.polls.saturating_add(1);
+        match self.strategy {
+            WaitStrategy::BusySpin => core::hint::spin_loop(),
+            WaitStrategy::SpinThenYield if self.polls < SPIN_POLLS => core::hint::spin_loop(),
+            WaitStrategy::SpinThenYield => thread::yield_now(),
+            WaitStrategy::SpinThenPark if self.polls < SPIN_POLLS => core::hint::spin_loop(),
+            WaitStrategy::SpinThenPark if self.polls < YIELD_POLLS => thread::yield_now(),
+            WaitStrategy::SpinThenPark => {
+                sleeper.sleep_unless(pending);
+                self.polls = 0;
+            }
+        }
+    }
+}
+
+/// A publisher's step of waiting for room in a full ring: spin with backoff, then yield.
+pub(crate) fn snooze(backoff: &crossbeam_utils::Backoff) {
+    if backoff.is_completed() {
+        thread::yield_now();
+    } else {
+        backoff.snooze();
+    }
 }
 
 /// Every worker's sleeper and thread handle: what a publisher needs to wake a worker.
-pub(crate) struct Wakers {
+pub struct Wakers {
     /// Worker `w`'s "about to sleep" flag, each on its own cache line.
     sleepers: Vec<CachePadded<Sleeper>>,
     /// The worker threads, for unparking; set right after they are spawned.
@@ -119,7 +187,7 @@ pub(crate) struct Wakers {
 
 impl Wakers {
     /// Flags for `workers` awake workers; threads come later ([`Wakers::set_threads`]).
-    pub(crate) fn new(workers: usize) -> Wakers {
+    pub fn new(workers: usize) -> Wakers {
         Wakers {
             sleepers: (0..workers)
                 .map(|_| CachePadded::new(Sleeper::new()))
@@ -129,13 +197,13 @@ impl Wakers {
     }
 
     /// The worker threads, once spawned (later calls are ignored).
-    pub(crate) fn set_threads(&self, threads: Vec<thread::Thread>) {
+    pub fn set_threads(&self, threads: Vec<thread::Thread>) {
         let _ = self.threads.set(threads);
     }
 
     /// Worker `w`'s sleeper.
     #[inline]
-    pub(crate) fn sleeper(&self, w: usize) -> &Sleeper {
+    pub fn sleeper(&self, w: usize) -> &Sleeper {
         &self.sleepers[w]
     }
 
@@ -147,8 +215,24 @@ impl Wakers {
         threads.iter().position(|t| t.id() == me)
     }
 
+    /// Publisher side, after committing to the rings of `workers` (only under
+    /// [`WaitStrategy::SpinThenPark`]; the other strategies never park): one light fence that
+    /// orders every commit before the flag loads, against the heavy fence in
+    /// [`Sleeper::prepare`], then an unpark for each of those workers that may be asleep.
+    #[inline(always)]
+    pub fn after_commit(&self, strategy: WaitStrategy, workers: impl IntoIterator<Item = usize>) {
+        if strategy == WaitStrategy::SpinThenPark {
+            light(); // publisher: commits before the flag loads
+            for w in workers {
+                if self.sleeper(w).is_sleeping() {
+                    self.wake(w);
+                }
+            }
+        }
+    }
+
     /// Unparks worker `w` (a no-op before the threads exist).
-    pub(crate) fn wake(&self, w: usize) {
+    pub fn wake(&self, w: usize) {
         if let Some(threads) = self.threads.get() {
             threads[w].unpark();
         }

@@ -20,22 +20,18 @@ use crossbeam_utils::CachePadded;
 
 use crate::drain::Done;
 use crate::endpoint::Endpoint;
-use crate::handler::Outbox;
+use crate::handler::{Handler, Outbox};
 use crate::layout::SlotSize;
 use crate::ring::Consumer;
 use crate::shared::BusShared;
 use crate::slot::Slot;
-use crate::spans::{self, new_span_id, SpanRecord, Ticks};
+use crate::spans::{self, new_span_id, Ticks};
 use crate::sync::chan::{self, Receiver, Sender};
 use crate::sync::TryRecvError;
-use crate::sync::{thread, AtomicU64, Ordering};
-use crate::wait::{WaitStrategy, SPIN_POLLS, YIELD_POLLS};
+use crate::sync::{AtomicU64, Ordering};
+use crate::telemetry::process_span;
+use crate::wait::Idle;
 use tracebus_context::TraceContext;
-
-/// A subscriber's handler, with its message type erased (it reads its `T` from the slot). It
-/// is called with the slot, the topic's name and the outbox.
-pub(crate) type Handler<S> =
-    Box<dyn FnMut(&Slot<<S as SlotSize>::Area>, &str, &mut Outbox<'_, S>) + Send>;
 
 /// Messages to a worker.
 pub(crate) enum Control<S: SlotSize> {
@@ -107,12 +103,7 @@ impl WorkerReport {
 }
 
 /// Messages read from one ring per batch.
-const BATCH: usize = 64;
-
-/// A pass that finds fewer messages than this (half a [`BATCH`]), right after a pass that
-/// found some, means the worker is chasing its producers: it waits a catch-up pause before
-/// its next pass (see `pause.rs`).
-const SMALL_PASS: usize = BATCH / 2;
+pub(crate) const BATCH: usize = 64;
 
 /// One topic's subscribers on this worker.
 struct Subscribers<S: SlotSize> {
@@ -138,8 +129,6 @@ pub(crate) struct Worker<S: SlotSize> {
     report: WorkerReport,
     /// Counts published after each non-empty pass.
     live: Arc<CachePadded<WorkerLive>>,
-    /// Spin-loop hints in a catch-up pause (see `pause.rs`), measured once per process.
-    catch_up: u32,
 }
 
 impl<S: SlotSize> Worker<S> {
@@ -165,7 +154,6 @@ impl<S: SlotSize> Worker<S> {
             stopping: false,
             report: WorkerReport::default(),
             live,
-            catch_up: crate::pause::catch_up_hints(),
         }
     }
 
@@ -173,8 +161,7 @@ impl<S: SlotSize> Worker<S> {
         if let Some(core) = self.core {
             self.report.pinned = core_affinity::set_for_current(core_affinity::CoreId { id: core });
         }
-        let mut idle = 0u32;
-        let mut streaming = false;
+        let mut idle = Idle::new(self.bus.wait);
         let mut counts_due = false;
         loop {
             let control_empty = self.apply_control();
@@ -192,25 +179,16 @@ impl<S: SlotSize> Worker<S> {
                 self.report.messages += found as u64;
                 self.report.passes += 1;
                 counts_due = true;
-                if streaming && found < SMALL_PASS {
-                    // On the producers' heels: let them write a batch's worth undisturbed.
-                    // Only a pass right after a non-empty one waits, so a worker that was
-                    // idle (a message after a quiet spell, a round trip) takes its message at
-                    // once; in a stream, a message that arrives during a pause waits at most
-                    // the pause.
-                    crate::pause::pause(self.catch_up);
-                }
-                streaming = true;
-                idle = 0;
+                idle.found(found);
                 continue;
             }
-            streaming = false;
             if self.draining && control_empty {
                 // Every accepted message was committed before `Drain` was sent, and this pass
                 // found every ring empty: all delivered.
                 return self.finish();
             }
-            self.idle_wait(&mut idle);
+            let sleeper = self.bus.wakers.sleeper(self.index);
+            idle.wait(sleeper, || self.any_pending());
         }
     }
 
@@ -260,7 +238,7 @@ impl<S: SlotSize> Worker<S> {
                         .push((id, handler));
                     self.topics.insert(id, topic);
                     // The handler is in place: publishers may route to it now.
-                    self.bus.routes.update(topic, &name, self.index, true);
+                    self.bus.routes.update(topic, self.index, true);
                     if let Some(ack) = ack {
                         let _ = ack.send(());
                     }
@@ -270,7 +248,7 @@ impl<S: SlotSize> Worker<S> {
                         let entry = &mut self.subs[topic as usize];
                         if let Some(s) = entry {
                             // Publishers stop routing to it first; then the handler goes.
-                            self.bus.routes.update(topic, &s.name, self.index, false);
+                            self.bus.routes.update(topic, self.index, false);
                             s.list.retain(|(i, _)| *i != id);
                             if s.list.is_empty() {
                                 *entry = None;
@@ -365,24 +343,6 @@ impl<S: SlotSize> Worker<S> {
     fn any_pending(&self) -> bool {
         !chan::is_empty(&self.control) || self.inbound.iter().any(|c| !c.is_empty())
     }
-
-    fn idle_wait(&mut self, idle: &mut u32) {
-        *idle = idle.saturating_add(1);
-        match self.bus.wait {
-            WaitStrategy::BusySpin => core::hint::spin_loop(),
-            WaitStrategy::SpinThenYield if *idle < SPIN_POLLS => core::hint::spin_loop(),
-            WaitStrategy::SpinThenYield => thread::yield_now(),
-            WaitStrategy::SpinThenPark if *idle < SPIN_POLLS => core::hint::spin_loop(),
-            WaitStrategy::SpinThenPark if *idle < YIELD_POLLS => thread::yield_now(),
-            WaitStrategy::SpinThenPark => {
-                self.bus
-                    .wakers
-                    .sleeper(self.index)
-                    .sleep_unless(|| self.any_pending());
-                *idle = 0;
-            }
-        }
-    }
 }
 
 /// Where delivery of a batch stands: handler `handler` of the batch's message `slot` is the
@@ -401,19 +361,6 @@ struct Cursor {
     /// The `process` span of the handler running now: the message's header context, the
     /// span's id and start tick (recorded as panicked if the handler unwinds).
     span: Option<(TraceContext, [u8; 8], Ticks)>,
-}
-
-/// The `process` span of one handler run on `slot`, whose header context is `header`.
-#[inline]
-fn process_span<A: bytemuck::Pod>(
-    slot: &Slot<A>,
-    header: &TraceContext,
-    span_id: [u8; 8],
-    start: Ticks,
-    end: Ticks,
-) -> SpanRecord {
-    SpanRecord::process(header, span_id, slot.topic(), start, end)
-        .with_enqueued(slot.publish_tick().unwrap_or(SpanRecord::NO_TICK))
 }
 
 /// Runs the handlers of `list` from `at.handler` on for `slot`, without spans, and moves the

@@ -72,7 +72,7 @@
 //! | fence or ordering weakened | caught by |
 //! |---|---|
 //! | `Sleeper::prepare`: `heavy()` removed | `park_has_no_lost_wakeup` |
-//! | `wait::after_commit`: `light()` removed | `park_has_no_lost_wakeup` |
+//! | `Wakers::after_commit`: `light()` removed | `park_has_no_lost_wakeup` |
 //! | `Gate::enter`: `light()` removed | `shutdown_gate_accepted_means_drained` |
 //! | `Gate::close`: `heavy()` removed | `shutdown_gate_accepted_means_drained` |
 //! | `barrier::light` under loom made `AcqRel` (both call sites at once) | `shutdown_gate_accepted_means_drained`, `park_has_no_lost_wakeup` (checked by hand on 2026-11-25) |

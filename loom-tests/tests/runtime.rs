@@ -9,30 +9,33 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use tracebus::loom_support::{after_commit, Busy, Gate, Sleeper};
+use tracebus::loom_support::{Busy, Gate, Idle, WaitStrategy, Wakers};
 use tracebus::ring::spsc;
 use tracebus_loom_tests::model;
 
 /// A worker that parks when its ring looks empty is always woken by a publish that races it:
-/// no lost wake-up (loom reports a deadlock if the worker can sleep forever).
+/// no lost wake-up (loom reports a deadlock if the worker can sleep forever). Both sides are
+/// the bus's own: the worker waits through `Idle` (spin, yield, then park under
+/// `SpinThenPark`), the publisher wakes through `Wakers::after_commit`.
 #[test]
 fn park_has_no_lost_wakeup() {
     model(|| {
         let (mut tx, mut rx) = spsc::<u32>(2).unwrap();
-        let sleeper = Arc::new(Sleeper::new());
-        let s = sleeper.clone();
-        let worker = thread::spawn(move || loop {
-            if let Some(v) = rx.try_pop() {
-                assert_eq!(v, 7);
-                return;
+        let wakers = Arc::new(Wakers::new(1));
+        let w = wakers.clone();
+        let worker = thread::spawn(move || {
+            let mut idle = Idle::new(WaitStrategy::SpinThenPark);
+            loop {
+                if let Some(v) = rx.try_pop() {
+                    assert_eq!(v, 7);
+                    return;
+                }
+                idle.wait(w.sleeper(0), || !rx.is_empty());
             }
-            s.sleep_unless(|| !rx.is_empty());
         });
+        wakers.set_threads(vec![worker.thread().clone()]);
         tx.try_push(7).unwrap();
-        after_commit();
-        if sleeper.is_sleeping() {
-            worker.thread().unpark();
-        }
+        wakers.after_commit(WaitStrategy::SpinThenPark, [0]);
         worker.join().unwrap();
     });
 }

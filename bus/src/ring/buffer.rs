@@ -132,7 +132,10 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(miri, ignore = "Miri stops the program on an allocation it cannot make")]
+    #[cfg_attr(
+        miri,
+        ignore = "Miri stops the program on an allocation it cannot make"
+    )]
     fn memory_that_cannot_be_had_is_an_error_not_an_abort() {
         // 2^41 cells of 64 bytes: 128 TiB, the whole of x86-64's user address space (so no
         // overcommit setting maps it) and within `isize`.
