@@ -25,8 +25,8 @@ scripts/nats-server.sh install
 step "unit, integration, property and doc tests"
 cargo test --workspace --exclude tracebus-loom-tests --locked
 
-step "the embedding example with the otlp feature (built, not run)"
-cargo build -p tracebus --example embed --features otlp --locked
+step "the libraries as users build them (no test hooks): clippy, warnings are errors"
+cargo clippy -p tracebus-context -p tracebus -p tracebus-nats --locked -- -D warnings
 
 step "the ring's and the slot's tests under valgrind memcheck (scripts/valgrind.sh)"
 scripts/valgrind.sh

@@ -32,8 +32,8 @@ use tracebus::context::{FanoutSampler, TraceContext};
 use tracebus::{Bus, Pinning, SpanExport};
 use tracebus_nats::filter::sampled_flag;
 use tracebus_nats::headers::classify;
-use tracebus_nats::server::NatsServer;
 use tracebus_nats::{Bridge, BridgeConfig, ExportOptions, ImportOptions};
+use tracebus_test_support::NatsServer;
 
 use crate::fanout::CountingExporter;
 use crate::measure;

@@ -1,9 +1,8 @@
 //! Embedding tracebus in a service with a real OpenTelemetry pipeline.
 //!
 //! The bus records its spans on the hot path and its exporter thread hands them, in batches, to
-//! the stdout exporter (run with `cargo run -p tracebus --example embed`); build with
-//! `--features otlp` to export over OTLP/HTTP instead (to `OTEL_EXPORTER_OTLP_ENDPOINT`,
-//! default `http://localhost:4318`).
+//! the stdout exporter (run with `cargo run -p tracebus --example embed`), or over OTLP/HTTP
+//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (for example `http://localhost:4318`).
 //!
 //! The pipeline: order ids arrive on topic `orders` (a `u64`), a pricing handler prices each and
 //! forwards a `Priced` to `priced`, where two more subscribers (audit, shipping) receive it.
@@ -28,16 +27,18 @@ struct Priced {
 }
 
 /// Where the bus's spans go: an OpenTelemetry exporter, fed in batches by the bus's own
-/// exporter thread, with this service's resource.
+/// exporter thread, with this service's resource. OTLP/HTTP when an endpoint is configured
+/// (the exporter reads `OTEL_EXPORTER_OTLP_ENDPOINT` itself), else stdout.
 fn export() -> Result<SpanExport, Box<dyn std::error::Error>> {
-    #[cfg(feature = "otlp")]
-    let export = SpanExport::exporter(
-        opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .build()?,
-    );
-    #[cfg(not(feature = "otlp"))]
-    let export = SpanExport::exporter(opentelemetry_stdout::SpanExporter::default());
+    let export = if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
+        SpanExport::exporter(
+            opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .build()?,
+        )
+    } else {
+        SpanExport::exporter(opentelemetry_stdout::SpanExporter::default())
+    };
     Ok(export.batch_size(512).resource(
         Resource::builder()
             .with_service_name("orders-service")

@@ -705,6 +705,20 @@ fn join_within(
     }
 }
 
+impl<S: SlotSize> std::fmt::Debug for Bus<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("workers", &self.workers())
+            .field("payload_bytes", &S::PAYLOAD_BYTES)
+            .field("capacity", &self.capacity)
+            .field("wait", &self.shared.wait)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("tracing", &self.shared.tracing.control.is_enabled())
+            .field("running", &!self.threads.is_empty())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: SlotSize> Drop for Bus<S> {
     /// Dropping a bus shuts it down (as [`Bus::shutdown`]) and joins the workers.
     fn drop(&mut self) {

@@ -53,6 +53,13 @@ pub enum BuildError {
         /// The machine's online cores.
         available: Vec<usize>,
     },
+    /// The pinning list names a core twice: two workers pinned to one core would take turns
+    /// on it (each spinning through the other's time slice).
+    #[error("core {core} is listed twice; each worker needs a core of its own")]
+    DuplicateCore {
+        /// The core listed twice.
+        core: usize,
+    },
     /// The pinning list names fewer cores than there are workers.
     #[error("{workers} workers but only {cores} cores listed to pin them to")]
     TooFewCores {
@@ -71,6 +78,7 @@ pub enum BuildError {
 
 /// Where workers run.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Pinning {
     /// Worker `i` on the `i`-th core of the building thread's affinity mask, or, when that
     /// mask has fewer cores than there are workers (say the caller pinned itself), of the
@@ -88,6 +96,7 @@ pub enum Pinning {
 /// Settings of a [`crate::Bus`]; start with [`crate::Bus::builder`], finish with
 /// [`BusBuilder::build`]. `S` is the slot size ([`BusBuilder::slot_size`]).
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct BusBuilder<S: SlotSize = Lines<1>> {
     pub(crate) workers: usize,
     pub(crate) pinning: Pinning,
@@ -270,6 +279,14 @@ impl<S: SlotSize> BusBuilder<S> {
                 }
                 if let Some(&core) = list.iter().find(|c| !available.contains(c)) {
                     return Err(BuildError::MissingCore { core, available });
+                }
+                let used = &list[..self.workers];
+                if let Some(&core) = used
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, c)| used[..i].contains(c).then_some(c))
+                {
+                    return Err(BuildError::DuplicateCore { core });
                 }
                 list[..self.workers].iter().map(|&c| Some(c)).collect()
             }

@@ -78,6 +78,7 @@ pub(crate) enum Side {
 
 /// The result of an accepted publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Published {
     /// Subscribers the message was addressed to (0: nobody subscribed, nothing written).
     pub fanout: usize,
@@ -387,7 +388,7 @@ impl<S: SlotSize> Out<S> {
                     fanout: route.fanout,
                     workers: 1,
                 };
-                #[cfg(debug_assertions)]
+                #[cfg(all(feature = "test-util", debug_assertions))]
                 crate::fault::hit();
                 return Ok(published);
             }
@@ -498,7 +499,7 @@ impl<S: SlotSize> Out<S> {
             self.record_span(bus, span);
         }
         // Test builds can inject a panic here: after the commit, the count and the span.
-        #[cfg(debug_assertions)]
+        #[cfg(all(feature = "test-util", debug_assertions))]
         crate::fault::hit();
         Ok(published)
     }

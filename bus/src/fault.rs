@@ -1,8 +1,9 @@
-//! Fault injection for tests, in debug builds only: make the next publish on this thread panic
-//! after its messages are committed, counted and its span recorded (the worst place: accepted,
-//! yet the caller sees a panic). No user code runs inside a publish any more (spans are exported on a
-//! background thread), so the tests that check the bus survives a panic there (the drop
-//! watchdog, the soak test) need this to cause one. Release builds have no check at all.
+//! Fault injection for tests (with the `test-util` feature, in debug builds): make the next
+//! publish on this thread panic after its messages are committed, counted and its span
+//! recorded (the worst place: accepted, yet the caller sees a panic). No user code runs inside
+//! a publish (spans are exported on a background thread), so the tests that check the bus
+//! survives a panic there (the drop watchdog, the soak test) need this to cause one. Release
+//! builds, and builds without the feature, have no check at all.
 
 use std::cell::Cell;
 

@@ -119,6 +119,15 @@ pub struct Outbox<'a, S: SlotSize = Lines<1>> {
     pub(crate) current: Option<TraceContext>,
 }
 
+impl<S: SlotSize> std::fmt::Debug for Outbox<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("worker", &self.worker)
+            .field("trace_context", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: SlotSize> Outbox<'_, S> {
     /// Publishes `payload` to `topic` without waiting.
     ///

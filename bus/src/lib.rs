@@ -80,7 +80,7 @@ mod cores;
 mod drain;
 mod endpoint;
 mod error;
-#[cfg(debug_assertions)]
+#[cfg(feature = "test-util")]
 #[doc(hidden)]
 pub mod fault;
 mod gate;
@@ -111,6 +111,7 @@ pub use handler::{Message, Outbox};
 pub use layout::{Lines, SlotSize};
 pub use publisher::Publisher;
 pub use report::{Report, Stats};
+#[cfg(feature = "test-util")]
 #[doc(hidden)]
 pub use spans::bench as span_bench;
 pub use spans::{SpanCounts, SpanExport, SpanExportError};

@@ -16,6 +16,14 @@ pub struct Publisher<S: SlotSize = Lines<1>> {
     pub(crate) endpoint: Endpoint<S>,
 }
 
+impl<S: SlotSize> std::fmt::Debug for Publisher<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("published", &self.endpoint.state().sent.messages())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: SlotSize> Publisher<S> {
     /// Publishes `payload` to `topic`, waiting with backoff while a destination ring is full.
     /// Reports the fanout (0: nobody subscribed, nothing written). May start a trace (the

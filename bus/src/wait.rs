@@ -28,6 +28,7 @@ use crate::sync::{thread, AtomicBool, Ordering};
 
 /// How an idle worker waits for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum WaitStrategy {
     /// Spin on the rings forever: lowest latency, one busy core per worker. Use only with as
     /// many cores as workers plus publishers.

@@ -70,6 +70,7 @@ pub(crate) struct WorkerLive {
 
 /// What one worker did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkerReport {
     /// Handler calls that returned.
     pub delivered: u64,

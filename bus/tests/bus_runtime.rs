@@ -362,12 +362,30 @@ fn invalid_settings_fail_before_any_thread_starts() {
             cores: 1
         })
     );
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    if let Some(c) = cores.first() {
+        assert_eq!(
+            Bus::builder()
+                .workers(2)
+                .pinning(Pinning::Cores(vec![c.id, c.id]))
+                .build()
+                .err(),
+            Some(BuildError::DuplicateCore { core: c.id })
+        );
+    }
     let e = Bus::builder().workers(0).build().err().unwrap();
     assert!(e.to_string().contains("at least one worker"));
     // More workers than cores: a warning, not a failure.
     let many = Bus::builder().workers(64).build().unwrap();
     assert!(many.warnings().iter().any(|w| w.contains("unpinned")));
     let bus = bus(2, 8);
+    let dbg = format!("{bus:?}");
+    assert!(
+        dbg.contains("workers: 2") && dbg.contains("capacity: 8"),
+        "{dbg}"
+    );
+    let p = bus.publisher().unwrap();
+    assert!(format!("{p:?}").contains("published: 0"));
     let t = topic(&bus, "placed");
     assert_eq!(
         bus.subscribe_on(2, &t, |_, _| {}).err(),

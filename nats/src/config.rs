@@ -70,6 +70,7 @@ impl Default for JetStreamConfig {
 
 /// Settings of a [`crate::Bridge`].
 #[derive(Debug, Clone)]
+#[must_use = "a bridge config does nothing until a bridge is started with it"]
 pub struct BridgeConfig {
     pub(crate) url: String,
     pub(crate) mode: Mode,

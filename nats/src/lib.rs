@@ -33,7 +33,6 @@ mod export;
 pub mod filter;
 pub mod headers;
 mod import;
-pub mod server;
 mod sink;
 mod span;
 mod stats;

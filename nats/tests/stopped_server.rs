@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tracebus_nats::server::NatsServer;
 use tracebus_nats::{Bridge, BridgeConfig, ImportOptions};
+use tracebus_test_support::NatsServer;
 
 use common::{sender, wait_until, Traced};
 

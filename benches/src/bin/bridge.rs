@@ -7,7 +7,7 @@
 
 use std::process::ExitCode;
 
-use tracebus_nats::server::NatsServer;
+use tracebus_test_support::NatsServer;
 
 fn main() -> ExitCode {
     let mut quick = false;

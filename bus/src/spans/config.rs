@@ -79,6 +79,7 @@ pub(crate) const MAX_RING_CAPACITY: usize = 1 << 20;
 /// # drop(export);
 /// ```
 #[derive(Clone)]
+#[must_use = "span export settings do nothing until given to a bus"]
 pub struct SpanExport {
     /// The exporter or processor, behind the fault-counting adapter; shared by clones.
     pub(crate) target: Arc<SharedTarget>,

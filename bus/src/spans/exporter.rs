@@ -224,11 +224,13 @@ impl ExporterThread {
 
     /// Adds a ring to drain (what a `Control::Register` does; for the benchmarks, which
     /// drive the thread's work on their own thread).
+    #[cfg(feature = "test-util")]
     pub(crate) fn register(&mut self, ring: Consumer<SpanRecord>) {
         self.rings.push(ring);
     }
 
-    /// The counts so far.
+    /// The counts so far (for the benchmarks).
+    #[cfg(feature = "test-util")]
     pub(crate) fn tally(&self) -> Tally {
         self.tally
     }

@@ -133,6 +133,7 @@ mod record;
 mod recorder;
 mod sink;
 
+#[cfg(feature = "test-util")]
 #[doc(hidden)]
 pub mod bench;
 

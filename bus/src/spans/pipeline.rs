@@ -32,6 +32,7 @@ use crate::ring::Monitor;
 
 /// What a span pipeline did: read any time with the bus's report, final after shutdown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SpanCounts {
     /// Spans the exporter or processor accepted.
     pub exported: u64,
@@ -127,7 +128,9 @@ pub(crate) struct SpanPipeline {
 
 impl SpanPipeline {
     /// Validates `config`, calibrates the clock (so no hot-path call pays for it) and starts
-    /// the exporter thread. `names` gives a topic's name from its dense index.
+    /// the exporter thread. `names` gives a topic's name from its dense index. (The bus uses
+    /// [`SpanPipeline::start_on`]; tests and benchmarks use this.)
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn start(
         config: SpanExport,
         names: TopicNames,
@@ -135,9 +138,10 @@ impl SpanPipeline {
         Self::start_on(config, names, None)
     }
 
-    /// [`SpanPipeline::start`], with the exporter thread pinned to `core` when it is given
-    /// (the bus picks a core none of its workers runs on, so export work does not take time
-    /// from a worker; unpinned when there is none, or if pinning fails).
+    /// Validates `config`, calibrates the clock and starts the exporter thread, pinned to
+    /// `core` when it is given (the bus picks a core none of its workers runs on, so export
+    /// work does not take time from a worker; unpinned when there is none, or if pinning
+    /// fails).
     pub(crate) fn start_on(
         config: SpanExport,
         names: TopicNames,

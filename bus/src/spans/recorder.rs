@@ -56,7 +56,8 @@ impl Recorder {
         self.published.store(self.dropped, Ordering::Relaxed);
     }
 
-    /// Records this recorder has dropped so far.
+    /// Records this recorder has dropped so far (for tests and benchmarks).
+    #[cfg(any(test, feature = "test-util"))]
     #[inline]
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped

@@ -13,8 +13,8 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tracebus::context::FanoutSampler;
 use tracebus::{Bus, Pinning, Topic};
-use tracebus_nats::server::NatsServer;
 use tracebus_nats::{Bridge, BridgeConfig, ExportOptions, ImportOptions};
+use tracebus_test_support::NatsServer;
 
 /// Whether this is CI, where a missing server fails the tests instead of skipping them.
 fn in_ci() -> bool {

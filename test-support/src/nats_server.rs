@@ -157,7 +157,7 @@ impl NatsServer {
                 Ok(()) => return Ok(()),
                 // The port may take a moment to be free again.
                 Err(e) if Instant::now() < deadline => {
-                    log::warn!("nats-server restart: {e}; trying again");
+                    eprintln!("nats-server restart: {e}; trying again");
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 Err(e) => return Err(e),
