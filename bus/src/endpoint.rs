@@ -7,7 +7,7 @@
 //! room first and only then writes: either every destination gets the message or the caller
 //! gets it back. Free space cannot shrink between the check and the write.
 //!
-//! Every publish passes one of the bus's shutdown [`Gate`](crate::gate::Gate)s: external
+//! Every publish passes one of the bus's shutdown gates (`gate.rs`): external
 //! publishers the one shutdown closes first, workers (handlers publishing onward) the one it
 //! closes once the bus is quiescent or the drain deadline passed. A publish is refused once its
 //! gate is closed, or shutdown waits for it. Each publish counts its message copies before it

@@ -44,17 +44,15 @@
 //! | `Consumer::try_pop`: `head.store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries` |
 //! | `ReadChunk::drop`: `head.store(Release)` | `batch_claim_and_read` |
 //! | `Consumer::is_closed`: `producer_closed.load(Acquire)` | `close_drains_committed_tail`; also `unsubscribe_while_publishing` |
-//! | `Consumer::len`: `tail.load(Acquire)` | `len_promises_values_when_idle` (checked by hand on 2026-11-25; a site of `loom-weaken.sh` since) |
+//! | `Consumer::len`: `tail.load(Acquire)` | `len_promises_values_when_idle` |
 //!
 //! `scripts/loom-weaken.sh` repeats the experiment (it is not part of the test command, since it
 //! rebuilds the suite once per ordering) and prints this table's right-hand column.
 //!
 //! One ordering is `Relaxed` by design: `consumer_closed` (it publishes nothing but itself).
-//! `Consumer::len`'s load of `tail` was `Relaxed` until 2026-11-25: that kept `len`'s promise
-//! only when the consumer's next poll loaded `tail` (`len_promises_values`), while an idle
-//! consumer reads the stamps and `len_promises_values_when_idle` found a counted value not
-//! found. Nothing was lost in the bus (the worker uses `len` only to decide whether to park,
-//! then polls again), but the promise was false; the load is now `Acquire`.
+//! `Consumer::len` loads `tail` with `Acquire`: with `Relaxed` it keeps its promise only when
+//! the consumer's next poll loads `tail` (`len_promises_values`), while an idle consumer reads
+//! the stamps, and `len_promises_values_when_idle` finds a counted value not found.
 //!
 //! ## The runtime (`tests/runtime.rs`)
 //!
@@ -75,8 +73,8 @@
 //! | `Wakers::after_commit`: `light()` removed | `park_has_no_lost_wakeup` |
 //! | `Gate::enter`: `light()` removed | `shutdown_gate_accepted_means_drained` |
 //! | `Gate::close`: `heavy()` removed | `shutdown_gate_accepted_means_drained` |
-//! | `barrier::light` under loom made `AcqRel` (both call sites at once) | `shutdown_gate_accepted_means_drained`, `park_has_no_lost_wakeup` (checked by hand on 2026-11-25) |
-//! | `barrier::heavy` under loom made `AcqRel` (both call sites at once) | `shutdown_gate_accepted_means_drained`, `park_has_no_lost_wakeup` (checked by hand on 2026-11-25) |
+//! | `barrier::light` under loom made `AcqRel` (both call sites at once) | `shutdown_gate_accepted_means_drained`, `park_has_no_lost_wakeup` |
+//! | `barrier::heavy` under loom made `AcqRel` (both call sites at once) | `shutdown_gate_accepted_means_drained`, `park_has_no_lost_wakeup` |
 //! | `Inside::drop` (leaving the gate): `store(Release)` | `shutdown_gate_accepted_means_drained` |
 //! | `Gate::close`: `load(Acquire)` | `shutdown_gate_accepted_means_drained` |
 //!

@@ -140,8 +140,8 @@ pub(crate) struct Shared<T> {
     head: CachePadded<AtomicUsize>,
     /// Next position the producer writes; cells in `[head, tail)` hold initialised values.
     /// Written only by the producer (`Release`, after the stamps before it); read by the
-    /// consumer while messages stream (`Acquire`, in `Consumer::committed`), by `len()`
-    /// (`Relaxed`) and by the destructor.
+    /// consumer while messages stream (`Acquire`, in `Consumer::committed`), by the consumer's
+    /// `len()` (`Acquire`), by a `Monitor` (`Acquire`) and by the destructor.
     tail: CachePadded<AtomicUsize>,
     /// Set once, when the producer is dropped, after its last commit.
     producer_closed: AtomicBool,

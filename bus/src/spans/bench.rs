@@ -36,7 +36,7 @@ fn names() -> super::TopicNames {
     Arc::new(move |t| (t == TOPIC).then(|| Arc::clone(&name)))
 }
 
-/// Makes spans the way the bus will: the context of one sampled message, and the end of the
+/// Makes spans the way the bus does: the context of one sampled message, and the end of the
 /// last `process` span (the next one starts there).
 #[derive(Debug)]
 struct Spans {

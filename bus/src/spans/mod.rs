@@ -24,77 +24,21 @@
 //! | `pipeline.rs` | [`SpanPipeline`] (start, recorders, counts, shutdown), [`SpanCounts`] (public) |
 //! | `bench.rs` | hidden public hooks for busbench's `span_cost` section and the allocation test |
 //!
-//! # Integration notes (for the bus)
+//! # How the bus uses it
 //!
-//! **Start.** When the bus is built with a [`SpanExport`] (or when tracing is switched on at
-//! run time for a bus built without one, if the user gave one then), start one pipeline with
-//! the topic registry as the name lookup:
-//!
-//! ```ignore
-//! let names: TopicNames = Arc::new(move |index| registry.name_of(index)); // -> Option<Arc<str>>
-//! let pipeline = SpanPipeline::start(export, names)?; // SpanExportError into BuildError
-//! ```
-//!
-//! `start` validates the settings, calibrates the clock (so no publish pays the one-time
-//! calibration) and spawns the `tracebus-spans` thread. It is not loom-modelled: do not start a
-//! pipeline under `cfg(tracebus_loom)`. `SpanExport` is `Clone` (a cloned `BusBuilder` can carry it):
-//! pipelines started from clones share the one target, and the last to shut down shuts it
-//! down.
-//!
-//! **Recorders.** Every external endpoint (each `Publisher`) and every worker gets its own
-//! [`Recorder`], owned by that thread (single producer); a worker's `process` spans and its
-//! handlers' onward `publish` spans share the worker's one recorder (same thread):
-//!
-//! ```ignore
-//! let mut recorder: Option<Recorder> = pipeline.recorder(); // None after shutdown
-//! ```
-//!
-//! It allocates a ring of `ring_capacity` records (128 bytes each): make it when the endpoint
-//! or worker is made, or on its first sampled span, never per span.
-//!
-//! **Publish (sampled).** One span per publish call (a batch publish: one span for the batch):
-//!
-//! ```ignore
-//! let start = spans::now();
-//! let span_id = spans::new_span_id();
-//! // trace-id: Decision::Start's (a new trace), else the parent's; flags: the parent's, or
-//! // FLAG_SAMPLED | FLAG_RANDOM for a new trace.
-//! let ctx = TraceContext::new(trace_id, span_id, flags).expect("non-zero ids");
-//! // ... write the slots: header = ctx, the slot's publish tick = `start` ...
-//! let end = spans::now();
-//! recorder.record(
-//!     SpanRecord::publish(&ctx, parent, topic_index, start, end)
-//!         .with_fanout(fanout)
-//!         .with_sampling_rate(rate),          // Decision's rate
-//!     // .with_batch(messages)                // only for a batch publish
-//! );
-//! ```
-//!
-//! `parent` is `None` for a publish that starts a trace, `Some(Parent::local(process_span_id))`
-//! for a handler's onward publish (its `process` span), `Some(Parent::remote(id))` for a context
-//! imported from outside the bus (for example the NATS bridge).
-//!
-//! **Delivery (sampled slot).** On a worker, the `process` spans of one message share clock
-//! reads: the end tick of one handler is the start tick of the next.
-//!
-//! ```ignore
-//! let header: TraceContext = /* the slot header's context */;
-//! let mut t = spans::now();
-//! for subscriber in local_subscribers {
-//!     let span_id = spans::new_span_id();
-//!     // The handler's current context (for its onward publishes, and for an OpenTelemetry
-//!     // Context if it asks for one) is (header.trace_id(), span_id, header.flags()).
-//!     let panicked = run_handler(subscriber, /* current = */ header.with_span_id(span_id));
-//!     let end = spans::now();
-//!     let mut rec = SpanRecord::process(&header, span_id, topic_index, t, end)
-//!         .with_enqueued(slot_publish_tick); // exported as tracebus.ring.wait_ns
-//!     if panicked {
-//!         rec = rec.with_handler_panicked();
-//!     }
-//!     recorder.record(rec);
-//!     t = end;
-//! }
-//! ```
+//! - **Start.** `telemetry::Tracing` starts one pipeline per bus ([`SpanPipeline::start_on`],
+//!   with the topic registry as the name lookup and a core no worker uses for the thread),
+//!   when the bus is built with a [`SpanExport`] or when `Bus::trace_to` is called. Starting
+//!   validates the settings, calibrates the clock (so no publish pays for it) and spawns the
+//!   `tracebus-spans` thread. The pipeline is not loom-modelled. `SpanExport` is `Clone`:
+//!   pipelines started from clones share one target, and the last to shut down shuts it down.
+//! - **Recorders.** Every endpoint (each `Publisher`, each worker) makes its [`Recorder`] on
+//!   its first sampled span (`Tracing::recorder`, which allocates the ring once); a worker's
+//!   `process` spans and its handlers' onward `publish` spans share the worker's recorder.
+//! - **Spans.** A sampled publish records its span through `telemetry::Sampled::record` (one
+//!   span per publish call, a batch included); each handler run on a sampled slot records its
+//!   `process` span through `telemetry::process_span`, the end tick of one handler being the
+//!   start of the next. A panicking handler's span is marked so by the worker's unwind guard.
 //!
 //! The id and parent rules, in one place:
 //! - the publish span's context (its own span-id) goes into the slot header;
@@ -110,10 +54,11 @@
 //! `process` span as parent: build it only when the handler asks for it (it allocates),
 //! `Context::new().with_remote_span_context(current.to_span_context(false))`.
 //!
-//! **Report and shutdown.** [`SpanPipeline::counts`] reads the counts at any time;
-//! [`SpanPipeline::shutdown`], called after the workers are joined (and after the endpoints
-//! stop recording), exports every record, flushes the target, stops the thread and returns the
-//! final [`SpanCounts`] for the `Report`. Dropping the pipeline shuts it down too.
+//! **Counts and shutdown.** [`SpanPipeline::counts`] reads the counts at any time (for
+//! `Bus::stats`); [`SpanPipeline::shutdown`], called after the workers stopped, exports every
+//! record, flushes the target, stops the thread (or, past the shutdown timeout, leaves it and
+//! counts what it had not exported) and returns the final [`SpanCounts`] for the `Report`.
+//! Dropping the pipeline shuts it down too.
 //!
 //! Costs (busbench's `span_cost` section; `benches/src/span_cost.rs`), measured on the
 //! project's 2-core VM, where one TSC read costs 9.5 ns: a publish span (two clock reads, an
