@@ -272,7 +272,9 @@ impl<S: SlotSize> Bus<S> {
     /// with the same name and type returns the same topic.
     ///
     /// `T` must fit the bus's payload area (at most [`SlotSize::PAYLOAD_BYTES`] bytes, alignment
-    /// at most 8): a type that does not is refused when the program is compiled.
+    /// at most 8): a type that does not is refused when the program is built, with its size
+    /// and the area's in the error (`cargo build` and `cargo test` report it; `cargo check`
+    /// does not evaluate the check).
     ///
     /// ```compile_fail
     /// # use tracebus::Bus;

@@ -59,11 +59,92 @@ lines!(1 => 2, 2 => 10, 4 => 26, 8 => 58);
 pub(crate) struct Fits<T, A>(core::marker::PhantomData<(T, A)>);
 
 impl<T, A> Fits<T, A> {
-    /// Evaluated (at compile time) wherever a `T` is put into or read from an `A`.
-    pub(crate) const OK: () = assert!(
-        core::mem::size_of::<T>() <= core::mem::size_of::<A>()
-            && core::mem::align_of::<T>() <= core::mem::align_of::<A>(),
-        "tracebus: this message type does not fit the bus's payload area (too big, or aligned \
-         to more than 8 bytes); build the bus with more lines per slot (BusBuilder::slot_size)"
-    );
+    /// Evaluated (at compile time) wherever a `T` is put into or read from an `A`. A type that
+    /// does not fit fails the build with its size and the area's in the message. (It is a
+    /// post-monomorphization error: `cargo build` and `cargo test` report it, `cargo check`
+    /// does not evaluate it; stable Rust has no way to compare sizes in a trait bound.)
+    pub(crate) const OK: () = {
+        let (size, align) = (core::mem::size_of::<T>(), core::mem::align_of::<T>());
+        let (room, room_align) = (core::mem::size_of::<A>(), core::mem::align_of::<A>());
+        if size > room || align > room_align {
+            let msg = TooBig::new(size, align, room);
+            panic!("{}", msg.as_str());
+        }
+    };
+}
+
+/// The message of a type that does not fit, written at compile time (a const panic takes a
+/// `&str`, not format arguments).
+struct TooBig {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl TooBig {
+    const fn new(size: usize, align: usize, room: usize) -> TooBig {
+        let mut m = TooBig {
+            buf: [0; 256],
+            len: 0,
+        };
+        m.push(b"tracebus: a message type of ");
+        m.number(size);
+        m.push(b" bytes (alignment ");
+        m.number(align);
+        m.push(b") does not fit this bus's payload area of ");
+        m.number(room);
+        m.push(b" bytes (alignment 8); build the bus with bigger slots: ");
+        m.push(b"BusBuilder::slot_size::<Lines<N>>() with N = 2, 4 or 8 (80, 208, 464 bytes)");
+        m
+    }
+
+    const fn push(&mut self, bytes: &[u8]) {
+        let mut i = 0;
+        while i < bytes.len() && self.len < self.buf.len() {
+            self.buf[self.len] = bytes[i];
+            self.len += 1;
+            i += 1;
+        }
+    }
+
+    const fn number(&mut self, mut n: usize) {
+        let mut digits = [0u8; 20];
+        let mut d = 0;
+        loop {
+            digits[d] = b'0' + (n % 10) as u8;
+            d += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        while d > 0 {
+            d -= 1;
+            self.push(&[digits[d]]);
+        }
+    }
+
+    const fn as_str(&self) -> &str {
+        let (text, _) = self.buf.split_at(self.len);
+        match core::str::from_utf8(text) {
+            Ok(s) => s,
+            Err(_) => "tracebus: a message type does not fit this bus's payload area",
+        }
+    }
+}
+
+#[cfg(all(test, not(tracebus_loom)))]
+mod tests {
+    use super::TooBig;
+
+    #[test]
+    fn the_message_of_a_type_too_big_states_both_sizes() {
+        let m = TooBig::new(17, 1, 16);
+        let s = m.as_str();
+        assert!(
+            s.starts_with("tracebus: a message type of 17 bytes (alignment 1)"),
+            "{s}"
+        );
+        assert!(s.contains("payload area of 16 bytes"), "{s}");
+        assert!(s.ends_with("464 bytes)"), "{s}");
+    }
 }
