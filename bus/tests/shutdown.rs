@@ -8,24 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{bus, topic};
 use tracebus::ring::RingError;
-use tracebus::{
-    BuildError, Bus, BusError, Pinning, Report, Topic, TryPublishError, WaitStrategy, MAX_WORKERS,
-};
-
-fn bus(workers: usize, capacity: usize) -> Bus {
-    Bus::builder()
-        .workers(workers)
-        .capacity(capacity)
-        .pinning(Pinning::Off)
-        .wait_strategy(WaitStrategy::SpinThenPark)
-        .build()
-        .unwrap()
-}
-
-fn topic(bus: &Bus, name: &str) -> Topic<u64> {
-    bus.topic(name).unwrap()
-}
+use tracebus::{BuildError, Bus, BusError, Pinning, Report, TryPublishError, MAX_WORKERS};
 
 /// Every count adds up: copies accepted (here, with one subscriber per topic, messages) are
 /// delivered, panicked or lost.
