@@ -18,7 +18,9 @@
 //!
 //! No threads, no `unsafe`, no allocation on any decode or decision path.
 //!
-//! How the bus uses the header, the filter and the sampler, and why they are built this way:
+//! The `tracebus` bus uses this crate for every message and re-exports it as
+//! `tracebus::context`; it also stands alone, for a header in your own frames. How the bus
+//! uses the header, the filter and the sampler, and why they are built this way:
 //! `docs/ARCHITECTURE.md` in the repository.
 //!
 //! ## Example
@@ -47,6 +49,41 @@
 //!     assert_eq!(TraceContext::from_traceparent(&text), Ok(ctx));
 //! }
 //! # assert!(is_sampled(bytes)); // fanout 1 is always sampled
+//! ```
+//!
+//! ## Across processes
+//!
+//! A context leaves the process as a strict W3C `traceparent`; the next service extracts it
+//! with [`StrictTraceContextPropagator`] where it would use the OpenTelemetry SDK's
+//! `TraceContextPropagator` (same headers, but malformed values start a new trace instead of
+//! continuing a malformed one), or with any W3C-compliant tracer.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use opentelemetry::propagation::TextMapPropagator;
+//! use opentelemetry::trace::TraceContextExt;
+//! use tracebus_context::{StrictTraceContextPropagator, TraceContext};
+//!
+//! // Sending side (in a tracebus handler, `out.trace_context()`).
+//! let current = TraceContext::new([0x4b; 16], [0xf0; 8], 0x01);
+//! let mut headers = HashMap::new();
+//! if let Some(ctx) = current {
+//!     headers.insert("traceparent".to_owned(), ctx.to_traceparent());
+//! }
+//!
+//! // Receiving side: spans started under `cx` continue the trace.
+//! let cx = StrictTraceContextPropagator::new()
+//!     .extract_with_context(&opentelemetry::Context::new(), &headers);
+//! let span = cx.span();
+//! let parent = span.span_context();
+//! assert!(parent.is_remote() && parent.is_sampled());
+//! assert_eq!(parent.trace_id().to_bytes(), [0x4b; 16]);
+//!
+//! // A malformed header gives no parent.
+//! headers.insert("traceparent".to_owned(), "00-not-a-traceparent".to_owned());
+//! let cx = StrictTraceContextPropagator::new()
+//!     .extract_with_context(&opentelemetry::Context::new(), &headers);
+//! assert!(!cx.span().span_context().is_valid());
 //! ```
 
 #![deny(unsafe_code)]

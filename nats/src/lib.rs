@@ -21,6 +21,36 @@
 //!
 //! Warnings (disconnections, dropped messages) go through the `log` crate; the bridge prints
 //! nothing.
+//!
+//! ## Example
+//!
+//! A bus exports its `orders` and imports replies; the other end is any NATS client (another
+//! bus with its own bridge, say). Both ends must carry the same `Pod` type on each subject.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tracebus::Bus;
+//! use tracebus_nats::{Bridge, BridgeConfig, ExportOptions, ImportOptions};
+//!
+//! let bus = Bus::builder().build()?;
+//! let orders = bus.topic::<u64>("orders")?;
+//! let replies = bus.topic::<u64>("replies")?;
+//! bus.subscribe(&replies, |msg, _| println!("reply {}", msg.payload()))?;
+//!
+//! let bridge = Bridge::connect(BridgeConfig::new("nats://127.0.0.1:4222"))?; // core NATS
+//! bridge.export(&bus, &orders, ExportOptions::default())?; // to `tracebus.orders`
+//! bridge.import(&bus, &replies, ImportOptions::subject("tracebus.replies"))?;
+//!
+//! bus.publisher()?.publish(&orders, 42)?; // sampled messages carry `traceparent`
+//! bridge.flush(Duration::from_secs(5)); // everything exported so far is at the server
+//! let stats = bridge.shutdown(Duration::from_secs(2));
+//! assert_eq!(stats.export_dropped_full, 0);
+//! bus.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`server`] starts a local `nats-server` for tests; [`Bridge::stats`] may be read at any
+//! time.
 
 #![forbid(unsafe_code)]
 
