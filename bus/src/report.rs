@@ -1,19 +1,5 @@
 //! What a bus tells about itself: [`Stats`] while it runs ([`crate::Bus::stats`]) and
 //! [`Report`] when it shuts down ([`crate::Bus::shutdown`]).
-//!
-//! How the counts add up. Each accepted message is written once to every worker that has a
-//! subscriber of its topic (a *copy*); a worker hands each copy to all its local subscribers.
-//! After shutdown:
-//!
-//! - copies accepted = the workers' [`WorkerReport::messages`] (copies handled) + [`Report::lost`];
-//! - every handler call on a handled copy is in [`Report::delivered`] or
-//!   [`Report::handler_panics`];
-//! - every onward publish a handler made through its `Outbox` was accepted (it is in
-//!   [`Report::published`]) or refused and counted ([`Report::refused_full`],
-//!   [`Report::refused_closed`]).
-//!
-//! In a pipeline where every topic has one subscriber, a copy is a message: `published =
-//! delivered + handler_panics + lost`.
 
 use crate::spans::SpanCounts;
 use crate::worker::WorkerReport;
@@ -42,7 +28,21 @@ pub struct Stats {
     pub spans: SpanCounts,
 }
 
-/// Counts from a [`crate::Bus::shutdown`] (see the module docs for how they add up).
+/// Counts from a [`crate::Bus::shutdown`].
+///
+/// How the counts add up. Each accepted message is written once to every worker that has a
+/// subscriber of its topic (a *copy*); a worker hands each copy to all its local subscribers.
+/// After shutdown:
+///
+/// - copies accepted = the workers' [`WorkerReport::messages`] (copies handled) + [`Report::lost`];
+/// - every handler call on a handled copy is in [`Report::delivered`] or
+///   [`Report::handler_panics`];
+/// - every onward publish a handler made through its `Outbox` was accepted (it is in
+///   [`Report::published`]) or refused and counted ([`Report::refused_full`],
+///   [`Report::refused_closed`]).
+///
+/// In a pipeline where every topic has one subscriber, a copy is a message: `published =
+/// delivered + handler_panics + lost`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Report {

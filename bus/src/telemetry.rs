@@ -1,5 +1,5 @@
 //! Tracing in the bus: the sampling decision at publish time, and spans recorded on the hot
-//! path as fixed-size records, exported to OpenTelemetry off it (see `spans/`).
+//! path as fixed-size records, exported to OpenTelemetry off it (see [`crate::SpanExport`]).
 //!
 //! - Each publish decides once, before anything else is done for tracing, with the context
 //!   crate's consistent [`FanoutSampler`] from its fanout and its parent: a publish from outside

@@ -49,8 +49,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! [`server`] starts a local `nats-server` for tests; [`Bridge::stats`] may be read at any
-//! time.
+//! [`Bridge::stats`] may be read at any time.
 
 #![forbid(unsafe_code)]
 
