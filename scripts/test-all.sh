@@ -28,6 +28,9 @@ cargo test --workspace --exclude tracebus-loom-tests --locked
 step "the libraries as users build them (no test hooks): clippy, warnings are errors"
 cargo clippy -p tracebus-context -p tracebus -p tracebus-nats --locked -- -D warnings
 
+step "the API docs, warnings are errors (dead links included)"
+RUSTDOCFLAGS="-D warnings ${RUSTDOCFLAGS:-}" cargo doc --workspace --no-deps --locked
+
 step "the ring's and the slot's tests under valgrind memcheck (scripts/valgrind.sh)"
 scripts/valgrind.sh
 
