@@ -29,7 +29,7 @@ use crate::sync::chan::{self, Sender};
 use crate::sync::{lock, thread, Mutex, Ordering};
 use crate::telemetry::{Tracing, TracingControl};
 use crate::topic::{Registry, Topic, TopicError};
-use crate::wait::Wakers;
+use crate::wait::{poll_until, Wakers};
 use crate::worker::{Control, Worker, WorkerLive, WorkerReport};
 
 /// How long shutdown waits, after the drain deadline, for workers to finish the handler they
@@ -506,25 +506,7 @@ impl<S: SlotSize> Bus<S> {
     /// Waits until [`Bus::quiescent`] or `deadline` (`None`: no deadline); returns whether it
     /// got there.
     fn wait_quiescent(&self, deadline: Option<Instant>) -> bool {
-        let mut pause = Duration::from_micros(20);
-        loop {
-            if self.quiescent() {
-                return true;
-            }
-            if cfg!(tracebus_loom) {
-                // loom explores interleavings, not time: no deadline, and a yield lets the
-                // model run the other threads.
-                thread::yield_now();
-                continue;
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return false;
-            }
-            let left = deadline.map_or(pause, |d| d - now);
-            std::thread::sleep(pause.min(left));
-            pause = (pause * 2).min(Duration::from_millis(1));
-        }
+        poll_until(deadline, || self.quiescent())
     }
 
     /// Waits until every message published before this call (by publishers whose publish
@@ -685,15 +667,7 @@ fn join_within(
     }
     #[cfg(not(tracebus_loom))]
     {
-        let mut pause = Duration::from_micros(20);
-        while !threads.iter().all(|h| h.is_finished()) {
-            let now = Instant::now();
-            if bound.is_some_and(|b| now >= b) {
-                break;
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(1));
-        }
+        poll_until(bound, || threads.iter().all(|h| h.is_finished()));
         threads
             .into_iter()
             .map(|h| {

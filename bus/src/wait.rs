@@ -169,6 +169,34 @@ impl Idle {
     }
 }
 
+/// Waits until `done()` holds or `deadline` passes (`None`: no deadline), checking every 20 us
+/// at first and every millisecond at most; returns whether `done()` held. For the rare waits
+/// of shutdown, `flush` and the span pipeline. Under loom there is no deadline and each check
+/// is followed by a yield (loom explores interleavings, not time).
+pub(crate) fn poll_until(
+    deadline: Option<std::time::Instant>,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    use std::time::{Duration, Instant};
+    let mut pause = Duration::from_micros(20);
+    loop {
+        if done() {
+            return true;
+        }
+        if cfg!(tracebus_loom) {
+            thread::yield_now();
+            continue;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return false;
+        }
+        let left = deadline.map_or(pause, |d| d - now);
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(1));
+    }
+}
+
 /// A publisher's step of waiting for room in a full ring: spin with backoff, then yield.
 pub(crate) fn snooze(backoff: &crossbeam_utils::Backoff) {
     if backoff.is_completed() {

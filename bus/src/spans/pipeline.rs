@@ -268,20 +268,9 @@ impl SpanPipeline {
     }
 }
 
-/// Whether the thread behind `handle` finishes within `timeout` (polled, with short sleeps).
+/// Whether the thread behind `handle` finishes within `timeout`.
 fn finishes_within<T>(handle: &JoinHandle<T>, timeout: Duration) -> bool {
-    let deadline = Instant::now().checked_add(timeout);
-    let mut pause = Duration::from_micros(50);
-    while !handle.is_finished() {
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            return false;
-        }
-        let left = deadline.map_or(pause, |d| d - now);
-        std::thread::sleep(pause.min(left));
-        pause = (pause * 2).min(Duration::from_millis(2));
-    }
-    true
+    crate::wait::poll_until(Instant::now().checked_add(timeout), || handle.is_finished())
 }
 
 impl Drop for SpanPipeline {
