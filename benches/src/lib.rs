@@ -5,6 +5,7 @@ pub mod bridge;
 pub mod bus_vs_peers;
 pub mod fanout;
 pub mod filter_cases;
+pub mod latency_at_rate;
 pub mod machine;
 pub mod measure;
 pub mod plot;

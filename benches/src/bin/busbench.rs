@@ -7,7 +7,9 @@
 //! Sections, in order: the machine; SPSC throughput and round-trip latency of the tracebus ring
 //! against rtrb, the disruptor, crossbeam and std, with two physical floors (one line, and two
 //! rings of bare atomics); the bus against its peers (tracebus, the disruptor, crossbeam-channel
-//! and rtrb publishing u64s to a summing handler, fanout 1 and 100); bus throughput against fanout (tracing off and on) and
+//! and rtrb publishing u64s to a summing handler, fanout 1 and 100); one-way latency at fixed
+//! offered rates (tracebus busy-spin and default, the disruptor, crossbeam-channel: p50 to max
+//! at 100 k to 10 M msgs/s); bus throughput against fanout (tracing off and on) and
 //! publish-to-handler latency; the cost of tracing at forced sampling rates; the tracing goal
 //! (traced against untraced throughput at the default sampler, fanout 100 and 1,000, with empty
 //! handlers and with 1 or 2 us handlers); the fast sampled-flag filter against a full decode,
@@ -36,9 +38,10 @@ struct Args {
 }
 
 /// The sections, by their names in the JSON document, in the order they run.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "spsc",
     "bus_vs_peers",
+    "latency_at_rate",
     "fanout",
     "tracing_cost",
     "tracing_goal",
@@ -678,6 +681,11 @@ fn main() -> ExitCode {
     } else {
         (Value::Null, Value::Null)
     };
+    let latency_at_rate = if args.runs("latency_at_rate") {
+        tracebus_benches::latency_at_rate::section(args.quick, &mut progress)
+    } else {
+        Value::Null
+    };
     let (fanout_rows, latency) = if args.runs("fanout") {
         fanout_section(args.quick)
     } else {
@@ -705,6 +713,7 @@ fn main() -> ExitCode {
         "spsc_ratios": spsc["ratios"],
         "bus_vs_peers": bus_vs_peers,
         "bus_vs_peers_ratios": bus_vs_peers_ratios,
+        "latency_at_rate": latency_at_rate,
         "fanout": fanout_rows,
         "publish_to_handler_ns": latency,
         "tracing_cost": tracing_cost,
@@ -749,6 +758,8 @@ mod tests {
         let all = parse(&["--quick"]).unwrap();
         assert!(all.quick);
         assert!(SECTIONS.iter().all(|s| all.runs(s)));
+        let one = parse(&["--only", "latency_at_rate"]).unwrap();
+        assert!(one.runs("latency_at_rate") && !one.runs("bus_vs_peers"));
         let some = parse(&["--only", "tracing_goal,span_cost"]).unwrap();
         assert!(some.runs("tracing_goal") && some.runs("span_cost"));
         assert!(!some.runs("spsc") && !some.runs("bridge"));

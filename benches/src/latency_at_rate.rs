@@ -1,0 +1,663 @@
+//! The `latency_at_rate` section of busbench: one-way publish -> handler latency at fixed
+//! offered rates, the tail a latency-critical service sees at a steady load.
+//!
+//! For each rate in [`RATES`] and each [`System`], a publisher pinned to one core sends a
+//! stream of `u64` messages and the system's consumer, pinned to the other, runs a handler
+//! that records each message's latency in an HdrHistogram. The publisher paces itself by the
+//! clock: message `i` is due at `start + i / rate`; it spins until then, stamps the message
+//! with that intended time and publishes it, waiting for room if the ring is full. A message
+//! that is late (because the publisher waited for room) is sent at once, still stamped with
+//! its due time, and none is ever skipped, so time the system makes the publisher wait counts
+//! in the latency of every message it delays (no coordinated omission). The handler reads the
+//! clock and records `now - stamp`.
+//!
+//! The clock is `quanta`'s raw counter (`rdtsc` on x86-64), read on both sides and converted
+//! to nanoseconds since one base tick with quanta's calibrated scale (one `quanta::Clock`,
+//! cloned to both threads: same calibration). Reading it costs the handler about as much as
+//! a few ns of work, which every system pays alike.
+//!
+//! Every system in its idiomatic best form, ring or queue capacity [`CAPACITY`] (the
+//! `bus_vs_peers` capacity): tracebus's bus (one worker, one subscriber, `Publisher::publish`)
+//! with [`WaitStrategy::BusySpin`] and with the default wait strategy
+//! ([`WaitStrategy::SpinThenPark`]: after a spell of spinning and yielding the worker parks and
+//! a publish must wake it); the disruptor (`disruptor` v4,
+//! `build_single_producer(..).handle_events_with(..)`, `BusySpin`, `publish`); crossbeam-channel
+//! `bounded`, `try_send` spinning while full, a consumer thread spinning on `try_recv`. The
+//! disruptor crate (4.4) has no blocking wait strategy (its others are a spin with a hint and a
+//! fixed sleep), so the default-strategy bus has no blocking peer to stand beside. The bus's
+//! message is its one-line slot (64 bytes, the `u64` in its payload area); the peers carry the
+//! `u64` as their users would write it.
+//!
+//! Each run starts with [`WARMUP`] messages, paced like the rest but not recorded (they fault
+//! in the ring's pages and warm the caches). Repetitions are interleaved across rates and
+//! systems, and each percentile is the median over repetitions. A system that cannot keep up
+//! with a rate delivers the last message late by a growing fraction of the run; a run whose
+//! deliveries took more than 1 / [`KEPT_UP`] of the offered time counts as saturated, and a row
+//! whose median run is saturated reports its achieved rate instead of percentiles (they would
+//! only measure the run's length).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use disruptor::{BusySpin, ProcessorSettings as _, Producer as _};
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use tracebus::{Bus, Pinning, WaitStrategy};
+
+use crate::measure::median;
+use crate::spsc::{pin, two_cores};
+
+/// Offered rates, messages per second.
+pub const RATES: [u64; 4] = [100_000, 1_000_000, 5_000_000, 10_000_000];
+
+/// Ring or queue capacity of every system (as in `bus_vs_peers`).
+pub const CAPACITY: usize = crate::bus_vs_peers::CAPACITY;
+
+/// Messages at the start of each run that are paced and delivered but not recorded: one lap of
+/// the ring.
+pub const WARMUP: u64 = CAPACITY as u64;
+
+/// A run kept up with its rate when its deliveries took at most 1 / `KEPT_UP` of the offered
+/// time (a backlog that grows through the run stretches them; a stall the system recovers
+/// from, such as a preemption, stretches them by its length only).
+pub const KEPT_UP: f64 = 0.95;
+
+/// The largest latency a histogram holds (larger ones are recorded as this): 60 s.
+const MAX_NS: u64 = 60_000_000_000;
+
+/// A system under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    /// The bus, its worker busy-spinning.
+    TracebusSpin,
+    /// The bus with the default wait strategy (spin, yield, then park).
+    TracebusDefault,
+    /// The `disruptor` crate, `handle_events_with`, busy-spinning.
+    Disruptor,
+    /// crossbeam-channel `bounded` and a consumer thread spinning on `try_recv`.
+    CrossbeamChannel,
+}
+
+/// Every system, in the order of the table.
+pub const SYSTEMS: [System; 4] = [
+    System::TracebusSpin,
+    System::TracebusDefault,
+    System::Disruptor,
+    System::CrossbeamChannel,
+];
+
+impl System {
+    /// The system's name in the report and the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::TracebusSpin => "tracebus busy-spin",
+            System::TracebusDefault => "tracebus default",
+            System::Disruptor => "disruptor busy-spin",
+            System::CrossbeamChannel => "crossbeam-channel",
+        }
+    }
+}
+
+/// Nanoseconds from the first message's due time to message `i`'s at `rate` messages per
+/// second (exact for any `i` a run sends; rounded down to the nanosecond).
+pub fn due_offset(i: u64, rate: u64) -> u64 {
+    (u128::from(i) * 1_000_000_000 / u128::from(rate.max(1))) as u64
+}
+
+/// The clock both ends read: nanoseconds since a base tick, from quanta's raw counter.
+#[derive(Clone)]
+struct StampClock {
+    clock: quanta::Clock,
+    base: u64,
+}
+
+impl StampClock {
+    /// A clock whose zero is now (quanta calibrates on its first use in the process).
+    fn new() -> StampClock {
+        let clock = quanta::Clock::new();
+        let base = clock.raw();
+        StampClock { clock, base }
+    }
+
+    /// Nanoseconds since the base tick.
+    #[inline(always)]
+    fn now_ns(&self) -> u64 {
+        self.clock.delta_as_nanos(self.base, self.clock.raw())
+    }
+}
+
+/// What a run's handler saw, handed over when the handler is dropped.
+struct Recorded {
+    hist: Histogram<u64>,
+    /// Messages handled (the warm-up included).
+    handled: u64,
+    /// When the last message was handled (ns since the clock's base).
+    last_ns: u64,
+}
+
+/// The handler's state: the histogram (allocated and touched before the run; recording never
+/// allocates) and the counts, handed to `out` on drop (the systems drop their handlers on the
+/// consumer thread when they stop).
+struct Recorder {
+    clock: StampClock,
+    warmup: u64,
+    hist: Histogram<u64>,
+    handled: u64,
+    last_ns: u64,
+    out: Arc<Mutex<Option<Recorded>>>,
+}
+
+impl Recorder {
+    fn new(clock: &StampClock, warmup: u64, out: &Arc<Mutex<Option<Recorded>>>) -> Recorder {
+        let mut hist = Histogram::new_with_bounds(1, MAX_NS, 3).expect("valid bounds");
+        // Writes every count: the pages are in before the first message.
+        hist.reset();
+        Recorder {
+            clock: clock.clone(),
+            warmup,
+            hist,
+            handled: 0,
+            last_ns: 0,
+            out: out.clone(),
+        }
+    }
+
+    /// Handles one message stamped with its due time `stamp`.
+    #[inline(always)]
+    fn record(&mut self, stamp: u64) {
+        let now = self.clock.now_ns();
+        if self.handled >= self.warmup {
+            self.hist
+                .saturating_record(now.saturating_sub(stamp).max(1));
+        }
+        self.handled += 1;
+        self.last_ns = now;
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let hist = std::mem::replace(&mut self.hist, Histogram::new(1).expect("valid sigfig"));
+        *self.out.lock().expect("not poisoned") = Some(Recorded {
+            hist,
+            handled: self.handled,
+            last_ns: self.last_ns,
+        });
+    }
+}
+
+/// One run's figures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Latency percentiles of the recorded messages, ns.
+    pub p50: u64,
+    /// 99th percentile, ns.
+    pub p99: u64,
+    /// 99.9th percentile, ns.
+    pub p999: u64,
+    /// The largest latency, ns.
+    pub max: u64,
+    /// Messages delivered per second, from the first message's due time to the last delivery.
+    pub achieved_rate: f64,
+    /// For the bus: messages its worker took per pass over its ring.
+    pub per_pass: Option<f64>,
+}
+
+/// Publishes `messages` stamps at `rate` with `send` (which returns once the message is
+/// accepted): message `i` is due `due_offset(i, rate)` after the start; the loop spins on the
+/// clock until then (no spin hint: on some CPUs one lasts tens of ns, and the send would be
+/// that late), sends the due time, and never skips one. Returns the start (the first due time).
+#[inline(always)]
+fn paced(clock: &StampClock, rate: u64, messages: u64, mut send: impl FnMut(u64)) -> u64 {
+    let start = clock.now_ns();
+    for i in 0..messages {
+        let due = start + due_offset(i, rate);
+        while clock.now_ns() < due {}
+        send(due);
+    }
+    start
+}
+
+/// Where a run's threads go, as in `bus_vs_peers`: the publisher on the first core (pinned
+/// once the system is set up: tracebus and the disruptor check the cores they are asked for
+/// against the calling thread's affinity), the consumer on the second.
+#[derive(Debug, Clone, Copy)]
+struct Cores {
+    publisher: Option<core_affinity::CoreId>,
+    consumer: Option<usize>,
+}
+
+/// One run of `system` at `rate`: `warmup` unrecorded messages, then `messages` recorded ones.
+/// Panics if a message went missing.
+pub fn run_once(system: System, rate: u64, messages: u64, warmup: u64) -> Sample {
+    let two = two_cores();
+    let cores = Cores {
+        publisher: two.map(|c| c[0]),
+        consumer: two.map(|c| c[1].id),
+    };
+    thread::spawn(move || {
+        let clock = StampClock::new();
+        let out = Arc::new(Mutex::new(None));
+        let rec = Recorder::new(&clock, warmup, &out);
+        let total = warmup + messages;
+        let (start, per_pass) = match system {
+            System::TracebusSpin => bus(WaitStrategy::BusySpin, rate, total, rec, cores),
+            System::TracebusDefault => bus(WaitStrategy::default(), rate, total, rec, cores),
+            System::Disruptor => (disruptor(rate, total, rec, cores), None),
+            System::CrossbeamChannel => (crossbeam(rate, total, rec, cores), None),
+        };
+        let r = out
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .expect("the handler was dropped when the system stopped");
+        assert_eq!(r.handled, total, "{}: every message handled", system.name());
+        assert_eq!(
+            r.hist.len(),
+            messages,
+            "{}: every message recorded",
+            system.name()
+        );
+        let span = r.last_ns.saturating_sub(start).max(1);
+        Sample {
+            p50: r.hist.value_at_quantile(0.5),
+            p99: r.hist.value_at_quantile(0.99),
+            p999: r.hist.value_at_quantile(0.999),
+            max: r.hist.max(),
+            achieved_rate: total.saturating_sub(1) as f64 * 1e9 / span as f64,
+            per_pass,
+        }
+    })
+    .join()
+    .expect("publisher thread")
+}
+
+/// The bus: one worker pinned to the consumer core, one subscriber recording. Returns the
+/// start and the worker's messages per pass.
+fn bus(
+    wait: WaitStrategy,
+    rate: u64,
+    messages: u64,
+    mut rec: Recorder,
+    cores: Cores,
+) -> (u64, Option<f64>) {
+    let bus = Bus::builder()
+        .workers(1)
+        .capacity(CAPACITY)
+        .pinning(
+            cores
+                .consumer
+                .map_or(Pinning::Off, |c| Pinning::Cores(vec![c])),
+        )
+        .wait_strategy(wait)
+        .build()
+        .expect("valid settings");
+    let topic = bus.topic::<u64>("latency").expect("topic");
+    let clock = rec.clock.clone();
+    bus.subscribe_on(0, &topic, move |m, _| rec.record(*m.payload()))
+        .expect("subscribe");
+    let mut publisher = bus.publisher().expect("publisher");
+    pin(cores.publisher);
+    let start = paced(&clock, rate, messages, |stamp| {
+        publisher.publish(&topic, stamp).expect("bus open");
+    });
+    drop(publisher);
+    let report = bus.shutdown();
+    (start, Some(report.workers[0].messages_per_pass()))
+}
+
+/// The disruptor: its processor thread on the consumer core records every event.
+fn disruptor(rate: u64, messages: u64, mut rec: Recorder, cores: Cores) -> u64 {
+    let clock = rec.clock.clone();
+    let builder = disruptor::build_single_producer(CAPACITY, || 0u64, BusySpin);
+    let builder = match cores.consumer {
+        Some(c) => builder.pin_at_core(c),
+        None => builder,
+    };
+    let mut producer = builder
+        .handle_events_with(move |e: &u64, _seq, _end_of_batch| rec.record(*e))
+        .build();
+    pin(cores.publisher);
+    let start = paced(&clock, rate, messages, |stamp| {
+        producer.publish(|e| *e = stamp);
+    });
+    // Dropping the producer waits for the processor to handle every event, then joins it.
+    drop(producer);
+    start
+}
+
+/// crossbeam-channel `bounded`: `try_send`, spinning while full; a consumer thread on the
+/// consumer core spinning on `try_recv`.
+fn crossbeam(rate: u64, messages: u64, mut rec: Recorder, cores: Cores) -> u64 {
+    let clock = rec.clock.clone();
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
+    // The consumer says when it is pinned and spinning, so the first due time finds it ready
+    // (the other systems' consumers start with the system).
+    let ready = Arc::new(AtomicU64::new(0));
+    let up = ready.clone();
+    let consumer = thread::spawn(move || {
+        pin(cores.consumer.map(|id| core_affinity::CoreId { id }));
+        up.store(1, Ordering::Release);
+        let mut got = 0;
+        while got < messages {
+            match rx.try_recv() {
+                Ok(stamp) => {
+                    rec.record(stamp);
+                    got += 1;
+                }
+                Err(_) => std::hint::spin_loop(),
+            }
+        }
+    });
+    while ready.load(Ordering::Acquire) == 0 {
+        std::hint::spin_loop();
+    }
+    pin(cores.publisher);
+    let start = paced(&clock, rate, messages, |stamp| {
+        let mut m = stamp;
+        while let Err(e) = tx.try_send(m) {
+            m = e.into_inner();
+            std::hint::spin_loop();
+        }
+    });
+    consumer.join().expect("consumer thread");
+    start
+}
+
+/// One row of the section: a system at a rate, over the repetitions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Offered rate, messages per second.
+    pub rate: u64,
+    /// The system.
+    pub system: System,
+    /// Recorded messages per run.
+    pub messages: u64,
+    /// Repetitions.
+    pub reps: usize,
+    /// Median over the repetitions of the achieved rate.
+    pub achieved_rate: f64,
+    /// Whether the median run fell behind the offered rate (see [`KEPT_UP`]); its percentiles
+    /// are then `None`.
+    pub saturated: bool,
+    /// Medians over the repetitions of p50, p99, p99.9 and max (ns), when not saturated.
+    pub latency: Option<[u64; 4]>,
+    /// The least and the greatest of each of those four over the repetitions (ns).
+    pub spread: [(u64, u64); 4],
+    /// For the bus: the median of its worker's messages per pass.
+    pub per_pass: Option<f64>,
+}
+
+/// The median of integer figures (the mean of the middle two for an even count, rounded).
+fn median_u64(v: &[u64]) -> u64 {
+    let mut f: Vec<f64> = v.iter().map(|&x| x as f64).collect();
+    median(&mut f).round() as u64
+}
+
+/// The row for `system` at `rate` from its runs' samples.
+pub fn row(rate: u64, system: System, messages: u64, samples: &[Sample]) -> Row {
+    let pick = |k: usize| -> Vec<u64> {
+        samples
+            .iter()
+            .map(|s| [s.p50, s.p99, s.p999, s.max][k])
+            .collect()
+    };
+    let mut achieved: Vec<f64> = samples.iter().map(|s| s.achieved_rate).collect();
+    let achieved_rate = median(&mut achieved);
+    let saturated = achieved_rate < KEPT_UP * rate as f64;
+    let medians = [0, 1, 2, 3].map(|k| median_u64(&pick(k)));
+    let spread = [0, 1, 2, 3].map(|k| {
+        let v = pick(k);
+        (
+            v.iter().copied().min().unwrap_or(0),
+            v.iter().copied().max().unwrap_or(0),
+        )
+    });
+    let mut passes: Vec<f64> = samples.iter().filter_map(|s| s.per_pass).collect();
+    Row {
+        rate,
+        system,
+        messages,
+        reps: samples.len(),
+        achieved_rate,
+        saturated,
+        latency: (!saturated).then_some(medians),
+        spread,
+        per_pass: (!passes.is_empty()).then(|| median(&mut passes)),
+    }
+}
+
+impl Row {
+    /// The row as the JSON document carries it: `{rate, system, p50_ns, p99_ns, p999_ns,
+    /// max_ns}` (percentiles `null` when saturated) with the achieved rate, the saturation
+    /// flag, the spread over repetitions (`[least, greatest]` per percentile) and the counts.
+    pub fn to_json(&self) -> Value {
+        let at = |k: usize| self.latency.map(|l| l[k]);
+        let range = |k: usize| json!([self.spread[k].0, self.spread[k].1]);
+        json!({
+            "rate": self.rate,
+            "system": self.system.name(),
+            "p50_ns": at(0),
+            "p99_ns": at(1),
+            "p999_ns": at(2),
+            "max_ns": at(3),
+            "achieved_rate": self.achieved_rate,
+            "saturated": self.saturated,
+            "spread_ns": {"p50": range(0), "p99": range(1), "p999": range(2), "max": range(3)},
+            "messages": self.messages,
+            "reps": self.reps,
+            "messages_per_pass": self.per_pass,
+        })
+    }
+}
+
+/// Recorded messages per run at `rate`: `secs` of offered load, at least 10,000.
+pub fn messages_at(rate: u64, secs: f64) -> u64 {
+    ((rate as f64 * secs) as u64).max(10_000)
+}
+
+/// Runs every system at every rate, `reps` interleaved repetitions of `secs` of offered load
+/// each; `progress` gets a line per step.
+pub fn run(reps: usize, secs: f64, progress: &mut dyn FnMut(&str)) -> Vec<Row> {
+    let cells: Vec<(u64, System)> = RATES
+        .iter()
+        .flat_map(|&rate| SYSTEMS.map(|s| (rate, s)))
+        .collect();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); cells.len()];
+    for rep in 0..reps {
+        for (&(rate, system), s) in cells.iter().zip(&mut samples) {
+            progress(&format!(
+                "latency at rate: {} at {}, {}/{reps}",
+                system.name(),
+                rate_name(rate),
+                rep + 1
+            ));
+            s.push(run_once(system, rate, messages_at(rate, secs), WARMUP));
+        }
+    }
+    cells
+        .iter()
+        .zip(&samples)
+        .map(|(&(rate, system), s)| row(rate, system, messages_at(rate, secs), s))
+        .collect()
+}
+
+/// `100k`, `1M`, `2.5M`: a rate as the table prints it.
+pub fn rate_name(rate: u64) -> String {
+    if rate >= 1_000_000 {
+        format!("{}M", rate as f64 / 1e6)
+    } else if rate >= 1_000 {
+        format!("{}k", rate as f64 / 1e3)
+    } else {
+        rate.to_string()
+    }
+}
+
+/// The section as busbench prints it; returns its JSON rows.
+pub fn section(quick: bool, progress: &mut dyn FnMut(&str)) -> Value {
+    let (reps, secs) = if quick { (3, 0.1) } else { (5, 2.0) };
+    let rows = run(reps, secs, progress);
+    println!(
+        "\n## Latency at an offered rate: one-way publish -> handler, u64 messages stamped with \
+         their due time, capacity {CAPACITY}, publisher and consumer on two pinned cores \
+         (median of {reps} interleaved runs of {secs} s each, after {WARMUP} unrecorded messages)"
+    );
+    println!(
+        "forms: tracebus publish, one subscriber on one worker (busy-spin; default: spin, yield, \
+         park); disruptor handle_events_with + publish, BusySpin; crossbeam-channel bounded \
+         try_send / try_recv spinning. Clock: quanta's TSC in ns on both ends. saturated: the \
+         median run's deliveries took more than 1/{KEPT_UP} of the offered time"
+    );
+    println!(
+        "{:<6} {:<20} {:>9} {:>9} {:>10} {:>10} {:>10} {:>9}  p99 range",
+        "rate", "system", "p50 ns", "p99 ns", "p99.9 ns", "max ns", "M msgs/s", "per pass"
+    );
+    for r in &rows {
+        let passes = r.per_pass.map_or("-".to_owned(), |p| format!("{p:.1}"));
+        let achieved = r.achieved_rate / 1e6;
+        match r.latency {
+            Some([p50, p99, p999, max]) => println!(
+                "{:<6} {:<20} {p50:>9} {p99:>9} {p999:>10} {max:>10} {achieved:>10.3} {passes:>9}  \
+                 {}-{}",
+                rate_name(r.rate),
+                r.system.name(),
+                r.spread[1].0,
+                r.spread[1].1
+            ),
+            None => println!(
+                "{:<6} {:<20} {:>42} {achieved:>10.3} {passes:>9}",
+                rate_name(r.rate),
+                r.system.name(),
+                "saturated"
+            ),
+        }
+    }
+    Value::Array(rows.iter().map(Row::to_json).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(p: [u64; 4], achieved_rate: f64) -> Sample {
+        Sample {
+            p50: p[0],
+            p99: p[1],
+            p999: p[2],
+            max: p[3],
+            achieved_rate,
+            per_pass: None,
+        }
+    }
+
+    #[test]
+    fn due_times_are_exact_and_never_drift() {
+        assert_eq!(due_offset(0, 1_000_000), 0);
+        assert_eq!(due_offset(1, 1_000_000), 1_000);
+        assert_eq!(due_offset(3, 3_000_000), 1_000);
+        // 1 / 3 us is not a whole number of ns: each due time is rounded down on its own, so
+        // the error never accumulates.
+        assert_eq!(due_offset(1, 3_000_000), 333);
+        assert_eq!(due_offset(2, 3_000_000), 666);
+        assert_eq!(due_offset(30_000_000, 3_000_000), 10_000_000_000);
+        assert_eq!(due_offset(20_000_000, 10_000_000), 2_000_000_000);
+    }
+
+    #[test]
+    fn a_row_takes_the_median_of_each_percentile() {
+        let s = [
+            sample([100, 1_000, 5_000, 9_000], 1e6),
+            sample([300, 3_000, 4_000, 90_000], 1e6),
+            sample([200, 2_000, 6_000, 10_000], 0.99e6),
+        ];
+        let r = row(1_000_000, System::Disruptor, 50, &s);
+        assert!(!r.saturated);
+        assert_eq!(r.latency, Some([200, 2_000, 5_000, 10_000]));
+        assert_eq!(
+            r.spread,
+            [(100, 300), (1_000, 3_000), (4_000, 6_000), (9_000, 90_000)]
+        );
+        assert_eq!(r.achieved_rate, 1e6);
+        assert_eq!(r.reps, 3);
+        assert_eq!(r.per_pass, None);
+        // An even count: the mean of the middle two.
+        let r = row(1_000_000, System::Disruptor, 50, &s[..2]);
+        assert_eq!(r.latency, Some([200, 2_000, 4_500, 49_500]));
+    }
+
+    #[test]
+    fn a_row_that_fell_behind_is_saturated_and_has_no_percentiles() {
+        let behind = sample([70_000_000, 90_000_000, 95_000_000, 99_000_000], 7.4e6);
+        let kept = sample([500, 40_000, 90_000, 200_000], 9.99e6);
+        // Two of three runs fell behind: the median run did.
+        let r = row(
+            10_000_000,
+            System::TracebusSpin,
+            50,
+            &[behind, kept, behind],
+        );
+        assert!(r.saturated);
+        assert_eq!(r.latency, None);
+        assert_eq!(r.achieved_rate, 7.4e6);
+        // One of three (a stall, say): the row kept up.
+        let r = row(10_000_000, System::TracebusSpin, 50, &[kept, behind, kept]);
+        assert!(!r.saturated);
+        // At the bound exactly, kept up.
+        let r = row(
+            1_000_000,
+            System::TracebusSpin,
+            50,
+            &[sample([1; 4], KEPT_UP * 1e6)],
+        );
+        assert!(!r.saturated);
+    }
+
+    #[test]
+    fn json_rows_have_the_issue_fields() {
+        let mut s = sample([100, 1_000, 5_000, 9_000], 1e6);
+        s.per_pass = Some(1.5);
+        let j = row(1_000_000, System::TracebusDefault, 50, &[s]).to_json();
+        assert_eq!(j["rate"], 1_000_000);
+        assert_eq!(j["system"], "tracebus default");
+        assert_eq!(j["p50_ns"], 100);
+        assert_eq!(j["p99_ns"], 1_000);
+        assert_eq!(j["p999_ns"], 5_000);
+        assert_eq!(j["max_ns"], 9_000);
+        assert_eq!(j["saturated"], false);
+        assert_eq!(j["spread_ns"]["p99"], json!([1_000, 1_000]));
+        assert_eq!(j["messages_per_pass"], 1.5);
+        let behind = sample([1, 2, 3, 4], 1e5);
+        let j = row(1_000_000, System::Disruptor, 50, &[behind]).to_json();
+        assert_eq!(j["saturated"], true);
+        for k in ["p50_ns", "p99_ns", "p999_ns", "max_ns", "messages_per_pass"] {
+            assert!(j[k].is_null(), "{k}");
+        }
+        assert_eq!(j["achieved_rate"], 1e5);
+    }
+
+    #[test]
+    fn rate_names() {
+        assert_eq!(rate_name(100_000), "100k");
+        assert_eq!(rate_name(1_000_000), "1M");
+        assert_eq!(rate_name(2_500_000), "2.5M");
+        assert_eq!(rate_name(500), "500");
+        assert_eq!(messages_at(10_000_000, 2.0), 20_000_000);
+        assert_eq!(messages_at(100_000, 0.01), 10_000);
+    }
+
+    // A short run of every system: every message is delivered and recorded once (run_once
+    // asserts it). No timing is asserted.
+    #[test]
+    fn every_system_records_every_message() {
+        for system in SYSTEMS {
+            let s = run_once(system, 1_000_000, 2_000, 100);
+            assert!(s.p50 >= 1 && s.p50 <= s.p99 && s.p99 <= s.p999 && s.p999 <= s.max);
+            assert!(s.achieved_rate > 0.0);
+            assert_eq!(
+                s.per_pass.is_some(),
+                matches!(system, System::TracebusSpin | System::TracebusDefault)
+            );
+        }
+    }
+}
