@@ -1,5 +1,7 @@
-//! `busbench --plot DIR`: two SVG charts from the run's JSON document: round-trip latency
-//! percentiles per queue, and bus throughput against fanout with tracing off and on.
+//! `busbench --plot DIR`: SVG charts from the run's JSON document: round-trip latency
+//! percentiles per queue and bus throughput against fanout with tracing off and on (from the
+//! `spsc` and `fanout` sections), and one-way latency against offered rate per system (from
+//! `latency_at_rate`), each drawn when its sections are in the document.
 
 use std::path::Path;
 
@@ -116,12 +118,118 @@ pub fn fanout_chart(doc: &Value, path: &Path) -> PlotResult {
     Ok(())
 }
 
-/// Writes both charts into `dir`.
-pub fn write_all(doc: &Value, dir: &Path) -> PlotResult {
-    std::fs::create_dir_all(dir)?;
-    latency_chart(doc, &dir.join("rtt.svg"))?;
-    fanout_chart(doc, &dir.join("fanout.svg"))?;
+/// The series of one system in `doc["latency_at_rate"]`: (rate in msgs/s, p99 ns) at every
+/// rate it kept up with, and the rates it could not (saturated).
+fn rate_series(doc: &Value, system: &str) -> (Vec<(f64, f64)>, Vec<f64>) {
+    let rows = || {
+        doc["latency_at_rate"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(move |r| r["system"] == system)
+    };
+    let kept = rows()
+        .filter_map(|r| Some((r["rate"].as_f64()?, r["p99_ns"].as_f64()?.max(1.0))))
+        .collect();
+    let saturated = rows()
+        .filter(|r| r["saturated"] == true)
+        .filter_map(|r| r["rate"].as_f64())
+        .collect();
+    (kept, saturated)
+}
+
+/// p99 one-way latency against offered rate (both log scales), one line per system, from
+/// `doc["latency_at_rate"]`; a rate a system could not keep up with is a cross at the top of
+/// the chart.
+pub fn rate_chart(doc: &Value, path: &Path) -> PlotResult {
+    let mut systems: Vec<&str> = Vec::new();
+    for r in doc["latency_at_rate"].as_array().into_iter().flatten() {
+        if let Some(s) = r["system"].as_str() {
+            if !systems.contains(&s) {
+                systems.push(s);
+            }
+        }
+    }
+    let series: Vec<_> = systems.iter().map(|s| rate_series(doc, s)).collect();
+    let rates = || {
+        series
+            .iter()
+            .flat_map(|(k, sat)| k.iter().map(|p| p.0).chain(sat.clone()))
+    };
+    let (min_x, max_x) = (
+        rates().fold(f64::INFINITY, f64::min).min(1e5) / 1.5,
+        rates().fold(1e6, f64::max) * 1.5,
+    );
+    let max_y = series
+        .iter()
+        .flat_map(|(k, _)| k.iter().map(|p| p.1))
+        .fold(1e3, f64::max)
+        * 4.0;
+    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "One-way p99 latency at an offered rate (x: saturated)",
+            ("sans-serif", 20),
+        )
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((min_x..max_x).log_scale(), (10f64..max_y).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("offered rate (msgs/s)")
+        .y_desc("p99 latency (ns)")
+        .x_label_formatter(&|x| format!("{x:.0e}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()?;
+    let colors = [
+        RGBColor(31, 119, 180),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+    ];
+    for (i, (name, (kept, saturated))) in systems.iter().zip(&series).enumerate() {
+        let color = colors[i % colors.len()];
+        chart
+            .draw_series(LineSeries::new(kept.clone(), color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        chart.draw_series(kept.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+        // Crosses a little apart per system, so that they stay visible when several saturate.
+        let top = max_y / 1.5 / (1.0 + 0.25 * i as f64);
+        chart.draw_series(
+            saturated
+                .iter()
+                .map(|&x| Cross::new((x, top), 6, color.stroke_width(2))),
+        )?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
     Ok(())
+}
+
+/// Writes into `dir` every chart whose sections the document has (`rtt.svg` and `fanout.svg`
+/// from `spsc` and `fanout`, `latency_at_rate.svg` from `latency_at_rate`); returns the names
+/// of the files written.
+pub fn write_all(doc: &Value, dir: &Path) -> Result<Vec<&'static str>, Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    if !doc["spsc"].is_null() && !doc["fanout"].is_null() {
+        latency_chart(doc, &dir.join("rtt.svg"))?;
+        fanout_chart(doc, &dir.join("fanout.svg"))?;
+        written.extend(["rtt.svg", "fanout.svg"]);
+    }
+    if !doc["latency_at_rate"].is_null() {
+        rate_chart(doc, &dir.join("latency_at_rate.svg"))?;
+        written.push("latency_at_rate.svg");
+    }
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -144,7 +252,7 @@ mod tests {
             ],
         });
         let dir = std::env::temp_dir().join(format!("busbench-plot-{}", std::process::id()));
-        write_all(&doc, &dir).unwrap();
+        assert_eq!(write_all(&doc, &dir).unwrap(), ["rtt.svg", "fanout.svg"]);
         for f in ["rtt.svg", "fanout.svg"] {
             let svg = std::fs::read_to_string(dir.join(f)).unwrap();
             assert!(svg.starts_with("<svg"), "{f}");
@@ -153,6 +261,32 @@ mod tests {
                 "{f} has marks"
             );
         }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_rate_chart_is_written_alone_and_skips_saturated_points() {
+        let row = |rate: u64, system: &str, p99: Option<u64>| json!({"rate": rate, "system": system, "p99_ns": p99, "saturated": p99.is_none()});
+        let doc = json!({
+            "spsc": null,
+            "fanout": null,
+            "latency_at_rate": [
+                row(100_000, "a", Some(900)),
+                row(1_000_000, "a", Some(2_000)),
+                row(10_000_000, "a", None),
+                row(100_000, "b", Some(1_200)),
+                row(10_000_000, "b", Some(40_000)),
+            ],
+        });
+        let (kept, saturated) = rate_series(&doc, "a");
+        assert_eq!(kept, [(1e5, 900.0), (1e6, 2_000.0)]);
+        assert_eq!(saturated, [1e7]);
+        assert_eq!(rate_series(&doc, "b").0.len(), 2);
+        let dir = std::env::temp_dir().join(format!("busbench-rate-plot-{}", std::process::id()));
+        assert_eq!(write_all(&doc, &dir).unwrap(), ["latency_at_rate.svg"]);
+        let svg = std::fs::read_to_string(dir.join("latency_at_rate.svg")).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("<polyline"));
+        assert!(!dir.join("rtt.svg").exists());
         let _ = std::fs::remove_dir_all(dir);
     }
 }
