@@ -164,7 +164,7 @@ pub fn rate_chart(doc: &Value, path: &Path) -> PlotResult {
         .iter()
         .flat_map(|(k, _)| k.iter().map(|p| p.1))
         .fold(1e3, f64::max)
-        * 4.0;
+        * 12.0;
     let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -198,7 +198,7 @@ pub fn rate_chart(doc: &Value, path: &Path) -> PlotResult {
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         chart.draw_series(kept.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
         // Crosses a little apart per system, so that they stay visible when several saturate.
-        let top = max_y / 1.5 / (1.0 + 0.25 * i as f64);
+        let top = max_y / 1.5 / 1.6f64.powi(i as i32);
         chart.draw_series(
             saturated
                 .iter()
