@@ -179,6 +179,7 @@ impl<S: SlotSize> BusBuilder<S> {
             wakers: Wakers::new(n),
             stalls: Stalls::new(n),
             wait: self.wait,
+            catch_up_hints: crate::pause::catch_up_hints(self.catch_up_pause),
             record_publish_time: self.record_publish_time,
             tracing,
         });

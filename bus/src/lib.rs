@@ -266,7 +266,8 @@ mod worker;
 
 pub use bus::{Bus, SubscriptionId};
 pub use config::{
-    BuildError, BusBuilder, Pinning, DEFAULT_CAPACITY, DEFAULT_DRAIN_TIMEOUT, MAX_WORKERS,
+    BuildError, BusBuilder, Pinning, DEFAULT_CAPACITY, DEFAULT_CATCH_UP_PAUSE,
+    DEFAULT_DRAIN_TIMEOUT, MAX_WORKERS,
 };
 pub use endpoint::Published;
 pub use error::{BatchPublishError, BusError, PublishError, TryBatchError, TryPublishError};

@@ -22,6 +22,8 @@ pub(crate) struct BusShared {
     /// Which worker each worker's handler waits on, if any (see `stall.rs`).
     pub(crate) stalls: Stalls,
     pub(crate) wait: WaitStrategy,
+    /// Spin-loop hints in a worker's catch-up pause (0: none; see `pause.rs`).
+    pub(crate) catch_up_hints: u32,
     pub(crate) record_publish_time: bool,
     /// The switch, the sampler and the span pipeline.
     pub(crate) tracing: Tracing,

@@ -125,18 +125,20 @@ pub struct Idle {
 }
 
 impl Idle {
-    /// The waiting state of a worker that waits as `strategy` says.
-    pub fn new(strategy: WaitStrategy) -> Idle {
+    /// The waiting state of a worker that waits as `strategy` says, with catch-up pauses of
+    /// `catch_up` spin-loop hints (0: none; see `pause.rs`).
+    pub fn new(strategy: WaitStrategy, catch_up: u32) -> Idle {
         Idle {
             strategy,
             polls: 0,
             streaming: false,
-            catch_up: crate::pause::catch_up_hints(),
+            catch_up,
         }
     }
 
     /// After a pass that found `found` (more than 0) messages. On the producers' heels (a
-    /// small pass right after a non-empty one) it waits a catch-up pause, so that they write a
+    /// small pass right after a non-empty one) it waits a catch-up pause (if the bus has one:
+    /// [`crate::BusBuilder::catch_up_pause`]), so that they write a
     /// batch's worth undisturbed. Only a pass right after a non-empty one waits, so a worker
     /// that was idle (a message after a quiet spell, a round trip) takes its message at once;
     /// in a stream, a message that arrives during a pause waits at most the pause.

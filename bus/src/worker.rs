@@ -162,7 +162,7 @@ impl<S: SlotSize> Worker<S> {
         if let Some(core) = self.core {
             self.report.pinned = core_affinity::set_for_current(core_affinity::CoreId { id: core });
         }
-        let mut idle = Idle::new(self.bus.wait);
+        let mut idle = Idle::new(self.bus.wait, self.bus.catch_up_hints);
         let mut counts_due = false;
         loop {
             let control_empty = self.apply_control();

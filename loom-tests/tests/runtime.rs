@@ -24,7 +24,7 @@ fn park_has_no_lost_wakeup() {
         let wakers = Arc::new(Wakers::new(1));
         let w = wakers.clone();
         let worker = thread::spawn(move || {
-            let mut idle = Idle::new(WaitStrategy::SpinThenPark);
+            let mut idle = Idle::new(WaitStrategy::SpinThenPark, 0);
             loop {
                 if let Some(v) = rx.try_pop() {
                     assert_eq!(v, 7);
