@@ -18,9 +18,10 @@
 //!
 //! Every system in its idiomatic best form, ring or queue capacity [`CAPACITY`] (the
 //! `bus_vs_peers` capacity): tracebus's bus (one worker, one subscriber, `Publisher::publish`)
-//! with [`WaitStrategy::BusySpin`] and with the default wait strategy
-//! ([`WaitStrategy::SpinThenPark`]: after a spell of spinning and yielding the worker parks and
-//! a publish must wake it); the disruptor (`disruptor` v4,
+//! with [`WaitStrategy::BusySpin`], the same without the catch-up pause
+//! (`catch_up_pause(Duration::ZERO)`: the worker polls again at once after every pass) and
+//! with the default wait strategy ([`WaitStrategy::SpinThenPark`]: after a spell of spinning
+//! and yielding the worker parks and a publish must wake it); the disruptor (`disruptor` v4,
 //! `build_single_producer(..).handle_events_with(..)`, `BusySpin`, `publish`); crossbeam-channel
 //! `bounded`, `try_send` spinning while full, a consumer thread spinning on `try_recv`. The
 //! disruptor crate (4.4) has no blocking wait strategy (its others are a spin with a hint and a
@@ -39,6 +40,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use disruptor::{BusySpin, ProcessorSettings as _, Producer as _};
 use hdrhistogram::Histogram;
@@ -71,6 +73,9 @@ const MAX_NS: u64 = 60_000_000_000;
 pub enum System {
     /// The bus, its worker busy-spinning.
     TracebusSpin,
+    /// The bus, its worker busy-spinning, without the catch-up pause
+    /// (`BusBuilder::catch_up_pause(Duration::ZERO)`).
+    TracebusSpinNoPause,
     /// The bus with the default wait strategy (spin, yield, then park).
     TracebusDefault,
     /// The `disruptor` crate, `handle_events_with`, busy-spinning.
@@ -80,8 +85,9 @@ pub enum System {
 }
 
 /// Every system, in the order of the table.
-pub const SYSTEMS: [System; 4] = [
+pub const SYSTEMS: [System; 5] = [
     System::TracebusSpin,
+    System::TracebusSpinNoPause,
     System::TracebusDefault,
     System::Disruptor,
     System::CrossbeamChannel,
@@ -92,6 +98,7 @@ impl System {
     pub fn name(self) -> &'static str {
         match self {
             System::TracebusSpin => "tracebus busy-spin",
+            System::TracebusSpinNoPause => "tracebus no pause",
             System::TracebusDefault => "tracebus default",
             System::Disruptor => "disruptor busy-spin",
             System::CrossbeamChannel => "crossbeam-channel",
@@ -286,8 +293,11 @@ pub fn run_once(system: System, rate: u64, messages: u64, warmup: u64) -> Sample
         let rec = Recorder::new(&clock, warmup, &out);
         let total = warmup + messages;
         let (start, per_pass) = match system {
-            System::TracebusSpin => bus(WaitStrategy::BusySpin, rate, total, rec, cores),
-            System::TracebusDefault => bus(WaitStrategy::default(), rate, total, rec, cores),
+            System::TracebusSpin => bus(WaitStrategy::BusySpin, true, rate, total, rec, cores),
+            System::TracebusSpinNoPause => {
+                bus(WaitStrategy::BusySpin, false, rate, total, rec, cores)
+            }
+            System::TracebusDefault => bus(WaitStrategy::default(), true, rate, total, rec, cores),
             System::Disruptor => (disruptor(rate, total, rec, cores), None),
             System::CrossbeamChannel => (crossbeam(rate, total, rec, cores), None),
         };
@@ -317,10 +327,11 @@ pub fn run_once(system: System, rate: u64, messages: u64, warmup: u64) -> Sample
     .expect("publisher thread")
 }
 
-/// The bus: one worker pinned to the consumer core, one subscriber recording. Returns the
-/// start and the worker's messages per pass.
+/// The bus: one worker pinned to the consumer core, one subscriber recording, the catch-up
+/// pause at its default or none. Returns the start and the worker's messages per pass.
 fn bus(
     wait: WaitStrategy,
+    catch_up: bool,
     rate: u64,
     messages: u64,
     mut rec: Recorder,
@@ -335,6 +346,11 @@ fn bus(
                 .map_or(Pinning::Off, |c| Pinning::Cores(vec![c])),
         )
         .wait_strategy(wait)
+        .catch_up_pause(if catch_up {
+            tracebus::DEFAULT_CATCH_UP_PAUSE
+        } else {
+            Duration::ZERO
+        })
         .build()
         .expect("valid settings");
     let topic = bus.topic::<u64>("latency").expect("topic");
@@ -548,10 +564,11 @@ pub fn section(quick: bool, progress: &mut dyn FnMut(&str)) -> Value {
          (median of {reps} interleaved runs of {secs} s each, after {WARMUP} unrecorded messages)"
     );
     println!(
-        "forms: tracebus publish, one subscriber on one worker (busy-spin; default: spin, yield, \
-         park); disruptor handle_events_with + publish, BusySpin; crossbeam-channel bounded \
-         try_send / try_recv spinning. Clock: quanta's TSC in ns on both ends. saturated: the \
-         median run's deliveries took more than 1/{KEPT_UP} of the offered time"
+        "forms: tracebus publish, one subscriber on one worker (busy-spin; no pause: busy-spin \
+         without the catch-up pause; default: spin, yield, park); disruptor handle_events_with \
+         + publish, BusySpin; crossbeam-channel bounded try_send / try_recv spinning. Clock: \
+         quanta's TSC in ns on both ends. saturated: the median run's deliveries took more than \
+         1/{KEPT_UP} of the offered time"
     );
     println!(
         "{:<6} {:<20} {:>9} {:>9} {:>10} {:>10} {:>10} {:>9}  p99 range",
@@ -719,7 +736,10 @@ mod tests {
             assert!(s.achieved_rate > 0.0);
             assert_eq!(
                 s.per_pass.is_some(),
-                matches!(system, System::TracebusSpin | System::TracebusDefault)
+                matches!(
+                    system,
+                    System::TracebusSpin | System::TracebusSpinNoPause | System::TracebusDefault
+                )
             );
         }
     }
