@@ -118,9 +118,10 @@ pub fn fanout_chart(doc: &Value, path: &Path) -> PlotResult {
     Ok(())
 }
 
-/// The series of one system in `doc["latency_at_rate"]`: (rate in msgs/s, p99 ns) at every
-/// rate it kept up with, and the rates it could not (saturated).
-fn rate_series(doc: &Value, system: &str) -> (Vec<(f64, f64)>, Vec<f64>) {
+/// The series of one system in `doc["latency_at_rate"]`: (rate in msgs/s, latency in ns) for
+/// the percentile `key` (`"p50_ns"`, `"p99_ns"`, ...) at every rate it kept up with, and the
+/// rates it could not (saturated).
+fn rate_series(doc: &Value, system: &str, key: &str) -> (Vec<(f64, f64)>, Vec<f64>) {
     let rows = || {
         doc["latency_at_rate"]
             .as_array()
@@ -129,7 +130,7 @@ fn rate_series(doc: &Value, system: &str) -> (Vec<(f64, f64)>, Vec<f64>) {
             .filter(move |r| r["system"] == system)
     };
     let kept = rows()
-        .filter_map(|r| Some((r["rate"].as_f64()?, r["p99_ns"].as_f64()?.max(1.0))))
+        .filter_map(|r| Some((r["rate"].as_f64()?, r[key].as_f64()?.max(1.0))))
         .collect();
     let saturated = rows()
         .filter(|r| r["saturated"] == true)
@@ -138,9 +139,9 @@ fn rate_series(doc: &Value, system: &str) -> (Vec<(f64, f64)>, Vec<f64>) {
     (kept, saturated)
 }
 
-/// p99 one-way latency against offered rate (both log scales), one line per system, from
-/// `doc["latency_at_rate"]`; a rate a system could not keep up with is a cross at the top of
-/// the chart.
+/// One-way latency against offered rate (both log scales), one line per system, from
+/// `doc["latency_at_rate"]`: p50 on the left, p99 on the right; a rate a system could not keep
+/// up with is a cross at the top of each panel.
 pub fn rate_chart(doc: &Value, path: &Path) -> PlotResult {
     let mut systems: Vec<&str> = Vec::new();
     for r in doc["latency_at_rate"].as_array().into_iter().flatten() {
@@ -150,7 +151,29 @@ pub fn rate_chart(doc: &Value, path: &Path) -> PlotResult {
             }
         }
     }
-    let series: Vec<_> = systems.iter().map(|s| rate_series(doc, s)).collect();
+    let root = SVGBackend::new(path, (1200, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(
+        "One-way latency at an offered rate (x: saturated)",
+        ("sans-serif", 20),
+    )?;
+    let (left, right) = root.split_horizontally(600);
+    for (area, key, label) in [(left, "p50_ns", "p50"), (right, "p99_ns", "p99")] {
+        rate_panel(&area, doc, &systems, key, label)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// One panel of [`rate_chart`]: percentile `key` of every system.
+fn rate_panel(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    doc: &Value,
+    systems: &[&str],
+    key: &str,
+    label: &str,
+) -> PlotResult {
+    let series: Vec<_> = systems.iter().map(|s| rate_series(doc, s, key)).collect();
     let rates = || {
         series
             .iter()
@@ -165,13 +188,8 @@ pub fn rate_chart(doc: &Value, path: &Path) -> PlotResult {
         .flat_map(|(k, _)| k.iter().map(|p| p.1))
         .fold(1e3, f64::max)
         * 12.0;
-    let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "One-way p99 latency at an offered rate (x: saturated)",
-            ("sans-serif", 20),
-        )
+    let mut chart = ChartBuilder::on(area)
+        .caption(label, ("sans-serif", 16))
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(70)
@@ -179,7 +197,7 @@ pub fn rate_chart(doc: &Value, path: &Path) -> PlotResult {
     chart
         .configure_mesh()
         .x_desc("offered rate (msgs/s)")
-        .y_desc("p99 latency (ns)")
+        .y_desc(format!("{label} latency (ns)"))
         .x_label_formatter(&|x| format!("{x:.0e}"))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
@@ -197,7 +215,7 @@ pub fn rate_chart(doc: &Value, path: &Path) -> PlotResult {
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         chart.draw_series(kept.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
-        // Crosses a little apart per system, so that they stay visible when several saturate.
+        // Crosses apart per system, so that they stay visible when several saturate.
         let top = max_y / 1.5 / 1.6f64.powi(i as i32);
         chart.draw_series(
             saturated
@@ -210,7 +228,6 @@ pub fn rate_chart(doc: &Value, path: &Path) -> PlotResult {
         .position(SeriesLabelPosition::UpperLeft)
         .border_style(BLACK)
         .draw()?;
-    root.present()?;
     Ok(())
 }
 
@@ -278,10 +295,14 @@ mod tests {
                 row(10_000_000, "b", Some(40_000)),
             ],
         });
-        let (kept, saturated) = rate_series(&doc, "a");
+        let (kept, saturated) = rate_series(&doc, "a", "p99_ns");
         assert_eq!(kept, [(1e5, 900.0), (1e6, 2_000.0)]);
         assert_eq!(saturated, [1e7]);
-        assert_eq!(rate_series(&doc, "b").0.len(), 2);
+        assert_eq!(rate_series(&doc, "b", "p99_ns").0.len(), 2);
+        assert!(
+            rate_series(&doc, "b", "p50_ns").0.is_empty(),
+            "no p50 in these rows"
+        );
         let dir = std::env::temp_dir().join(format!("busbench-rate-plot-{}", std::process::id()));
         assert_eq!(write_all(&doc, &dir).unwrap(), ["latency_at_rate.svg"]);
         let svg = std::fs::read_to_string(dir.join("latency_at_rate.svg")).unwrap();
