@@ -29,8 +29,8 @@
 //! message is its one-line slot (64 bytes, the `u64` in its payload area); the peers carry the
 //! `u64` as their users would write it.
 //!
-//! Each run starts with [`WARMUP`] messages, paced like the rest but not recorded (they fault
-//! in the ring's pages and warm the caches). Repetitions are interleaved across rates and
+//! Each run starts with [`WARMUP`] messages (fewer at the lowest rate), paced like the rest but
+//! not recorded (they fault in the ring's pages and warm the caches). Repetitions are interleaved across rates and
 //! systems, and each percentile is the median over repetitions. A system that cannot keep up
 //! with a rate delivers the last message late by a growing fraction of the run; a run whose
 //! deliveries took more than 1 / [`KEPT_UP`] of the offered time counts as saturated, and a row
@@ -50,15 +50,22 @@ use tracebus::{Bus, Pinning, WaitStrategy};
 use crate::measure::median;
 use crate::spsc::{pin, two_cores};
 
-/// Offered rates, messages per second.
-pub const RATES: [u64; 4] = [100_000, 1_000_000, 5_000_000, 10_000_000];
+/// Offered rates, messages per second. At 2 k/s messages are 0.5 ms apart: an idle worker with
+/// the default wait strategy has parked by then, so that row measures the wake-up; at 100 k/s
+/// (10 us apart) it is still spinning or yielding when the next message comes.
+pub const RATES: [u64; 5] = [2_000, 100_000, 1_000_000, 5_000_000, 10_000_000];
 
 /// Ring or queue capacity of every system (as in `bus_vs_peers`).
 pub const CAPACITY: usize = crate::bus_vs_peers::CAPACITY;
 
 /// Messages at the start of each run that are paced and delivered but not recorded: one lap of
-/// the ring.
+/// the ring, or 50 ms' worth at a rate too low for a lap (see [`warmup_at`]).
 pub const WARMUP: u64 = CAPACITY as u64;
+
+/// The warm-up at `rate`: [`WARMUP`] messages, or as many as 50 ms holds if fewer.
+pub fn warmup_at(rate: u64) -> u64 {
+    WARMUP.min(rate / 20).max(1)
+}
 
 /// A run kept up with its rate when its deliveries took at most 1 / `KEPT_UP` of the offered
 /// time (a backlog that grows through the run stretches them; a stall the system recovers
@@ -512,14 +519,41 @@ impl Row {
     }
 }
 
-/// Recorded messages per run at `rate`: `secs` of offered load, at least 10,000.
-pub fn messages_at(rate: u64, secs: f64) -> u64 {
-    ((rate as f64 * secs) as u64).max(10_000)
+/// How much a run of the section measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Effort {
+    /// Repetitions of every system at every rate.
+    pub reps: usize,
+    /// Seconds of offered load per run.
+    pub secs: f64,
+    /// The fewest recorded messages per run (the lowest rate sends these, taking longer).
+    pub min_messages: u64,
 }
 
-/// Runs every system at every rate, `reps` interleaved repetitions of `secs` of offered load
-/// each; `progress` gets a line per step.
-pub fn run(reps: usize, secs: f64, progress: &mut dyn FnMut(&str)) -> Vec<Row> {
+impl Effort {
+    /// `--quick`: a few seconds in all.
+    pub const QUICK: Effort = Effort {
+        reps: 3,
+        secs: 0.05,
+        min_messages: 200,
+    };
+    /// Full: 2 s per run, the issue's 2 M messages at 1 M msgs/s.
+    pub const FULL: Effort = Effort {
+        reps: 5,
+        secs: 2.0,
+        min_messages: 4_000,
+    };
+
+    /// Recorded messages per run at `rate`: `secs` of offered load, at least `min_messages`.
+    pub fn messages_at(&self, rate: u64) -> u64 {
+        ((rate as f64 * self.secs) as u64).max(self.min_messages)
+    }
+}
+
+/// Runs every system at every rate, `effort.reps` interleaved repetitions; `progress` gets a
+/// line per step.
+pub fn run(effort: Effort, progress: &mut dyn FnMut(&str)) -> Vec<Row> {
+    let reps = effort.reps;
     let cells: Vec<(u64, System)> = RATES
         .iter()
         .flat_map(|&rate| SYSTEMS.map(|s| (rate, s)))
@@ -533,13 +567,14 @@ pub fn run(reps: usize, secs: f64, progress: &mut dyn FnMut(&str)) -> Vec<Row> {
                 rate_name(rate),
                 rep + 1
             ));
-            s.push(run_once(system, rate, messages_at(rate, secs), WARMUP));
+            let messages = effort.messages_at(rate);
+            s.push(run_once(system, rate, messages, warmup_at(rate)));
         }
     }
     cells
         .iter()
         .zip(&samples)
-        .map(|(&(rate, system), s)| row(rate, system, messages_at(rate, secs), s))
+        .map(|(&(rate, system), s)| row(rate, system, effort.messages_at(rate), s))
         .collect()
 }
 
@@ -556,12 +591,18 @@ pub fn rate_name(rate: u64) -> String {
 
 /// The section as busbench prints it; returns its JSON rows.
 pub fn section(quick: bool, progress: &mut dyn FnMut(&str)) -> Value {
-    let (reps, secs) = if quick { (3, 0.1) } else { (5, 2.0) };
-    let rows = run(reps, secs, progress);
+    let effort = if quick { Effort::QUICK } else { Effort::FULL };
+    let rows = run(effort, progress);
+    let Effort {
+        reps,
+        secs,
+        min_messages,
+    } = effort;
     println!(
         "\n## Latency at an offered rate: one-way publish -> handler, u64 messages stamped with \
          their due time, capacity {CAPACITY}, publisher and consumer on two pinned cores \
-         (median of {reps} interleaved runs of {secs} s each, after {WARMUP} unrecorded messages)"
+         (median of {reps} interleaved runs of {secs} s each, at least {min_messages} messages, \
+         after up to {WARMUP} unrecorded ones)"
     );
     println!(
         "forms: tracebus publish, one subscriber on one worker (busy-spin; no pause: busy-spin \
@@ -722,8 +763,15 @@ mod tests {
         assert_eq!(rate_name(1_000_000), "1M");
         assert_eq!(rate_name(2_500_000), "2.5M");
         assert_eq!(rate_name(500), "500");
-        assert_eq!(messages_at(10_000_000, 2.0), 20_000_000);
-        assert_eq!(messages_at(100_000, 0.01), 10_000);
+        assert_eq!(Effort::FULL.messages_at(10_000_000), 20_000_000);
+        assert_eq!(Effort::FULL.messages_at(1_000_000), 2_000_000);
+        assert_eq!(Effort::FULL.messages_at(2_000), 4_000);
+        assert_eq!(Effort::QUICK.messages_at(100_000), 5_000);
+        assert_eq!(Effort::QUICK.messages_at(2_000), 200);
+        assert_eq!(warmup_at(10_000_000), WARMUP);
+        assert_eq!(warmup_at(2_000), 100);
+        assert_eq!(warmup_at(1), 1);
+        assert_eq!(rate_name(2_000), "2k");
     }
 
     // A short run of every system: every message is delivered and recorded once (run_once
