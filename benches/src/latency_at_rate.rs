@@ -13,8 +13,8 @@
 //!
 //! The clock is `quanta`'s raw counter (`rdtsc` on x86-64), read on both sides and converted
 //! to nanoseconds since one base tick with quanta's calibrated scale (one `quanta::Clock`,
-//! cloned to both threads: same calibration). Reading it costs the handler about as much as
-//! a few ns of work, which every system pays alike.
+//! cloned to both threads: same calibration). A read (`rdtsc`, a multiply and a shift) takes
+//! the handler a few ns, which every system pays alike.
 //!
 //! Every system in its idiomatic best form, ring or queue capacity [`CAPACITY`] (the
 //! `bus_vs_peers` capacity): tracebus's bus (one worker, one subscriber, `Publisher::publish`)
@@ -30,12 +30,12 @@
 //! `u64` as their users would write it.
 //!
 //! Each run starts with [`WARMUP`] messages (fewer at the lowest rate), paced like the rest but
-//! not recorded (they fault in the ring's pages and warm the caches). Repetitions are interleaved across rates and
-//! systems, and each percentile is the median over repetitions. A system that cannot keep up
-//! with a rate delivers the last message late by a growing fraction of the run; a run whose
-//! deliveries took more than 1 / [`KEPT_UP`] of the offered time counts as saturated, and a row
-//! whose median run is saturated reports its achieved rate instead of percentiles (they would
-//! only measure the run's length).
+//! not recorded (they fault in the ring's pages and warm the caches). Repetitions are
+//! interleaved across rates and systems, and each percentile is the median over repetitions.
+//! A system that cannot keep up with a rate delivers the last message late by a growing
+//! fraction of the run; a run whose deliveries took more than 1 / [`KEPT_UP`] of the offered
+//! time counts as saturated, and a row whose median run is saturated reports its achieved rate
+//! instead of percentiles (they would only measure the run's length).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

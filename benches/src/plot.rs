@@ -283,7 +283,14 @@ mod tests {
 
     #[test]
     fn the_rate_chart_is_written_alone_and_skips_saturated_points() {
-        let row = |rate: u64, system: &str, p99: Option<u64>| json!({"rate": rate, "system": system, "p99_ns": p99, "saturated": p99.is_none()});
+        let row = |rate: u64, system: &str, p99: Option<u64>| {
+            json!({
+                "rate": rate,
+                "system": system,
+                "p99_ns": p99,
+                "saturated": p99.is_none(),
+            })
+        };
         let doc = json!({
             "spsc": null,
             "fanout": null,

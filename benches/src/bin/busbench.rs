@@ -9,12 +9,12 @@
 //! rings of bare atomics); the bus against its peers (tracebus, the disruptor, crossbeam-channel
 //! and rtrb publishing u64s to a summing handler, fanout 1 and 100); one-way latency at fixed
 //! offered rates (tracebus busy-spin with and without its catch-up pause and with its default
-//! wait strategy, the disruptor, crossbeam-channel: p50 to max at 100 k to 10 M msgs/s); bus throughput against fanout (tracing off and on) and
-//! publish-to-handler latency; the cost of tracing at forced sampling rates; the tracing goal
-//! (traced against untraced throughput at the default sampler, fanout 100 and 1,000, with empty
-//! handlers and with 1 or 2 us handlers); the fast sampled-flag filter against a full decode,
-//! an OpenTelemetry `SpanContext` and the SDK propagator's extract; one sampled trace as a
-//! tree; heap allocations per message.
+//! wait strategy, the disruptor, crossbeam-channel: p50 to max at 2 k to 10 M msgs/s); bus
+//! throughput against fanout (tracing off and on) and publish-to-handler latency; the cost of
+//! tracing at forced sampling rates; the tracing goal (traced against untraced throughput at
+//! the default sampler, fanout 100 and 1,000, with empty handlers and with 1 or 2 us handlers);
+//! the fast sampled-flag filter against a full decode, an OpenTelemetry `SpanContext` and the
+//! SDK propagator's extract; one sampled trace as a tree; heap allocations per message.
 
 use std::process::ExitCode;
 
