@@ -133,6 +133,7 @@ impl<S: SlotSize> Outbox<'_, S> {
     ///
     /// # Panics
     /// If `topic` was made by another bus.
+    #[inline]
     pub fn try_publish<T: Pod>(
         &mut self,
         topic: &Topic<T>,

@@ -31,6 +31,7 @@ impl<S: SlotSize> Publisher<S> {
     ///
     /// # Errors
     /// Only when the bus is shut down; the payload is handed back.
+    #[inline]
     pub fn publish<T: Pod>(
         &mut self,
         topic: &Topic<T>,
@@ -41,6 +42,7 @@ impl<S: SlotSize> Publisher<S> {
 
     /// Publishes without waiting: every destination gets the message, or the caller gets it
     /// back with the reason.
+    #[inline]
     pub fn try_publish<T: Pod>(
         &mut self,
         topic: &Topic<T>,
