@@ -165,16 +165,18 @@ impl<S: SlotSize> BusBuilder<S> {
         }
         let topics = Arc::new(Registry::new());
         let names = Arc::clone(&topics);
+        let routes = Routes::default();
         let tracing = Tracing::new(
             self.sampler,
             self.tracing,
             Arc::new(move |index| names.name(index)),
             exporter_core(&cores),
+            routes.epoch(),
         )
         .map_err(BuildError::Tracing)?;
         let shared = Arc::new(BusShared {
             gates: [Gate::new(), Gate::new()],
-            routes: Routes::default(),
+            routes,
             topics,
             wakers: Wakers::new(n),
             stalls: Stalls::new(n),

@@ -97,6 +97,9 @@ pub(crate) struct Endpoint<S: SlotSize> {
     bus: Arc<BusShared>,
     /// The gate this endpoint's publishes pass: `Side as usize`.
     gate: usize,
+    /// The bus's id, which every topic handle must carry (kept here: one load instead of two
+    /// through the bus's shared state on every publish).
+    bus_id: u32,
 }
 
 /// What a publish writes through, borrowed apart from the rest of the endpoint.
@@ -118,7 +121,7 @@ impl<S: SlotSize> Endpoint<S> {
         bus: Arc<BusShared>,
         side: Side,
     ) -> Self {
-        let routes = bus.routes.cache();
+        let routes = bus.routes.cache(|| fast_ok(&bus));
         Endpoint {
             out: Out {
                 rings: rings.into_iter().map(CachePadded::new).collect(),
@@ -126,6 +129,7 @@ impl<S: SlotSize> Endpoint<S> {
                 recorder: None,
             },
             state: Arc::default(),
+            bus_id: bus.topics.id(),
             bus,
             gate: side as usize,
         }
@@ -166,13 +170,13 @@ impl<S: SlotSize> Endpoint<S> {
         payload: T,
         parent: Parent,
     ) -> Result<Published, TryPublishError<T>> {
-        self.bus.topics.check(topic);
+        crate::topic::check(self.bus_id, topic);
         let Some(_inside) = self.gate().enter(&self.state.busy) else {
             return Err(TryPublishError::Closed(payload));
         };
         match self
             .out
-            .write_one(&self.bus, &self.state, topic.index(), &payload, parent)
+            .write_one(&self.bus, &self.state, topic.index(), payload, parent)
         {
             Ok(published) => Ok(published),
             Err(NoRoom { worker }) => Err(TryPublishError::Full { payload, worker }),
@@ -334,11 +338,25 @@ const NOBODY: Published = Published {
     workers: 0,
 };
 
+/// Whether publishes may take the fast path (see `routing.rs`'s fast entries): the bus neither
+/// traces nor stamps publish times.
+fn fast_ok(bus: &BusShared) -> bool {
+    !bus.tracing.is_on() && !bus.record_publish_time
+}
+
+/// Brings this endpoint's route cache up to date if anything it depends on changed.
+#[inline(always)]
+fn refresh(bus: &BusShared, routes: &mut RouteCache) {
+    if !routes.is_current() {
+        bus.routes.sync(routes, || fast_ok(bus));
+    }
+}
+
 /// The route of `topic` in this endpoint's cache, brought up to date first (`None`: no
 /// subscribers).
 #[inline(always)]
 fn current_route<'a>(bus: &BusShared, routes: &'a mut RouteCache, topic: u32) -> Option<&'a Route> {
-    bus.routes.refresh(routes);
+    refresh(bus, routes);
     routes.get(topic)
 }
 
@@ -376,42 +394,53 @@ impl<S: SlotSize> Out<S> {
         bus: &BusShared,
         state: &EndpointState,
         topic: u32,
-        payload: &T,
+        payload: T,
         parent: Parent,
     ) -> Result<Published, NoRoom> {
         let Out { rings, routes, .. } = self;
-        let Some(route) = current_route(bus, routes, topic) else {
-            return Ok(NOBODY);
-        };
-        if let [(w, _)] = *route.workers.as_slice() {
-            // A parent with a context goes the general way even when the bus records no spans:
-            // the context is carried through unchanged.
-            if !bus.tracing.is_on() && !bus.record_publish_time && parent.context().is_none() {
+        refresh(bus, routes);
+        // The fast entry: one destination worker, no tracing, no publish time. A parent with a
+        // context goes the general way even when the bus records no spans: the context is
+        // carried through unchanged.
+        if let Some((w, fanout)) = routes.fast(topic) {
+            if parent.context().is_none() {
                 // Counted before the commit (see `drain.rs`), and taken back if the ring is
                 // full: a count without its copy only delays quiescence, never fakes it.
                 let before = state.sent.count(1, 1);
                 if rings[w]
-                    .try_push(Slot::new(topic, None, None, payload))
+                    .try_push(Slot::new(topic, None, None, &payload))
                     .is_err()
                 {
                     state.sent.undo(before);
                     return Err(NoRoom { worker: w });
                 }
-                committed(bus, &route.workers);
-                let published = Published {
-                    fanout: route.fanout,
-                    workers: 1,
-                };
+                bus.wakers.after_commit(bus.wait, [w]);
+                let published = Published { fanout, workers: 1 };
                 #[cfg(all(feature = "test-util", debug_assertions))]
                 crate::fault::hit();
                 return Ok(published);
             }
         }
+        self.write_one_general(bus, state, topic, payload, parent)
+    }
+
+    /// [`Out::write_one`]'s general path: [`Out::write`] with a batch of one. Out of line and
+    /// taking the payload by value, so that the inlined fast path does not spill it to the
+    /// stack on every publish for the sake of this call.
+    #[inline(never)]
+    fn write_one_general<T: Pod>(
+        &mut self,
+        bus: &BusShared,
+        state: &EndpointState,
+        topic: u32,
+        payload: T,
+        parent: Parent,
+    ) -> Result<Published, NoRoom> {
         self.write(
             bus,
             state,
             topic,
-            core::slice::from_ref(payload),
+            core::slice::from_ref(&payload),
             parent,
             false,
         )

@@ -1,33 +1,50 @@
-//! Topic routing: which workers have subscribers of a topic, and how many.
+//! Topic routing: which workers have subscribers of a topic, and how many; and the per-topic
+//! "fast entry" that lets the common publish skip everything else.
 //!
 //! Publishers read routes on every publish, and subscriptions change rarely. The shared table
 //! is a vector indexed by the topic's dense index (no hashing), each entry an immutable
 //! `Arc<Route>`; a change replaces one entry under a mutex, appends the topic to a bounded
-//! change log and bumps a version number. Each endpoint keeps its own copy of the vector and
-//! the version it saw; on publish it does one load of the version, and only when it changed
-//! takes the lock and copies the entries the log names (or the whole vector, if it fell
-//! further behind than the log reaches). The fast path is one atomic load and one vector index,
-//! with no lock and no allocation; a change costs O(1) however many topics exist.
+//! change log and bumps the table's version. Each endpoint keeps its own copy of the vector and
+//! the version it copied; when it is behind, it takes the lock and copies the entries the log
+//! names (or the whole vector, if it fell further behind than the log reaches). A change costs
+//! O(1) however many topics exist.
 //!
-//! The version is `Relaxed` on both sides: it is only a hint to take the lock. The table is
-//! read and written under the mutex, which orders it; and a reader that loads a version cannot
-//! then lock and find an older table, because the bump happened inside the critical section
-//! that installed the table (a critical section ordered before the reader's would make its
-//! unlock happen before the bump, and a load cannot read a store that happens after it).
+//! Beside its copy, each endpoint keeps a fast entry per topic: the one destination worker and
+//! the fanout, for a topic whose subscribers are all on one worker, while the bus neither
+//! traces nor stamps publish times (else "none", and the publish takes the general path). A
+//! publish checks one number first, the [`Epoch`]: bumped by every route change and by the
+//! tracing switch, the two things fast entries depend on. Unchanged since the endpoint last
+//! looked, the fast entry is current: one atomic load and one vector index, no lock, no
+//! allocation, no other flag.
 //!
-//! Ordering with the workers (see `bus.rs`): a subscribe registers the handler on its worker
-//! and waits for the worker's acknowledgement *before* publishing the new route, so no message
-//! can reach a worker that does not know the handler yet; an unsubscribe removes the route
-//! first and returns only after the worker acknowledged dropping the handler, so nothing is
-//! delivered to it after `unsubscribe` returns.
+//! The epoch is read `Relaxed` on the fast path: only a hint to re-sync. A re-sync loads it with
+//! `Acquire` *before* it locks the table and reads the tracing switch; the bumps are `Release`
+//! (a route change bumps inside the critical section that installed the table, the switch
+//! after its store). So a re-sync sees at least the table and the switch of the epoch it
+//! records, and anything newer bumps the epoch again, which the next publish sees. A publish
+//! that happens after `subscribe` returned or after the switch was flipped (the only publishes
+//! the bus makes promises about) loads that epoch or a later one.
+//!
+//! Ordering with the workers (see `worker.rs`): the worker that installs a subscriber publishes
+//! its route only then, so no message can reach a worker that does not know the handler yet;
+//! on unsubscribe it withdraws the route first and drops the handler after.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
 
 use crate::sync::{lock, AtomicUsize, Mutex, Ordering};
 
 /// Changes the log remembers; an endpoint further behind copies the whole table.
 const LOG_LEN: usize = if cfg!(tracebus_loom) { 2 } else { 1024 };
+
+/// A fast entry meaning "take the general path".
+const NO_FAST: u64 = u64::MAX;
+
+/// Bumped (`Release`) by every change that fast entries depend on: a route change and the
+/// tracing switch (which holds a clone). On a line of its own: every publish reads it.
+pub(crate) type Epoch = Arc<CachePadded<AtomicUsize>>;
 
 /// Where one topic's messages go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +61,8 @@ type Table = Vec<Option<Arc<Route>>>;
 /// The shared, versioned routing table.
 #[derive(Debug, Default)]
 pub(crate) struct Routes {
-    /// Equal to `inner.version`, bumped under its lock after every change (a hint; see the
-    /// module docs).
-    version: AtomicUsize,
+    /// See [`Epoch`]; bumped under `inner`'s lock after every route change.
+    epoch: Epoch,
     inner: Mutex<Inner>,
 }
 
@@ -60,48 +76,86 @@ struct Inner {
     log: VecDeque<u32>,
 }
 
-/// An endpoint's view of the routes: the version it saw and its copy of the table.
+/// An endpoint's view of the routes: its copy of the table, the table version it copied, the
+/// epoch it was last brought up to date at, and its fast entries.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RouteCache {
+    /// The routes' epoch, held here so that the check on every publish is one load through
+    /// the endpoint's own state rather than through the bus's.
+    epoch: Epoch,
+    /// The epoch at the last re-sync.
+    seen: usize,
+    /// The table version copied.
     version: usize,
     table: Table,
+    /// Per topic, `fanout << 32 | worker` for a topic whose subscribers are on one worker,
+    /// when the publish may skip tracing and timing; [`NO_FAST`] otherwise. As long as
+    /// `table` (shorter: the topics past its end have no route).
+    fast: Vec<u64>,
+    /// Whether the fast entries were computed for an untraced, untimed bus.
+    fast_ok: bool,
+}
+
+/// The fast entry for `route` (see [`RouteCache::fast`]).
+fn fast_entry(route: &Option<Arc<Route>>, fast_ok: bool) -> u64 {
+    match route.as_deref() {
+        Some(Route { workers, fanout }) if fast_ok => match workers.as_slice() {
+            [(w, _)] if *fanout <= u32::MAX as usize => (*fanout as u64) << 32 | *w as u64,
+            _ => NO_FAST,
+        },
+        _ => NO_FAST,
+    }
 }
 
 impl Routes {
-    /// A cache of the current table.
-    pub(crate) fn cache(&self) -> RouteCache {
-        let mut cache = RouteCache::default();
-        // A fresh cache is "infinitely" behind: version 0 with an empty table is correct only
-        // when there were no changes, which `sync` handles like any other version.
-        self.sync(&mut cache);
+    /// The epoch, for the tracing switch to bump too.
+    pub(crate) fn epoch(&self) -> Epoch {
+        Arc::clone(&self.epoch)
+    }
+
+    /// A cache of the current table, its fast entries computed with `fast_ok`.
+    pub(crate) fn cache(&self, fast_ok: impl FnOnce() -> bool) -> RouteCache {
+        let mut cache = RouteCache {
+            epoch: self.epoch(),
+            // Never an epoch's value: the first publish re-syncs (and sees later changes).
+            seen: usize::MAX,
+            ..RouteCache::default()
+        };
+        self.sync(&mut cache, fast_ok);
         cache
     }
 
-    /// Brings `cache` up to date if the table changed since.
-    #[inline]
-    pub(crate) fn refresh(&self, cache: &mut RouteCache) {
-        // Relaxed: a hint (see the module docs); the table itself is read under the lock.
-        if self.version.load(Ordering::Relaxed) != cache.version {
-            self.sync(cache);
-        }
-    }
-
+    /// Brings `cache` up to date: the table entries that changed since, and the fast entries,
+    /// computed with `fast_ok()` (read after the epoch).
     #[cold]
-    fn sync(&self, cache: &mut RouteCache) {
+    #[inline(never)]
+    pub(crate) fn sync(&self, cache: &mut RouteCache, fast_ok: impl FnOnce() -> bool) {
+        // Acquire, before the table and the switch are read: pairs with the bumps' Release.
+        let seen = self.epoch.load(Ordering::Acquire);
+        let fast_ok = fast_ok();
         let inner = lock(&self.inner);
         let behind = inner.version - cache.version;
-        if behind <= inner.log.len() {
-            if cache.table.len() < inner.table.len() {
-                cache.table.resize(inner.table.len(), None);
-            }
+        let all = fast_ok != cache.fast_ok || behind > inner.log.len();
+        if cache.table.len() < inner.table.len() {
+            cache.table.resize(inner.table.len(), None);
+            cache.fast.resize(inner.table.len(), NO_FAST);
+        }
+        if all {
+            cache.table.clone_from(&inner.table);
+            cache.fast.clear();
+            cache
+                .fast
+                .extend(cache.table.iter().map(|r| fast_entry(r, fast_ok)));
+        } else {
             for &topic in inner.log.range(inner.log.len() - behind..) {
                 let t = topic as usize;
                 cache.table[t] = inner.table[t].clone();
+                cache.fast[t] = fast_entry(&cache.table[t], fast_ok);
             }
-        } else {
-            cache.table = inner.table.clone();
         }
         cache.version = inner.version;
+        cache.fast_ok = fast_ok;
+        cache.seen = seen;
     }
 
     /// Adds (`add`) or removes one subscriber of topic `topic` on `worker`.
@@ -136,16 +190,34 @@ impl Routes {
         }
         inner.log.push_back(topic);
         inner.version += 1;
-        // Inside the lock: a reader that sees this version then reads this table or a newer one.
-        self.version.store(inner.version, Ordering::Relaxed);
+        // Inside the lock, Release: a re-sync that sees this epoch then reads this table or a
+        // newer one.
+        self.epoch.fetch_add(1, Ordering::Release);
     }
 }
 
 impl RouteCache {
+    /// Whether this cache is up to date: nothing its fast entries depend on has changed since.
+    #[inline(always)]
+    pub(crate) fn is_current(&self) -> bool {
+        // Relaxed: a hint to re-sync (see the module docs).
+        self.epoch.load(Ordering::Relaxed) == self.seen
+    }
+
     /// The route of topic `topic`, if it has subscribers.
     #[inline]
     pub(crate) fn get(&self, topic: u32) -> Option<&Route> {
         self.table.get(topic as usize)?.as_deref()
+    }
+
+    /// The fast entry of topic `topic`: `(worker, fanout)` when all its subscribers are on
+    /// one worker and the bus neither traces nor stamps publish times.
+    #[inline(always)]
+    pub(crate) fn fast(&self, topic: u32) -> Option<(usize, usize)> {
+        match self.fast.get(topic as usize) {
+            Some(&f) if f != NO_FAST => Some((f as u32 as usize, (f >> 32) as usize)),
+            _ => None,
+        }
     }
 }
 
@@ -153,47 +225,77 @@ impl RouteCache {
 mod tests {
     use super::*;
 
+    fn refresh(r: &Routes, c: &mut RouteCache) {
+        if !c.is_current() {
+            r.sync(c, || true);
+        }
+    }
+
     #[test]
     fn counts_and_fanout() {
         let r = Routes::default();
-        let mut c = r.cache();
+        let mut c = r.cache(|| true);
         assert!(c.get(7).is_none());
         r.update(7, 1, true);
         r.update(7, 0, true);
         r.update(7, 1, true);
         assert!(c.get(7).is_none(), "stale until refreshed");
-        r.refresh(&mut c);
+        refresh(&r, &mut c);
         let route = c.get(7).unwrap();
         assert_eq!(route.workers, [(0, 1), (1, 2)]);
         assert_eq!(route.fanout, 3);
         r.update(7, 1, false);
         r.update(7, 1, false);
-        r.refresh(&mut c);
+        refresh(&r, &mut c);
         assert_eq!(c.get(7).unwrap().workers, [(0, 1)]);
         r.update(7, 0, false);
-        r.refresh(&mut c);
+        refresh(&r, &mut c);
         assert!(c.get(7).is_none(), "no subscribers: no route");
     }
 
     #[test]
     fn a_cache_far_behind_the_log_copies_the_whole_table() {
         let r = Routes::default();
-        let mut near = r.cache();
-        let mut far = r.cache();
+        let mut near = r.cache(|| true);
+        let mut far = r.cache(|| true);
         for t in 0..(LOG_LEN as u32 + 10) {
             r.update(t, 0, true);
             if t % 100 == 0 {
-                r.refresh(&mut near);
+                refresh(&r, &mut near);
             }
         }
         r.update(3, 0, false);
-        r.refresh(&mut near);
-        r.refresh(&mut far);
+        refresh(&r, &mut near);
+        refresh(&r, &mut far);
         for c in [&near, &far] {
             assert!(c.get(3).is_none());
             assert_eq!(c.get(4).unwrap().fanout, 1);
             assert_eq!(c.get(LOG_LEN as u32 + 9).unwrap().fanout, 1);
         }
         assert_eq!(near.table, far.table);
+    }
+
+    #[test]
+    fn fast_entries_follow_routes_and_the_switch() {
+        let r = Routes::default();
+        let mut c = r.cache(|| true);
+        r.update(2, 1, true);
+        r.update(2, 1, true);
+        r.update(5, 0, true);
+        r.update(5, 1, true);
+        refresh(&r, &mut c);
+        assert_eq!(c.fast(2), Some((1, 2)), "one worker, two subscribers");
+        assert_eq!(c.fast(5), None, "two workers: the general path");
+        assert_eq!(c.fast(3), None, "no route");
+        assert_eq!(c.fast(99), None, "past the table");
+        // The switch (say tracing on) bumps the epoch; a re-sync recomputes every entry.
+        r.epoch().fetch_add(1, Ordering::Release);
+        assert!(!c.is_current());
+        r.sync(&mut c, || false);
+        assert_eq!(c.fast(2), None, "traced: the general path");
+        r.epoch().fetch_add(1, Ordering::Release);
+        r.sync(&mut c, || true);
+        assert_eq!(c.fast(2), Some((1, 2)));
+        assert!(c.is_current());
     }
 }

@@ -39,6 +39,7 @@ use std::sync::{Arc, OnceLock};
 
 use tracebus_context::{Decision, FanoutSampler, TraceContext};
 
+use crate::routing::Epoch;
 use crate::slot::Slot;
 use crate::spans::{
     self, new_span_id, SpanCounts, SpanExport, SpanExportError, SpanPipeline, SpanRecord, Ticks,
@@ -53,6 +54,9 @@ pub use crate::spans::MESSAGING_SYSTEM;
 pub struct TracingControl {
     enabled: Arc<AtomicBool>,
     sampler: FanoutSampler,
+    /// Bumped after every switch, so that publishers re-evaluate their fast path (see
+    /// `routing.rs`).
+    epoch: Epoch,
 }
 
 impl TracingControl {
@@ -60,8 +64,10 @@ impl TracingControl {
     /// effect once the bus has somewhere to export to ([`crate::BusBuilder::tracing`] or
     /// [`crate::Bus::trace_to`]).
     pub fn set_enabled(&self, on: bool) {
-        // Relaxed: an independent switch; no other memory is published through it.
+        // Relaxed: the epoch's bump publishes it (Release), to publishers re-syncing their
+        // fast path (see `routing.rs`); the flag itself is only read.
         self.enabled.store(on, Ordering::Relaxed);
+        self.epoch.fetch_add(1, Ordering::Release);
     }
 
     /// Whether tracing is on.
@@ -172,11 +178,13 @@ impl Tracing {
         export: Option<SpanExport>,
         names: TopicNames,
         exporter_core: Option<usize>,
+        epoch: Epoch,
     ) -> Result<Tracing, SpanExportError> {
         let tracing = Tracing {
             control: TracingControl {
                 enabled: Arc::new(AtomicBool::new(false)),
                 sampler,
+                epoch,
             },
             pipeline: OnceLock::new(),
             names,

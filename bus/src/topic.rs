@@ -175,9 +175,20 @@ impl Registry {
     /// topic, or none).
     #[inline]
     pub(crate) fn check<T>(&self, topic: &Topic<T>) {
-        if topic.bus != self.bus {
-            foreign_topic(topic.bus, self.bus);
-        }
+        check(self.bus, topic);
+    }
+
+    /// This registry's bus id (what [`check`] compares topics with).
+    pub(crate) fn id(&self) -> u32 {
+        self.bus
+    }
+}
+
+/// Panics unless `topic` belongs to the bus whose id is `bus` (see [`Registry::check`]).
+#[inline(always)]
+pub(crate) fn check<T>(bus: u32, topic: &Topic<T>) {
+    if topic.bus != bus {
+        foreign_topic(topic.bus, bus);
     }
 }
 
