@@ -42,8 +42,7 @@ use tracebus::slot::LineSlot;
 use tracebus::{Bus, Pinning, WaitStrategy};
 
 use crate::measure::median;
-use crate::queues::Msg64;
-use crate::spsc::{pin, two_cores};
+use crate::peers::{pin, two_cores, Msg64};
 
 /// Ring capacity of every system.
 pub const CAPACITY: usize = 4096;

@@ -48,7 +48,7 @@ use serde_json::{json, Value};
 use tracebus::{Bus, Pinning, WaitStrategy};
 
 use crate::measure::median;
-use crate::spsc::{pin, two_cores};
+use crate::peers::{pin, two_cores};
 
 /// Offered rates, messages per second. At 2 k/s messages are 0.5 ms apart: an idle worker with
 /// the default wait strategy has parked by then, so that row measures the wake-up; at 100 k/s

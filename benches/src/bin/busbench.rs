@@ -23,7 +23,7 @@ use tracebus::Pinning;
 use tracebus_benches::fanout;
 use tracebus_benches::filter_cases::Cases;
 use tracebus_benches::spsc::{self, Floor, Row};
-use tracebus_benches::{machine, measure};
+use tracebus_benches::{machine, measure, peers};
 
 #[global_allocator]
 static GLOBAL: tracebus_test_support::CountingAllocator = tracebus_test_support::CountingAllocator;
@@ -204,7 +204,7 @@ fn spsc_section(quick: bool) -> Value {
     println!(
         "\n## SPSC: 64-byte messages, capacity {}, two pinned cores, busy-spin \
          (median of {reps} runs; round trips: {samples} samples)",
-        spsc::CAPACITY
+        peers::CAPACITY
     );
     println!(
         "every queue in its best form: mode = the producer's API (single: one message per call, \
@@ -212,7 +212,7 @@ fn spsc_section(quick: bool) -> Value {
          where the queue can (tracebus read, rtrb read_chunk, the disruptor's \
          handle_events_with processor), else one pop per call; round trips move one message \
          per call both ways (disruptor: EventPoller)",
-        spsc::BATCH
+        peers::BATCH
     );
     println!(
         "{:<22} {:<7} {:<43} {:>9} {:>8} {:>8} {:>9}",
@@ -302,8 +302,8 @@ fn spsc_section(quick: bool) -> Value {
             "memcpy_msgs_per_sec": memcpy_msgs_per_sec,
         },
         "ratios": checks,
-        "capacity": spsc::CAPACITY,
-        "batch": spsc::BATCH,
+        "capacity": peers::CAPACITY,
+        "batch": peers::BATCH,
     })
 }
 
@@ -665,7 +665,7 @@ fn main() -> ExitCode {
         m["cpu"].as_str().unwrap_or("?"),
         m["cores"]
     );
-    let pinned = spsc::pinning_works();
+    let pinned = peers::pinning_works();
     println!(
         "pinning: {}",
         if pinned {
