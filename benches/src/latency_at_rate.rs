@@ -56,7 +56,7 @@ use crate::peers::{pin, two_cores};
 pub const RATES: [u64; 5] = [2_000, 100_000, 1_000_000, 5_000_000, 10_000_000];
 
 /// Ring or queue capacity of every system (as in `bus_vs_peers`).
-pub const CAPACITY: usize = crate::bus_vs_peers::CAPACITY;
+pub const CAPACITY: usize = crate::peers::CAPACITY;
 
 /// Messages at the start of each run that are paced and delivered but not recorded: one lap of
 /// the ring, or 50 ms' worth at a rate too low for a lap (see [`warmup_at`]).
