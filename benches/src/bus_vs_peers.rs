@@ -1,17 +1,18 @@
 //! The `bus_vs_peers` section of busbench: the bus a user embeds against the peers they would
 //! embed instead, publishing `u64` messages to a handler that sums them.
 //!
-//! Every system runs with its publisher pinned to one core and its consumer (tracebus's worker,
-//! the disruptor's processor thread, a consumer thread for crossbeam-channel and rtrb) pinned to
-//! another, busy-spinning, rings of capacity [`CAPACITY`]. Three cases: one publish per message
-//! to one handler (`fanout1_single`), [`BATCH`] messages per publish call (`fanout1_batch`,
-//! tracebus's `publish_batch` against the disruptor's `batch_publish`), and [`FANOUT`] handlers
-//! on one consumer (`fanout100`: tracebus's 100 subscribers on one worker, the peers' consumer
-//! calling the same 100 boxed closures in a loop). Every handler adds each value to a running sum
-//! that it hands to a shared counter when the system drops it (at shutdown), so the work is
-//! observable at no cost per message; every run checks the total. A run is timed from the first
-//! publish until the system has delivered everything and stopped (tracebus's `shutdown`, the
-//! disruptor's drop of its producer, the join of the consumer thread).
+//! Every system ([`crate::peers`], as a [`Peer`]) runs with its publisher pinned to one core and
+//! its consumer (tracebus's worker, the disruptor's processor thread, a consumer thread for
+//! crossbeam-channel and rtrb) pinned to another, busy-spinning, rings of capacity [`CAPACITY`].
+//! Three cases: one publish per message to one handler (`fanout1_single`), [`BATCH`] messages
+//! per publish call (`fanout1_batch`, tracebus's `publish_batch` against the disruptor's
+//! `batch_publish`), and [`FANOUT`] handlers on one consumer (`fanout100`: tracebus's 100
+//! subscribers on one worker, the peers' consumer calling the same 100 boxed closures in a
+//! loop). Every handler adds each value to a running sum that it hands to a shared counter when
+//! the system drops it (at shutdown), so the work is observable at no cost per message; every
+//! run checks the total. A run is timed from the first publish until the system has delivered
+//! everything and stopped ([`Peer::stop`]: tracebus's `shutdown`, the disruptor's drop of its
+//! producer, the join of the consumer thread).
 //!
 //! The peers carry each message in two forms: the `u64` as their users write it (8 bytes) and a
 //! 64-byte, 64-aligned struct. tracebus carries its default one-line slot, whose 64 bytes hold the
@@ -36,19 +37,15 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use disruptor::{BusySpin, ProcessorSettings as _, Producer as _};
 use serde_json::{json, Value};
-use tracebus::slot::LineSlot;
-use tracebus::{Bus, Pinning, WaitStrategy};
+use tracebus::Report;
 
 use crate::measure::median;
-use crate::queues::Msg64;
-use crate::spsc::{pin, two_cores};
+use crate::peers::{
+    BatchPeer, Bus, Cores, CrossbeamChannel, Disruptor, Msg64, Named, Payload, Peer, Queued, Ring,
+    Rtrb, BATCH, CAPACITY,
+};
 
-/// Ring capacity of every system.
-pub const CAPACITY: usize = 4096;
-/// Messages per publish call in `fanout1_batch`.
-pub const BATCH: usize = 64;
 /// Handlers in `fanout100`.
 pub const FANOUT: usize = 100;
 
@@ -112,11 +109,11 @@ impl System {
     /// The system's name in the report and the JSON.
     pub fn name(self) -> &'static str {
         match self {
-            System::Tracebus => "tracebus",
-            System::TracebusRing => "tracebus ring",
-            System::Disruptor => "disruptor",
-            System::CrossbeamChannel => "crossbeam-channel",
-            System::Rtrb => "rtrb",
+            System::Tracebus => Bus::NAME,
+            System::TracebusRing => Ring::NAME,
+            System::Disruptor => Disruptor::<u64>::NAME,
+            System::CrossbeamChannel => CrossbeamChannel::<u64>::NAME,
+            System::Rtrb => Rtrb::<u64>::NAME,
         }
     }
 }
@@ -158,40 +155,6 @@ pub fn entries() -> Vec<Entry> {
     v
 }
 
-/// A message as a system carries it: built from the `u64` it stands for, which the handler
-/// reads back.
-pub trait Payload: Copy + Send + Sync + 'static {
-    /// The message carrying `v`.
-    fn make(v: u64) -> Self;
-    /// The `u64` the message carries.
-    fn value(&self) -> u64;
-}
-
-impl Payload for u64 {
-    #[inline(always)]
-    fn make(v: u64) -> Self {
-        v
-    }
-    #[inline(always)]
-    fn value(&self) -> u64 {
-        *self
-    }
-}
-
-impl Payload for Msg64 {
-    #[inline(always)]
-    fn make(v: u64) -> Self {
-        Msg64 {
-            seq: v,
-            pad: [0; 7],
-        }
-    }
-    #[inline(always)]
-    fn value(&self) -> u64 {
-        self.seq
-    }
-}
-
 /// A handler's running sum, added to `sink` when the handler is dropped.
 struct Sum {
     sum: u64,
@@ -218,36 +181,19 @@ impl Drop for Sum {
     }
 }
 
-/// What a peer's consumer does with each message.
-trait Handle: Send + 'static {
-    fn handle(&mut self, v: u64);
+/// A summing handler.
+fn sum(sink: &Arc<AtomicU64>) -> impl FnMut(u64) + Send + 'static {
+    let mut s = Sum::new(sink);
+    move |v| s.add(v)
 }
 
-impl Handle for Sum {
-    #[inline(always)]
-    fn handle(&mut self, v: u64) {
-        self.add(v);
-    }
-}
-
-/// [`FANOUT`] boxed summing handlers called in a loop.
-struct Fan(Vec<Box<dyn FnMut(u64) + Send>>);
-
-impl Fan {
-    fn new(n: usize, sink: &Arc<AtomicU64>) -> Fan {
-        Fan((0..n)
-            .map(|_| {
-                let mut s = Sum::new(sink);
-                Box::new(move |v| s.add(v)) as Box<dyn FnMut(u64) + Send>
-            })
-            .collect())
-    }
-}
-
-impl Handle for Fan {
-    #[inline(always)]
-    fn handle(&mut self, v: u64) {
-        for h in &mut self.0 {
+/// A handler calling `n` boxed summing closures in turn (a peer's `fanout100` consumer).
+fn fan(n: usize, sink: &Arc<AtomicU64>) -> impl FnMut(u64) + Send + 'static {
+    let mut handlers: Vec<Box<dyn FnMut(u64) + Send>> = (0..n)
+        .map(|_| Box::new(sum(sink)) as Box<dyn FnMut(u64) + Send>)
+        .collect();
+    move |v| {
+        for h in &mut handlers {
             h(v);
         }
     }
@@ -264,52 +210,36 @@ fn whole_batches(messages: u64) -> u64 {
     messages.max(1).div_ceil(BATCH as u64) * BATCH as u64
 }
 
-/// Where a run's two threads go: the publisher on `publisher`, the consumer on `consumer`.
-///
-/// The publishing thread pins itself only after the system is set up: tracebus and the
-/// disruptor check the cores they are asked to pin to against the calling thread's affinity.
-#[derive(Debug, Clone, Copy)]
-struct Cores {
-    publisher: Option<core_affinity::CoreId>,
-    consumer: Option<usize>,
-}
-
-impl Cores {
-    /// Pins the calling (publishing) thread; called once the system is set up.
-    fn pin_publisher(self) {
-        pin(self.publisher);
-    }
-}
-
 /// Messages per second for one run of `e` with `messages` messages (rounded up to whole
 /// batches). The publisher runs on a thread of its own pinned to the first core, the consumer
 /// on the second; panics if the handlers' sum is wrong.
 pub fn run_once(e: Entry, messages: u64) -> Measured {
     let messages = whole_batches(messages);
-    let two = two_cores();
-    let cores = Cores {
-        publisher: two.map(|c| c[0]),
-        consumer: two.map(|c| c[1].id),
-    };
+    let cores = Cores::two();
     thread::spawn(move || {
         let sink = Arc::new(AtomicU64::new(0));
         let fanout = e.case.fanout();
-        let (secs, per_pass) = match (e.system, e.msg_bytes) {
+        let (secs, report) = match (e.system, e.msg_bytes) {
             (System::Tracebus, _) => {
-                let (secs, per_pass) = tracebus_bus(e.case, messages, cores, &sink);
-                (secs, Some(per_pass))
+                // The bus's fanout is its subscribers, each a summing handler.
+                let p = Bus::busy_spin().start_subscribers(
+                    CAPACITY,
+                    cores,
+                    (0..fanout).map(|_| sum(&sink)),
+                );
+                publish_case::<Bus>(e.case, p, messages, cores)
             }
-            (System::TracebusRing, _) => match e.case {
-                Case::Fanout100 => (ring(messages, Fan::new(fanout, &sink), cores), None),
-                _ => (ring(messages, Sum::new(&sink), cores), None),
-            },
-            (peer, 8) => (peer_run::<u64>(peer, e.case, messages, cores, &sink), None),
-            (peer, 64) => (
-                peer_run::<Msg64>(peer, e.case, messages, cores, &sink),
-                None,
-            ),
+            (System::TracebusRing, _) => {
+                let p = start(&Queued::<Ring>::new(), e.case, messages, cores, &sink);
+                publish_each::<Queued<Ring>>(p, messages, cores)
+            }
+            (peer, 8) => peer_run::<u64>(peer, e.case, messages, cores, &sink),
+            (peer, 64) => peer_run::<Msg64>(peer, e.case, messages, cores, &sink),
             (_, other) => panic!("no {other}-byte message"),
         };
+        if let Some(r) = &report {
+            assert_eq!(r.delivered, messages * fanout as u64, "every delivery made");
+        }
         assert_eq!(
             sink.load(Ordering::Relaxed),
             expected(messages, fanout),
@@ -320,217 +250,102 @@ pub fn run_once(e: Entry, messages: u64) -> Measured {
         );
         Measured {
             msgs_per_sec: messages as f64 / secs.as_secs_f64(),
-            per_pass,
+            per_pass: report.map(|r| r.workers[0].messages_per_pass()),
         }
     })
     .join()
     .expect("publisher thread")
 }
 
+/// A peer carrying `P`.
 fn peer_run<P: Payload>(
     peer: System,
     case: Case,
     messages: u64,
     cores: Cores,
     sink: &Arc<AtomicU64>,
-) -> Duration {
-    let batch = case == Case::Fanout1Batch;
-    match (peer, case) {
-        (System::Disruptor, Case::Fanout100) => {
-            disruptor::<P, _>(batch, messages, Fan::new(FANOUT, sink), cores)
+) -> (Duration, Option<Report>) {
+    match peer {
+        System::Disruptor => {
+            let p = start(&Disruptor::<P>::new(), case, messages, cores, sink);
+            publish_case::<Disruptor<P>>(case, p, messages, cores)
         }
-        (System::Disruptor, _) => disruptor::<P, _>(batch, messages, Sum::new(sink), cores),
-        (System::CrossbeamChannel, Case::Fanout100) => {
-            crossbeam::<P, _>(messages, Fan::new(FANOUT, sink), cores)
+        System::CrossbeamChannel => {
+            let p = start(
+                &Queued::<CrossbeamChannel<P>>::new(),
+                case,
+                messages,
+                cores,
+                sink,
+            );
+            publish_each::<Queued<CrossbeamChannel<P>>>(p, messages, cores)
         }
-        (System::CrossbeamChannel, _) => crossbeam::<P, _>(messages, Sum::new(sink), cores),
-        (System::Rtrb, Case::Fanout100) => rtrb::<P, _>(messages, Fan::new(FANOUT, sink), cores),
-        (System::Rtrb, _) => rtrb::<P, _>(messages, Sum::new(sink), cores),
-        (other, _) => unreachable!("{} is not a peer", other.name()),
+        System::Rtrb => {
+            let p = start(&Queued::<Rtrb<P>>::new(), case, messages, cores, sink);
+            publish_each::<Queued<Rtrb<P>>>(p, messages, cores)
+        }
+        other => unreachable!("{} is not a peer", other.name()),
     }
 }
 
-/// The bus: one worker on the consumer core, `case.fanout()` summing subscribers on it. Returns
-/// the time and the messages the worker took per pass over its ring.
-fn tracebus_bus(case: Case, messages: u64, cores: Cores, sink: &Arc<AtomicU64>) -> (Duration, f64) {
-    let bus = Bus::builder()
-        .workers(1)
-        .capacity(CAPACITY)
-        .pinning(
-            cores
-                .consumer
-                .map_or(Pinning::Off, |c| Pinning::Cores(vec![c])),
-        )
-        .wait_strategy(WaitStrategy::BusySpin)
-        .build()
-        .expect("valid settings");
-    let topic = bus.topic::<u64>("sum").expect("topic");
-    for _ in 0..case.fanout() {
-        let mut s = Sum::new(sink);
-        bus.subscribe_on(0, &topic, move |m, _| s.add(*m.payload()))
-            .expect("subscribe");
-    }
-    let mut publisher = bus.publisher().expect("publisher");
-    cores.pin_publisher();
-    let t0 = Instant::now();
-    if case == Case::Fanout1Batch {
-        let mut buf = [0u64; BATCH];
-        for base in (0..messages).step_by(BATCH) {
-            for (k, x) in buf.iter_mut().enumerate() {
-                *x = base + k as u64;
-            }
-            publisher.publish_batch(&topic, &buf).expect("bus open");
-        }
-    } else {
-        for i in 0..messages {
-            publisher.publish(&topic, i).expect("bus open");
-        }
-    }
-    drop(publisher);
-    let report = bus.shutdown();
-    let elapsed = t0.elapsed();
-    assert_eq!(
-        report.delivered,
-        messages * case.fanout() as u64,
-        "every delivery made"
-    );
-    (elapsed, report.workers[0].messages_per_pass())
-}
-
-/// The disruptor: its processor thread on the consumer core runs `h` on every event.
-fn disruptor<P: Payload, H: Handle>(
-    batch: bool,
+/// Starts `peer` with the case's handler: one summing handler, or at fanout 100 one that calls
+/// [`FANOUT`] boxed summing closures in turn.
+fn start<S: Peer>(
+    peer: &S,
+    case: Case,
     messages: u64,
-    mut h: H,
     cores: Cores,
-) -> Duration {
-    let builder = disruptor::build_single_producer(CAPACITY, || P::make(0), BusySpin);
-    let builder = match cores.consumer {
-        Some(c) => builder.pin_at_core(c),
-        None => builder,
-    };
-    let mut producer = builder
-        .handle_events_with(move |e: &P, _seq, _end_of_batch| h.handle(e.value()))
-        .build();
-    cores.pin_publisher();
-    let t0 = Instant::now();
-    if batch {
-        for base in (0..messages).step_by(BATCH) {
-            producer.batch_publish(BATCH, |events| {
-                for (k, e) in events.enumerate() {
-                    *e = P::make(base + k as u64);
-                }
-            });
-        }
+    sink: &Arc<AtomicU64>,
+) -> S::Publisher {
+    match case {
+        Case::Fanout100 => peer.start(CAPACITY, cores, messages, fan(FANOUT, sink)),
+        _ => peer.start(CAPACITY, cores, messages, sum(sink)),
+    }
+}
+
+/// Publishes `0..messages` as the case does: [`BATCH`] per call in `fanout1_batch`, else one
+/// per call.
+fn publish_case<S: BatchPeer>(
+    case: Case,
+    p: S::Publisher,
+    messages: u64,
+    cores: Cores,
+) -> (Duration, Option<Report>) {
+    if case == Case::Fanout1Batch {
+        publish_batches::<S>(p, messages, cores)
     } else {
-        for i in 0..messages {
-            producer.publish(|e| *e = P::make(i));
-        }
+        publish_each::<S>(p, messages, cores)
     }
-    // Dropping the producer waits for the processor to handle every event, then joins it.
-    drop(producer);
-    t0.elapsed()
 }
 
-/// Spawns the consumer thread of a queue peer, pinned to `core`.
-fn consumer<F: FnOnce() + Send + 'static>(core: Option<usize>, f: F) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
-        pin(core.map(|id| core_affinity::CoreId { id }));
-        f();
-    })
-}
-
-/// crossbeam-channel `bounded`: `try_send` (spinning while full), a consumer spinning on
-/// `try_recv`.
-fn crossbeam<P: Payload, H: Handle>(messages: u64, mut h: H, cores: Cores) -> Duration {
-    let (tx, rx) = crossbeam_channel::bounded::<P>(CAPACITY);
-    let consumer = consumer(cores.consumer, move || {
-        let mut got = 0;
-        while got < messages {
-            match rx.try_recv() {
-                Ok(m) => {
-                    h.handle(m.value());
-                    got += 1;
-                }
-                Err(_) => std::hint::spin_loop(),
-            }
-        }
-    });
+/// Pins the publishing thread, publishes `0..messages` one per call and stops the peer; returns
+/// the time from the first publish until the peer had delivered everything and stopped, and the
+/// bus's report.
+fn publish_each<S: Peer>(
+    mut p: S::Publisher,
+    messages: u64,
+    cores: Cores,
+) -> (Duration, Option<Report>) {
     cores.pin_publisher();
     let t0 = Instant::now();
     for i in 0..messages {
-        let mut m = P::make(i);
-        while let Err(e) = tx.try_send(m) {
-            m = e.into_inner();
-            std::hint::spin_loop();
-        }
+        S::publish(&mut p, i);
     }
-    consumer.join().expect("consumer thread");
-    t0.elapsed()
+    S::stop(p, || t0.elapsed())
 }
 
-/// rtrb: `push` (spinning while full), a consumer taking everything available as one chunk.
-fn rtrb<P: Payload, H: Handle>(messages: u64, mut h: H, cores: Cores) -> Duration {
-    let (mut tx, mut rx) = rtrb::RingBuffer::<P>::new(CAPACITY);
-    let consumer = consumer(cores.consumer, move || {
-        let mut got = 0;
-        while got < messages {
-            let n = rx.slots();
-            if n == 0 {
-                std::hint::spin_loop();
-                continue;
-            }
-            let chunk = rx.read_chunk(n).expect("n slots are available");
-            let (a, b) = chunk.as_slices();
-            for m in a.iter().chain(b) {
-                h.handle(m.value());
-            }
-            chunk.commit_all();
-            got += n as u64;
-        }
-    });
+/// As [`publish_each`], [`BATCH`] messages per publish call (`messages` is whole batches).
+fn publish_batches<S: BatchPeer>(
+    mut p: S::Publisher,
+    messages: u64,
+    cores: Cores,
+) -> (Duration, Option<Report>) {
     cores.pin_publisher();
     let t0 = Instant::now();
-    for i in 0..messages {
-        let mut m = P::make(i);
-        while let Err(rtrb::PushError::Full(back)) = tx.push(m) {
-            m = back;
-            std::hint::spin_loop();
-        }
+    for base in (0..messages).step_by(BATCH) {
+        S::publish_batch(&mut p, base, BATCH);
     }
-    consumer.join().expect("consumer thread");
-    t0.elapsed()
-}
-
-/// tracebus's ring: `try_push` of a one-line slot (spinning while full), a consumer taking
-/// everything available as one `read` chunk.
-fn ring<H: Handle>(messages: u64, mut h: H, cores: Cores) -> Duration {
-    let (mut tx, mut rx) = tracebus::ring::spsc::<LineSlot>(CAPACITY).expect("capacity");
-    let consumer = consumer(cores.consumer, move || {
-        let mut got = 0;
-        while got < messages {
-            let chunk = rx.read(CAPACITY);
-            if chunk.is_empty() {
-                std::hint::spin_loop();
-                continue;
-            }
-            for s in chunk.iter() {
-                h.handle(*s.payload::<u64>());
-            }
-            got += chunk.len() as u64;
-        }
-    });
-    cores.pin_publisher();
-    let t0 = Instant::now();
-    for i in 0..messages {
-        let mut s = LineSlot::new(0, None, None, &i);
-        while let Err(back) = tx.try_push(s) {
-            s = back.into_inner();
-            std::hint::spin_loop();
-        }
-    }
-    consumer.join().expect("consumer thread");
-    t0.elapsed()
+    S::stop(p, || t0.elapsed())
 }
 
 /// The fewest messages a timed run publishes at fanout 1 (a hundredth of it at fanout 100).

@@ -16,9 +16,9 @@
 //! cloned to both threads: same calibration). A read (`rdtsc`, a multiply and a shift) takes
 //! the handler a few ns, which every system pays alike.
 //!
-//! Every system in its idiomatic best form, ring or queue capacity [`CAPACITY`] (the
-//! `bus_vs_peers` capacity): tracebus's bus (one worker, one subscriber, `Publisher::publish`)
-//! with [`WaitStrategy::BusySpin`], the same without the catch-up pause
+//! Every system ([`crate::peers`], as a [`Peer`]) in its idiomatic best form, ring or queue
+//! capacity [`CAPACITY`] (as in `bus_vs_peers`): tracebus's bus (one worker, one subscriber,
+//! `Publisher::publish`) with [`WaitStrategy::BusySpin`], the same without the catch-up pause
 //! (`catch_up_pause(Duration::ZERO)`: the worker polls again at once after every pass) and
 //! with the default wait strategy ([`WaitStrategy::SpinThenPark`]: after a spell of spinning
 //! and yielding the worker parks and a publish must wake it); the disruptor (`disruptor` v4,
@@ -37,26 +37,21 @@
 //! time counts as saturated, and a row whose median run is saturated reports its achieved rate
 //! instead of percentiles (they would only measure the run's length).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use disruptor::{BusySpin, ProcessorSettings as _, Producer as _};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use tracebus::{Bus, Pinning, WaitStrategy};
+use tracebus::{Report, WaitStrategy};
 
 use crate::measure::median;
-use crate::spsc::{pin, two_cores};
+use crate::peers::{Bus, Cores, CrossbeamChannel, Disruptor, Named, Peer, Queued, CAPACITY};
 
 /// Offered rates, messages per second. At 2 k/s messages are 0.5 ms apart: an idle worker with
 /// the default wait strategy has parked by then, so that row measures the wake-up; at 100 k/s
 /// (10 us apart) it is still spinning or yielding when the next message comes.
 pub const RATES: [u64; 5] = [2_000, 100_000, 1_000_000, 5_000_000, 10_000_000];
-
-/// Ring or queue capacity of every system (as in `bus_vs_peers`).
-pub const CAPACITY: usize = crate::bus_vs_peers::CAPACITY;
 
 /// Messages at the start of each run that are paced and delivered but not recorded: one lap of
 /// the ring, or 50 ms' worth at a rate too low for a lap (see [`warmup_at`]).
@@ -108,7 +103,7 @@ impl System {
             System::TracebusSpinNoPause => "tracebus no pause",
             System::TracebusDefault => "tracebus default",
             System::Disruptor => "disruptor busy-spin",
-            System::CrossbeamChannel => "crossbeam-channel",
+            System::CrossbeamChannel => CrossbeamChannel::<u64>::NAME,
         }
     }
 }
@@ -277,36 +272,40 @@ fn paced(clock: &StampClock, rate: u64, messages: u64, mut send: impl FnMut(u64)
     start
 }
 
-/// Where a run's threads go, as in `bus_vs_peers`: the publisher on the first core (pinned
-/// once the system is set up: tracebus and the disruptor check the cores they are asked for
-/// against the calling thread's affinity), the consumer on the second.
-#[derive(Debug, Clone, Copy)]
-struct Cores {
-    publisher: Option<core_affinity::CoreId>,
-    consumer: Option<usize>,
-}
-
 /// One run of `system` at `rate`: `warmup` unrecorded messages, then `messages` recorded ones.
 /// Panics if a message went missing.
 pub fn run_once(system: System, rate: u64, messages: u64, warmup: u64) -> Sample {
-    let two = two_cores();
-    let cores = Cores {
-        publisher: two.map(|c| c[0]),
-        consumer: two.map(|c| c[1].id),
-    };
+    let cores = Cores::two();
     thread::spawn(move || {
         let clock = StampClock::new();
         let out = Arc::new(Mutex::new(None));
         let rec = Recorder::new(&clock, warmup, &out);
         let total = warmup + messages;
-        let (start, per_pass) = match system {
-            System::TracebusSpin => bus(WaitStrategy::BusySpin, true, rate, total, rec, cores),
+        let spin = Bus::busy_spin();
+        let (start, report) = match system {
+            System::TracebusSpin => paced_run(&spin, rate, total, rec, cores),
             System::TracebusSpinNoPause => {
-                bus(WaitStrategy::BusySpin, false, rate, total, rec, cores)
+                let no_pause = Bus {
+                    catch_up_pause: Duration::ZERO,
+                    ..spin
+                };
+                paced_run(&no_pause, rate, total, rec, cores)
             }
-            System::TracebusDefault => bus(WaitStrategy::default(), true, rate, total, rec, cores),
-            System::Disruptor => (disruptor(rate, total, rec, cores), None),
-            System::CrossbeamChannel => (crossbeam(rate, total, rec, cores), None),
+            System::TracebusDefault => {
+                let default = Bus {
+                    wait: WaitStrategy::default(),
+                    ..spin
+                };
+                paced_run(&default, rate, total, rec, cores)
+            }
+            System::Disruptor => paced_run(&Disruptor::<u64>::new(), rate, total, rec, cores),
+            System::CrossbeamChannel => paced_run(
+                &Queued::<CrossbeamChannel<u64>>::new(),
+                rate,
+                total,
+                rec,
+                cores,
+            ),
         };
         let r = out
             .lock()
@@ -327,109 +326,33 @@ pub fn run_once(system: System, rate: u64, messages: u64, warmup: u64) -> Sample
             p999: r.hist.value_at_quantile(0.999),
             max: r.hist.max(),
             achieved_rate: total.saturating_sub(1) as f64 * 1e9 / span as f64,
-            per_pass,
+            per_pass: report.map(|r| r.workers[0].messages_per_pass()),
         }
     })
     .join()
     .expect("publisher thread")
 }
 
-/// The bus: one worker pinned to the consumer core, one subscriber recording, the catch-up
-/// pause at its default or none. Returns the start and the worker's messages per pass.
-fn bus(
-    wait: WaitStrategy,
-    catch_up: bool,
+/// `peer` with `rec` as its handler, its publisher sending `messages` stamps at `rate`
+/// ([`paced`]) once the consumer is pinned and polling (a queue's consumer thread says when it
+/// is; the bus's worker and the disruptor's processor start with the system). Returns the
+/// start and, for the bus, its report.
+fn paced_run<S: Peer>(
+    peer: &S,
     rate: u64,
     messages: u64,
     mut rec: Recorder,
     cores: Cores,
-) -> (u64, Option<f64>) {
-    let bus = Bus::builder()
-        .workers(1)
-        .capacity(CAPACITY)
-        .pinning(
-            cores
-                .consumer
-                .map_or(Pinning::Off, |c| Pinning::Cores(vec![c])),
-        )
-        .wait_strategy(wait)
-        .catch_up_pause(if catch_up {
-            tracebus::DEFAULT_CATCH_UP_PAUSE
-        } else {
-            Duration::ZERO
-        })
-        .build()
-        .expect("valid settings");
-    let topic = bus.topic::<u64>("latency").expect("topic");
+) -> (u64, Option<Report>) {
     let clock = rec.clock.clone();
-    bus.subscribe_on(0, &topic, move |m, _| rec.record(*m.payload()))
-        .expect("subscribe");
-    let mut publisher = bus.publisher().expect("publisher");
-    pin(cores.publisher);
-    let start = paced(&clock, rate, messages, |stamp| {
-        publisher.publish(&topic, stamp).expect("bus open");
-    });
-    drop(publisher);
-    let report = bus.shutdown();
-    (start, Some(report.workers[0].messages_per_pass()))
-}
-
-/// The disruptor: its processor thread on the consumer core records every event.
-fn disruptor(rate: u64, messages: u64, mut rec: Recorder, cores: Cores) -> u64 {
-    let clock = rec.clock.clone();
-    let builder = disruptor::build_single_producer(CAPACITY, || 0u64, BusySpin);
-    let builder = match cores.consumer {
-        Some(c) => builder.pin_at_core(c),
-        None => builder,
-    };
-    let mut producer = builder
-        .handle_events_with(move |e: &u64, _seq, _end_of_batch| rec.record(*e))
-        .build();
-    pin(cores.publisher);
-    let start = paced(&clock, rate, messages, |stamp| {
-        producer.publish(|e| *e = stamp);
-    });
-    // Dropping the producer waits for the processor to handle every event, then joins it.
-    drop(producer);
-    start
-}
-
-/// crossbeam-channel `bounded`: `try_send`, spinning while full; a consumer thread on the
-/// consumer core spinning on `try_recv`.
-fn crossbeam(rate: u64, messages: u64, mut rec: Recorder, cores: Cores) -> u64 {
-    let clock = rec.clock.clone();
-    let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
-    // The consumer says when it is pinned and spinning, so the first due time finds it ready
-    // (the other systems' consumers start with the system).
-    let ready = Arc::new(AtomicU64::new(0));
-    let up = ready.clone();
-    let consumer = thread::spawn(move || {
-        pin(cores.consumer.map(|id| core_affinity::CoreId { id }));
-        up.store(1, Ordering::Release);
-        let mut got = 0;
-        while got < messages {
-            match rx.try_recv() {
-                Ok(stamp) => {
-                    rec.record(stamp);
-                    got += 1;
-                }
-                Err(_) => std::hint::spin_loop(),
-            }
-        }
-    });
-    while ready.load(Ordering::Acquire) == 0 {
+    let mut p = peer.start(CAPACITY, cores, messages, move |stamp| rec.record(stamp));
+    while !S::ready(&p) {
         std::hint::spin_loop();
     }
-    pin(cores.publisher);
-    let start = paced(&clock, rate, messages, |stamp| {
-        let mut m = stamp;
-        while let Err(e) = tx.try_send(m) {
-            m = e.into_inner();
-            std::hint::spin_loop();
-        }
-    });
-    consumer.join().expect("consumer thread");
-    start
+    cores.pin_publisher();
+    let start = paced(&clock, rate, messages, |stamp| S::publish(&mut p, stamp));
+    let ((), report) = S::stop(p, || ());
+    (start, report)
 }
 
 /// One row of the section: a system at a rate, over the repetitions.

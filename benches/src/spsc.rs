@@ -1,7 +1,19 @@
 //! The SPSC section of busbench: throughput and round-trip latency of every queue in
-//! [`crate::queues`], each in its idiomatic best form (see that module), on two pinned cores
-//! with busy-spin waits, plus the physical floor (a one-cache-line atomic ping-pong and memcpy
-//! bandwidth) measured in the same run.
+//! [`crate::peers`], each in its idiomatic best form, on two pinned cores with busy-spin waits,
+//! plus the physical floor (a one-cache-line atomic ping-pong and memcpy bandwidth) measured in
+//! the same run.
+//!
+//! Messages are one 64-byte cache line each: a tracebus `LineSlot` (header, metadata, payload
+//! and the ring's stamp in one line) against [`Msg64`], a 64-byte, 64-aligned struct, for the
+//! others. The sequence number travels in the payload and is checked by the harness.
+//!
+//! A row is a queue and a [`Mode`], the producer's API: "single" sends one message per call,
+//! "batch" up to [`BATCH`] per call through the queue's batch API. In throughput runs the
+//! consumer takes messages the fastest way its queue offers ([`Drain`]): everything available as
+//! one in-place chunk where the queue has such an API (tracebus `read`, rtrb `read_chunk`; the
+//! disruptor's processor thread, run by [`disruptor_throughput`], handles every available event
+//! per cursor read), one `pop`/`try_recv` at a time where it has none. Round trips move one
+//! message per call both ways ([`Mode::recv`] with `max` 1).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,62 +25,112 @@ use crossbeam_utils::CachePadded;
 use hdrhistogram::Histogram;
 
 use crate::measure::median;
-use crate::queues::{self, Msg64, Spsc};
+use crate::peers::{
+    ArrayQueue, BatchQueue, Cores, CrossbeamChannel, Disruptor, Msg64, Named, Payload, Peer, Queue,
+    Ring, Rtrb, SyncChannel, BATCH, CAPACITY,
+};
 
-/// Ring capacity for every queue.
-pub const CAPACITY: usize = 4096;
-/// Largest batch the batch APIs move per call.
-pub const BATCH: usize = 64;
 /// Most messages a throughput consumer takes per call: everything available, as the
 /// disruptor's processor does.
 pub const DRAIN_MAX: usize = CAPACITY;
 
-/// Two distinct cores to pin producer and consumer to, if the machine has them.
-pub fn two_cores() -> Option<[core_affinity::CoreId; 2]> {
-    let ids = core_affinity::get_core_ids()?;
-    match ids.as_slice() {
-        [a, b, ..] => Some([*a, *b]),
-        _ => None,
+/// How the section's consumers take what is waiting, up to `max`, in throughput runs (and in
+/// batch-mode round trips, with `max` 1): [`Queue::read`] for every queue but rtrb.
+pub trait Drain: Queue {
+    /// Receives what is waiting, up to `max`, passing each message to `f`; returns how many.
+    #[inline(always)]
+    fn drain(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(&Self::Msg)) -> usize {
+        Self::read(rx, max, f)
     }
 }
 
-/// Whether two threads can actually be pinned to the two cores the benchmarks use (each is
-/// tried on a thread of its own, so the caller's affinity is left alone).
-pub fn pinning_works() -> bool {
-    let Some(cores) = two_cores() else {
-        return false;
-    };
-    cores
-        .into_iter()
-        .map(|c| thread::spawn(move || pin(Some(c))))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .all(|h| h.join().unwrap_or(false))
+impl Drain for Ring {}
+impl Drain for Disruptor<Msg64> {}
+impl Drain for ArrayQueue<Msg64> {}
+impl Drain for CrossbeamChannel<Msg64> {}
+impl Drain for SyncChannel<Msg64> {}
+
+/// rtrb's consumer here takes `min(max, slots())` as one `read_chunk` even when that is 0: an
+/// empty chunk, whose `commit_all` stores the unchanged read index ([`Queue::read`] takes
+/// nothing when no slot is filled).
+impl Drain for Rtrb<Msg64> {
+    #[inline(always)]
+    fn drain(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(&Msg64)) -> usize {
+        let n = max.min(rx.slots());
+        match rx.read_chunk(n) {
+            Ok(chunk) => {
+                let (a, b) = chunk.as_slices();
+                for m in a.iter().chain(b) {
+                    f(m);
+                }
+                chunk.commit_all();
+                n
+            }
+            Err(_) => 0,
+        }
+    }
 }
 
-/// Pins the current thread to `core` (if any); returns whether it worked.
-pub fn pin(core: Option<core_affinity::CoreId>) -> bool {
-    core.is_some_and(core_affinity::set_for_current)
+/// The producer's API of a row, and the matching consumer call in round trips.
+pub trait Mode<Q: Queue> {
+    /// `"single"` (one message per call) or `"batch"`.
+    const MODE: &'static str;
+    /// Sends sequence numbers `start..start + k` for some `k <= max` without waiting; returns
+    /// `k` (0 when full). Single mode sends at most one.
+    fn send(tx: &mut Q::Tx, start: u64, max: usize) -> usize;
+    /// Receives up to `max` messages without waiting, passing each sequence number to `f`;
+    /// returns how many. Single mode receives at most one.
+    fn recv(rx: &mut Q::Rx, max: usize, f: &mut impl FnMut(u64)) -> usize;
 }
 
-/// Messages per second through `Q`: one pinned producer, one pinned consumer taking messages
-/// with [`Spsc::drain`], busy-spin, every sequence number checked.
-pub fn throughput<Q: Spsc>(messages: u64) -> f64 {
+/// One message per call: [`Queue::try_send`] and [`Queue::try_recv`].
+pub struct Single;
+
+/// Up to [`BATCH`] messages per call: [`BatchQueue::try_send_batch`] and [`Drain::drain`].
+pub struct Batch;
+
+impl<Q: Queue> Mode<Q> for Single {
+    const MODE: &'static str = "single";
+    #[inline(always)]
+    fn send(tx: &mut Q::Tx, start: u64, _max: usize) -> usize {
+        usize::from(Q::try_send(tx, Q::Msg::make(start)).is_ok())
+    }
+    #[inline(always)]
+    fn recv(rx: &mut Q::Rx, _max: usize, f: &mut impl FnMut(u64)) -> usize {
+        Q::try_recv(rx, &mut |m| f(m.value()))
+    }
+}
+
+impl<Q: BatchQueue + Drain> Mode<Q> for Batch {
+    const MODE: &'static str = "batch";
+    #[inline(always)]
+    fn send(tx: &mut Q::Tx, start: u64, max: usize) -> usize {
+        Q::try_send_batch(tx, start, max)
+    }
+    #[inline(always)]
+    fn recv(rx: &mut Q::Rx, max: usize, f: &mut impl FnMut(u64)) -> usize {
+        Q::drain(rx, max, &mut |m| f(m.value()))
+    }
+}
+
+/// Messages per second through `Q`: one pinned producer sending in mode `M`, one pinned
+/// consumer taking messages with [`Drain::drain`], busy-spin, every sequence number checked.
+pub fn throughput<Q: Drain, M: Mode<Q>>(messages: u64) -> f64 {
     let (mut tx, mut rx) = Q::pair(CAPACITY);
-    let cores = two_cores();
+    let cores = Cores::two();
     let start = Arc::new(Barrier::new(2));
     let go = start.clone();
     let consumer = thread::spawn(move || {
-        pin(cores.map(|c| c[1]));
+        cores.pin_consumer();
         go.wait();
         let mut expect = 0u64;
         let mut f = |seq: u64| {
-            assert_eq!(seq, expect, "{} {}: out of order", Q::NAME, Q::MODE);
+            assert_eq!(seq, expect, "{} {}: out of order", Q::NAME, M::MODE);
             expect += 1;
         };
         let mut got = 0u64;
         while got < messages {
-            let n = Q::drain(&mut rx, DRAIN_MAX, &mut f);
+            let n = Q::drain(&mut rx, DRAIN_MAX, &mut |m| f(m.value()));
             if n == 0 {
                 for _ in 0..16 {
                     std::hint::spin_loop();
@@ -79,10 +141,10 @@ pub fn throughput<Q: Spsc>(messages: u64) -> f64 {
         (Instant::now(), rx)
     });
     let producer = thread::spawn(move || {
-        pin(cores.map(|c| c[0]));
+        cores.pin_publisher();
         start.wait();
         let t0 = Instant::now();
-        send_all::<Q>(&mut tx, messages);
+        send_all::<Q, M>(&mut tx, messages);
         (t0, tx)
     });
     let (t0, tx) = producer.join().expect("producer thread");
@@ -93,14 +155,14 @@ pub fn throughput<Q: Spsc>(messages: u64) -> f64 {
     messages as f64 / (t1 - t0).as_secs_f64()
 }
 
-/// Sends sequence numbers `0..messages` through `tx`, in `Q`'s form (at most [`BATCH`] per
-/// call), spinning while the queue is full.
+/// Sends sequence numbers `0..messages` through `tx` in mode `M` (at most [`BATCH`] per call),
+/// spinning while the queue is full.
 #[inline(always)]
-fn send_all<Q: Spsc>(tx: &mut Q::Tx, messages: u64) {
+fn send_all<Q: Queue, M: Mode<Q>>(tx: &mut Q::Tx, messages: u64) {
     let mut sent = 0u64;
     while sent < messages {
         let max = BATCH.min((messages - sent) as usize);
-        let n = Q::send(tx, sent, max);
+        let n = M::send(tx, sent, max);
         if n == 0 {
             std::hint::spin_loop();
         }
@@ -108,43 +170,36 @@ fn send_all<Q: Spsc>(tx: &mut Q::Tx, messages: u64) {
     }
 }
 
-/// Messages per second through the disruptor in its idiomatic form: a `handle_events_with`
-/// processor thread pinned to the consumer core handles every event available per cursor read
+/// Messages per second through the disruptor in its idiomatic form: its processor thread
+/// ([`Peer::start`]) pinned to the consumer core handles every event available per cursor read
 /// (checking each sequence number and noting the time of the last), while a pinned producer
-/// sends with `Q`'s API (`try_publish` or `try_batch_publish`).
-pub fn disruptor_throughput<Q>(messages: u64) -> f64
-where
-    Q: Spsc<Tx = disruptor::SingleProducer<Msg64, disruptor::SingleConsumerBarrier>>,
-{
-    use disruptor::ProcessorSettings as _;
-    let cores = two_cores();
+/// sends in mode `M` (`try_publish` or `try_batch_publish`).
+pub fn disruptor_throughput<M: Mode<Disruptor<Msg64>>>(messages: u64) -> f64 {
+    let cores = Cores::two();
     let end = Arc::new(std::sync::Mutex::new(None::<Instant>));
     let done = end.clone();
     thread::spawn(move || {
-        // Built before this thread pins itself: the disruptor checks the core it pins its
-        // processor to against the calling thread's affinity.
-        let builder =
-            disruptor::build_single_producer(CAPACITY, Msg64::default, disruptor::BusySpin);
-        let builder = match cores {
-            Some(c) => builder.pin_at_core(c[1].id),
-            None => builder,
-        };
         let mut expect = 0u64;
         let last = messages - 1;
-        let mut tx = builder
-            .handle_events_with(move |e: &Msg64, _seq, _end_of_batch| {
-                assert_eq!(e.seq, expect, "{} {}: out of order", Q::NAME, Q::MODE);
-                expect += 1;
-                if e.seq == last {
-                    *done.lock().expect("not poisoned") = Some(Instant::now());
-                }
-            })
-            .build();
-        pin(cores.map(|c| c[0]));
+        // Built before this thread pins itself (see `peers::Cores`).
+        let mut tx = Disruptor::<Msg64>::new().start(CAPACITY, cores, messages, move |seq| {
+            assert_eq!(
+                seq,
+                expect,
+                "{} {}: out of order",
+                Disruptor::<Msg64>::NAME,
+                M::MODE
+            );
+            expect += 1;
+            if seq == last {
+                *done.lock().expect("not poisoned") = Some(Instant::now());
+            }
+        });
+        cores.pin_publisher();
         let t0 = Instant::now();
-        send_all::<Q>(&mut tx, messages);
-        // Dropping the producer waits for the processor to handle every event and joins it.
-        drop(tx);
+        send_all::<Disruptor<Msg64>, M>(&mut tx, messages);
+        // Stopping waits for the processor to handle every event and joins it.
+        Disruptor::<Msg64>::stop(tx, || ());
         let t1 = end
             .lock()
             .expect("not poisoned")
@@ -156,23 +211,23 @@ where
 }
 
 /// Round trips through two `Q`s (ping and pong), `samples` of them after a warm-up, recorded in
-/// nanoseconds. Every message is sent alone, with the queue's API of its mode.
-pub fn round_trip<Q: Spsc>(samples: u64) -> Histogram<u64> {
+/// nanoseconds. Every message is sent alone, with the calls of mode `M`.
+pub fn round_trip<Q: Queue, M: Mode<Q>>(samples: u64) -> Histogram<u64> {
     let warmup = samples / 10 + 1_000;
     let total = warmup + samples;
     let (mut ping_tx, mut ping_rx) = Q::pair(CAPACITY);
     let (mut pong_tx, mut pong_rx) = Q::pair(CAPACITY);
-    let cores = two_cores();
+    let cores = Cores::two();
     let echo = thread::spawn(move || {
-        pin(cores.map(|c| c[1]));
+        cores.pin_consumer();
         let mut echoed = 0u64;
         while echoed < total {
             let mut seq = None;
-            while Q::recv(&mut ping_rx, 1, &mut |s| seq = Some(s)) == 0 {
+            while M::recv(&mut ping_rx, 1, &mut |s| seq = Some(s)) == 0 {
                 std::hint::spin_loop();
             }
             let seq = seq.expect("one message received");
-            while Q::send(&mut pong_tx, seq, 1) == 0 {
+            while M::send(&mut pong_tx, seq, 1) == 0 {
                 std::hint::spin_loop();
             }
             echoed += 1;
@@ -180,19 +235,19 @@ pub fn round_trip<Q: Spsc>(samples: u64) -> Histogram<u64> {
         (ping_rx, pong_tx)
     });
     let pinger = thread::spawn(move || {
-        pin(cores.map(|c| c[0]));
+        cores.pin_publisher();
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
         for i in 0..total {
             let t0 = Instant::now();
-            while Q::send(&mut ping_tx, i, 1) == 0 {
+            while M::send(&mut ping_tx, i, 1) == 0 {
                 std::hint::spin_loop();
             }
             let mut back = None;
-            while Q::recv(&mut pong_rx, 1, &mut |s| back = Some(s)) == 0 {
+            while M::recv(&mut pong_rx, 1, &mut |s| back = Some(s)) == 0 {
                 std::hint::spin_loop();
             }
             let ns = t0.elapsed().as_nanos() as u64;
-            assert_eq!(back, Some(i), "{} {}: wrong echo", Q::NAME, Q::MODE);
+            assert_eq!(back, Some(i), "{} {}: wrong echo", Q::NAME, M::MODE);
             if i >= warmup {
                 hist.saturating_record(ns.max(1));
             }
@@ -223,9 +278,9 @@ fn ping_pong(samples: u64, ping: Lines, pong: Lines) -> Histogram<u64> {
     let warmup = samples / 10 + 1_000;
     let total = warmup + samples;
     let (ping_rx, pong_tx) = (ping.clone(), pong.clone());
-    let cores = two_cores();
+    let cores = Cores::two();
     let echo = thread::spawn(move || {
-        pin(cores.map(|c| c[1]));
+        cores.pin_consumer();
         for i in 0..total {
             let slot = i as usize % ping_rx.len();
             while ping_rx[slot].load(Ordering::Acquire) != 2 * i + 1 {
@@ -237,7 +292,7 @@ fn ping_pong(samples: u64, ping: Lines, pong: Lines) -> Histogram<u64> {
     // The pinger runs on its own thread too: pinning the caller would leave every thread it
     // spawns later on the same core (Linux threads inherit their creator's affinity).
     let pinger = thread::spawn(move || {
-        pin(cores.map(|c| c[0]));
+        cores.pin_publisher();
         let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("bounds");
         for i in 0..total {
             let slot = i as usize % ping.len();
@@ -319,6 +374,7 @@ pub struct Floor {
     pub memcpy_msgs_per_sec: f64,
 }
 
+/// One row to measure: its queue, mode and form (as the report names them) and its runners.
 struct Entry {
     queue: &'static str,
     mode: &'static str,
@@ -327,25 +383,46 @@ struct Entry {
     round_trip: fn(u64) -> Histogram<u64>,
 }
 
-fn entry<Q: Spsc>() -> Entry {
+/// Queue `Q` in mode `M`, the producer / throughput consumer calls being `form`.
+fn entry<Q: Drain, M: Mode<Q>>(form: &'static str) -> Entry {
     Entry {
         queue: Q::NAME,
-        mode: Q::MODE,
-        form: Q::FORM,
-        throughput: throughput::<Q>,
-        round_trip: round_trip::<Q>,
+        mode: M::MODE,
+        form,
+        throughput: throughput::<Q, M>,
+        round_trip: round_trip::<Q, M>,
+    }
+}
+
+/// The ring's rows are tracebus's: the table calls them "tracebus".
+fn ring_entry<M: Mode<Ring>>(form: &'static str) -> Entry {
+    Entry {
+        queue: "tracebus",
+        ..entry::<Ring, M>(form)
     }
 }
 
 /// The disruptor: throughput with its processor thread, round trips with its poller.
-fn disruptor_entry<Q>() -> Entry
-where
-    Q: Spsc<Tx = disruptor::SingleProducer<Msg64, disruptor::SingleConsumerBarrier>>,
-{
+fn disruptor_entry<M: Mode<Disruptor<Msg64>>>(form: &'static str) -> Entry {
     Entry {
-        throughput: disruptor_throughput::<Q>,
-        ..entry::<Q>()
+        throughput: disruptor_throughput::<M>,
+        ..entry::<Disruptor<Msg64>, M>(form)
     }
+}
+
+/// The section's rows, in the order of its table.
+fn entries() -> [Entry; 9] {
+    [
+        ring_entry::<Single>("try_push / read chunks"),
+        ring_entry::<Batch>("claim_up_to(64) / read chunks"),
+        entry::<Rtrb<Msg64>, Single>("push / read_chunk"),
+        entry::<Rtrb<Msg64>, Batch>("write_chunk_uninit(64) / read_chunk"),
+        disruptor_entry::<Single>("try_publish / handle_events_with"),
+        disruptor_entry::<Batch>("try_batch_publish(64) / handle_events_with"),
+        entry::<ArrayQueue<Msg64>, Single>("push / pop"),
+        entry::<CrossbeamChannel<Msg64>, Single>("try_send / try_recv"),
+        entry::<SyncChannel<Msg64>, Single>("try_send / try_recv"),
+    ]
 }
 
 /// Runs every queue: `reps` throughput runs of `messages` each (interleaved across queues, so
@@ -357,17 +434,7 @@ pub fn run(
     samples: u64,
     progress: &mut dyn FnMut(&str),
 ) -> (Vec<Row>, Floor) {
-    let entries = [
-        entry::<queues::TracebusSingle>(),
-        entry::<queues::TracebusBatch>(),
-        entry::<queues::RtrbSingle>(),
-        entry::<queues::RtrbChunk>(),
-        disruptor_entry::<queues::DisruptorSingle>(),
-        disruptor_entry::<queues::DisruptorBatch>(),
-        entry::<queues::CrossbeamArrayQueue>(),
-        entry::<queues::CrossbeamChannel>(),
-        entry::<queues::StdSyncChannel>(),
-    ];
+    let entries = entries();
     let mut runs: Vec<Vec<f64>> = vec![Vec::new(); entries.len()];
     for rep in 0..reps {
         progress(&format!("spsc throughput: repetition {}/{reps}", rep + 1));
@@ -415,31 +482,34 @@ pub fn run(
 mod tests {
     use super::*;
 
-    // Tiny runs: every queue adapter moves every message in order (the harness asserts it)
-    // and yields a positive rate and a full histogram. No timing is asserted.
+    // Tiny runs: every row moves every message in order (the harness asserts it) and yields a
+    // positive rate and a full histogram. No timing is asserted.
     #[test]
-    fn every_queue_moves_every_message() {
-        for (name, f) in [
-            (
-                "tracebus single",
-                throughput::<queues::TracebusSingle> as fn(u64) -> f64,
-            ),
-            ("tracebus batch", throughput::<queues::TracebusBatch>),
-            ("rtrb", throughput::<queues::RtrbSingle>),
-            ("rtrb chunk", throughput::<queues::RtrbChunk>),
-            ("disruptor", disruptor_throughput::<queues::DisruptorSingle>),
-            (
-                "disruptor batch",
-                disruptor_throughput::<queues::DisruptorBatch>,
-            ),
-            ("arrayqueue", throughput::<queues::CrossbeamArrayQueue>),
-            ("channel", throughput::<queues::CrossbeamChannel>),
-            ("std", throughput::<queues::StdSyncChannel>),
-        ] {
-            assert!(f(20_000) > 0.0, "{name}");
+    fn every_row_moves_every_message() {
+        for e in entries() {
+            assert!((e.throughput)(20_000) > 0.0, "{} {}", e.queue, e.mode);
+            assert_eq!((e.round_trip)(100).len(), 100, "{} {}", e.queue, e.mode);
         }
-        assert_eq!(round_trip::<queues::TracebusBatch>(100).len(), 100);
-        assert_eq!(round_trip::<queues::DisruptorBatch>(100).len(), 100);
         assert_eq!(atomic_ping_pong(100).len(), 100);
+    }
+
+    // The names the JSON document carries (and the charts and docs/busbench.json use).
+    #[test]
+    fn row_names_and_order() {
+        let names: Vec<(&str, &str)> = entries().iter().map(|e| (e.queue, e.mode)).collect();
+        assert_eq!(
+            names,
+            [
+                ("tracebus", "single"),
+                ("tracebus", "batch"),
+                ("rtrb", "single"),
+                ("rtrb", "batch"),
+                ("disruptor", "single"),
+                ("disruptor", "batch"),
+                ("crossbeam ArrayQueue", "single"),
+                ("crossbeam-channel", "single"),
+                ("std sync_channel", "single"),
+            ]
+        );
     }
 }

@@ -23,7 +23,7 @@ use tracebus::Pinning;
 use tracebus_benches::fanout;
 use tracebus_benches::filter_cases::Cases;
 use tracebus_benches::spsc::{self, Floor, Row};
-use tracebus_benches::{machine, measure};
+use tracebus_benches::{machine, measure, peers};
 
 #[global_allocator]
 static GLOBAL: tracebus_test_support::CountingAllocator = tracebus_test_support::CountingAllocator;
@@ -37,20 +37,117 @@ struct Args {
     only: Option<Vec<String>>,
 }
 
-/// The sections, by their names in the JSON document, in the order they run.
-const SECTIONS: [&str; 11] = [
-    "spsc",
-    "bus_vs_peers",
-    "latency_at_rate",
-    "fanout",
-    "tracing_cost",
-    "tracing_goal",
-    "fast_filter",
-    "sample_trace",
-    "span_cost",
-    "allocs_per_msg",
-    "bridge",
+/// One section of the run.
+struct Section {
+    /// Its name, for `--only` and `--help`.
+    name: &'static str,
+    /// The keys it writes in the JSON document, in order; each is `null` when the section does
+    /// not run.
+    keys: &'static [&'static str],
+    /// Runs it (`quick`: fewer repetitions), printing its tables; returns one value per key.
+    run: fn(bool) -> Vec<Value>,
+}
+
+/// Every section, in the order they run and print: the order of the list in docs/benchmarks.md
+/// ("Running them").
+const SECTIONS: &[Section] = &[
+    Section {
+        name: "spsc",
+        keys: &["spsc", "floor", "spsc_ratios"],
+        run: spsc_section,
+    },
+    Section {
+        name: "bus_vs_peers",
+        keys: &["bus_vs_peers", "bus_vs_peers_ratios"],
+        run: |quick| {
+            let (rows, ratios) = tracebus_benches::bus_vs_peers::section(quick, &mut progress);
+            vec![rows, ratios]
+        },
+    },
+    Section {
+        name: "latency_at_rate",
+        keys: &["latency_at_rate"],
+        run: |quick| {
+            vec![tracebus_benches::latency_at_rate::section(
+                quick,
+                &mut progress,
+            )]
+        },
+    },
+    Section {
+        name: "fanout",
+        keys: &["fanout", "publish_to_handler_ns"],
+        run: fanout_section,
+    },
+    Section {
+        name: "tracing_cost",
+        keys: &["tracing_cost"],
+        run: |quick| vec![tracing_cost_section(quick)],
+    },
+    Section {
+        name: "tracing_goal",
+        keys: &["tracing_goal"],
+        run: |quick| vec![tracing_goal_section(quick)],
+    },
+    Section {
+        name: "fast_filter",
+        keys: &["fast_filter"],
+        run: |quick| vec![fast_filter(quick)],
+    },
+    Section {
+        name: "sample_trace",
+        keys: &["sample_trace"],
+        run: |_| vec![trace_section()],
+    },
+    Section {
+        name: "span_cost",
+        keys: &["span_cost"],
+        run: |quick| vec![span_cost_section(quick)],
+    },
+    Section {
+        name: "allocs_per_msg",
+        keys: &["allocs_per_msg"],
+        run: |_| vec![allocs_section()],
+    },
+    Section {
+        name: "bridge",
+        keys: &["bridge"],
+        run: |quick| vec![tracebus_benches::bridge::section(quick)],
+    },
 ];
+
+/// The sections' names, comma-separated.
+fn section_names() -> String {
+    SECTIONS
+        .iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The JSON document: `machine` and the mode, then every section's keys, with the values
+/// `run` returns for the sections `args` runs (run in order) and `null` for the others.
+fn document(args: &Args, machine: Value, mut run: impl FnMut(&Section) -> Vec<Value>) -> Value {
+    let mut doc = serde_json::Map::new();
+    doc.insert("machine".into(), machine);
+    doc.insert(
+        "mode".into(),
+        json!(if args.quick { "quick" } else { "full" }),
+    );
+    for s in SECTIONS {
+        let values = if args.runs(s.name) {
+            run(s)
+        } else {
+            vec![Value::Null; s.keys.len()]
+        };
+        assert_eq!(values.len(), s.keys.len(), "{}: one value per key", s.name);
+        for (key, value) in s.keys.iter().zip(values) {
+            let twice = doc.insert((*key).to_owned(), value).is_some();
+            assert!(!twice, "{}: key {key:?} written twice", s.name);
+        }
+    }
+    Value::Object(doc)
+}
 
 impl Args {
     /// Whether section `name` runs.
@@ -81,10 +178,13 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--only" => {
                 let list = it.next().ok_or("--only needs a list of sections")?;
                 let only: Vec<String> = list.split(',').map(str::to_owned).collect();
-                if let Some(bad) = only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                if let Some(bad) = only
+                    .iter()
+                    .find(|s| !SECTIONS.iter().any(|section| section.name == s.as_str()))
+                {
                     return Err(format!(
                         "unknown section {bad:?} (sections: {})",
-                        SECTIONS.join(", ")
+                        section_names()
                     ));
                 }
                 args.only = Some(only);
@@ -94,7 +194,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                     "usage: busbench [--quick|--full] [--only SECTION,...] [--json PATH] [--plot DIR]\n       \
                      busbench --plot-from JSON --plot DIR   (charts from an earlier run)\n\
                      sections: {}",
-                    SECTIONS.join(", ")
+                    section_names()
                 );
                 std::process::exit(0);
             }
@@ -187,7 +287,9 @@ fn find<'a>(rows: &'a [Row], queue: &str, mode: &str) -> Option<&'a Row> {
     rows.iter().find(|r| r.queue == queue && r.mode == mode)
 }
 
-fn spsc_section(quick: bool) -> Value {
+/// The SPSC section: its rows (`"spsc"`), the floors (`"floor"`) and the ratios
+/// (`"spsc_ratios"`).
+fn spsc_section(quick: bool) -> Vec<Value> {
     let (reps, messages, samples) = if quick {
         (3, 10_000_000, 100_000)
     } else {
@@ -204,7 +306,7 @@ fn spsc_section(quick: bool) -> Value {
     println!(
         "\n## SPSC: 64-byte messages, capacity {}, two pinned cores, busy-spin \
          (median of {reps} runs; round trips: {samples} samples)",
-        spsc::CAPACITY
+        peers::CAPACITY
     );
     println!(
         "every queue in its best form: mode = the producer's API (single: one message per call, \
@@ -212,7 +314,7 @@ fn spsc_section(quick: bool) -> Value {
          where the queue can (tracebus read, rtrb read_chunk, the disruptor's \
          handle_events_with processor), else one pop per call; round trips move one message \
          per call both ways (disruptor: EventPoller)",
-        spsc::BATCH
+        peers::BATCH
     );
     println!(
         "{:<22} {:<7} {:<43} {:>9} {:>8} {:>8} {:>9}",
@@ -288,26 +390,29 @@ fn spsc_section(quick: bool) -> Value {
             tb_batch.map_or(f64::NAN, |r| r.msgs_per_sec / memcpy_msgs_per_sec)),
     });
     println!("ratios (same run): {checks}");
-    json!({
-        "queues": rows.iter().map(|r| json!({
-            "queue": r.queue,
-            "mode": r.mode,
-            "form": r.form,
-            "msgs_per_sec": r.msgs_per_sec,
-            "rtt_ns": {"p50": r.p50, "p99": r.p99, "p999": r.p999},
-        })).collect::<Vec<_>>(),
-        "floor": {
-            "atomic_pingpong_rtt_ns": {"p50": pingpong_p50, "p99": pingpong_p99},
-            "two_ring_pingpong_rtt_ns": {"p50": ring_pingpong_p50, "p99": ring_pingpong_p99},
-            "memcpy_msgs_per_sec": memcpy_msgs_per_sec,
-        },
-        "ratios": checks,
-        "capacity": spsc::CAPACITY,
-        "batch": spsc::BATCH,
-    })
+    let queues = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "queue": r.queue,
+                "mode": r.mode,
+                "form": r.form,
+                "msgs_per_sec": r.msgs_per_sec,
+                "rtt_ns": {"p50": r.p50, "p99": r.p99, "p999": r.p999},
+            })
+        })
+        .collect();
+    let floor = json!({
+        "atomic_pingpong_rtt_ns": {"p50": pingpong_p50, "p99": pingpong_p99},
+        "two_ring_pingpong_rtt_ns": {"p50": ring_pingpong_p50, "p99": ring_pingpong_p99},
+        "memcpy_msgs_per_sec": memcpy_msgs_per_sec,
+    });
+    vec![Value::Array(queues), floor, checks]
 }
 
-fn fanout_section(quick: bool) -> (Value, Value) {
+/// Bus throughput against fanout (`"fanout"`) and publish-to-handler latency
+/// (`"publish_to_handler_ns"`).
+fn fanout_section(quick: bool) -> Vec<Value> {
     let deliveries: u64 = if quick { 2_000_000 } else { 10_000_000 };
     // One core for the publisher, the rest for workers (at least one).
     let workers = machine::cores().saturating_sub(1).max(1);
@@ -393,7 +498,7 @@ fn fanout_section(quick: bool) -> (Value, Value) {
         "ring": {"p50": ring50, "p99": ring99},
         "samples": samples,
     });
-    (Value::Array(rows), latency)
+    vec![Value::Array(rows), latency]
 }
 
 fn tracing_cost_section(quick: bool) -> Value {
@@ -665,7 +770,7 @@ fn main() -> ExitCode {
         m["cpu"].as_str().unwrap_or("?"),
         m["cores"]
     );
-    let pinned = spsc::pinning_works();
+    let pinned = peers::pinning_works();
     println!(
         "pinning: {}",
         if pinned {
@@ -674,61 +779,11 @@ fn main() -> ExitCode {
             "not achieved (fewer than 2 cores, or the OS refused); threads unpinned"
         }
     );
-    // Sections run, and print, in the README's order; the spinner redraws below the tables.
-    // A section left out by `--only` is `null` in the JSON document.
-    let spsc = if args.runs("spsc") {
-        spsc_section(args.quick)
-    } else {
-        Value::Null
-    };
-    let (bus_vs_peers, bus_vs_peers_ratios) = if args.runs("bus_vs_peers") {
-        tracebus_benches::bus_vs_peers::section(args.quick, &mut progress)
-    } else {
-        (Value::Null, Value::Null)
-    };
-    let latency_at_rate = if args.runs("latency_at_rate") {
-        tracebus_benches::latency_at_rate::section(args.quick, &mut progress)
-    } else {
-        Value::Null
-    };
-    let (fanout_rows, latency) = if args.runs("fanout") {
-        fanout_section(args.quick)
-    } else {
-        (Value::Null, Value::Null)
-    };
-    let section = |name: &str, run: &dyn Fn(bool) -> Value| {
-        if args.runs(name) {
-            run(args.quick)
-        } else {
-            Value::Null
-        }
-    };
-    let tracing_cost = section("tracing_cost", &tracing_cost_section);
-    let tracing_goal = section("tracing_goal", &tracing_goal_section);
-    let fast_filter = section("fast_filter", &fast_filter);
-    let sample_trace = section("sample_trace", &|_| trace_section());
-    let span_cost = section("span_cost", &span_cost_section);
-    let allocs = section("allocs_per_msg", &|_| allocs_section());
-    let bridge = section("bridge", &tracebus_benches::bridge::section);
-    let doc = json!({
-        "machine": {"cpu": m["cpu"], "cores": m["cores"], "os": m["os"], "arch": m["arch"], "pinned": pinned},
-        "mode": if args.quick { "quick" } else { "full" },
-        "spsc": spsc["queues"],
-        "floor": spsc["floor"],
-        "spsc_ratios": spsc["ratios"],
-        "bus_vs_peers": bus_vs_peers,
-        "bus_vs_peers_ratios": bus_vs_peers_ratios,
-        "latency_at_rate": latency_at_rate,
-        "fanout": fanout_rows,
-        "publish_to_handler_ns": latency,
-        "tracing_cost": tracing_cost,
-        "tracing_goal": tracing_goal,
-        "fast_filter": fast_filter,
-        "sample_trace": sample_trace,
-        "span_cost": span_cost,
-        "allocs_per_msg": allocs,
-        "bridge": bridge,
+    let machine = json!({
+        "cpu": m["cpu"], "cores": m["cores"], "os": m["os"], "arch": m["arch"], "pinned": pinned,
     });
+    // Sections run, and print, in the order of `SECTIONS`; the spinner redraws below the tables.
+    let doc = document(&args, machine, |s| (s.run)(args.quick));
     if let Some(Some(bar)) = BAR.get() {
         bar.finish_and_clear();
     }
@@ -764,7 +819,7 @@ mod tests {
     fn only_runs_the_named_sections() {
         let all = parse(&["--quick"]).unwrap();
         assert!(all.quick);
-        assert!(SECTIONS.iter().all(|s| all.runs(s)));
+        assert!(SECTIONS.iter().all(|s| all.runs(s.name)));
         let one = parse(&["--only", "latency_at_rate"]).unwrap();
         assert!(one.runs("latency_at_rate") && !one.runs("bus_vs_peers"));
         let some = parse(&["--only", "tracing_goal,span_cost"]).unwrap();
@@ -788,5 +843,47 @@ mod tests {
         assert!(e.contains("not with --only"), "{e}");
         assert!(parse(&["--plot-from", "x.json", "--plot", "dir"]).is_ok());
         assert!(parse(&["--frobnicate"]).is_err());
+    }
+
+    #[test]
+    fn help_and_errors_list_every_section() {
+        let e = parse(&["--only", "nope"]).err().unwrap();
+        for s in SECTIONS {
+            assert!(e.contains(s.name), "{e}");
+        }
+    }
+
+    // A run of no section: the document still has every section's keys, each `null`, and
+    // nothing else but the machine and the mode.
+    #[test]
+    fn a_run_of_no_section_has_every_key_as_null() {
+        let mut none = parse(&["--quick"]).unwrap();
+        none.only = Some(Vec::new());
+        let doc = document(&none, json!({"cpu": "test"}), |s| panic!("{} ran", s.name));
+        let doc = doc.as_object().expect("an object");
+        for s in SECTIONS {
+            for key in s.keys {
+                assert_eq!(doc.get(*key), Some(&Value::Null), "{}: {key}", s.name);
+            }
+        }
+        let keys: usize = SECTIONS.iter().map(|s| s.keys.len()).sum();
+        assert_eq!(doc.len(), 2 + keys, "{:?}", doc.keys().collect::<Vec<_>>());
+        assert_eq!(doc["machine"]["cpu"], "test");
+        assert_eq!(doc["mode"], "quick");
+    }
+
+    // The sections `--only` names run, in the table's order, and fill their keys.
+    #[test]
+    fn a_run_fills_the_keys_of_the_sections_it_runs() {
+        let some = parse(&["--only", "fast_filter,fanout"]).unwrap();
+        let mut ran = Vec::new();
+        let doc = document(&some, Value::Null, |s| {
+            ran.push(s.name);
+            s.keys.iter().map(|k| json!(format!("{k} value"))).collect()
+        });
+        assert_eq!(ran, ["fanout", "fast_filter"]);
+        assert_eq!(doc["publish_to_handler_ns"], "publish_to_handler_ns value");
+        assert_eq!(doc["fast_filter"], "fast_filter value");
+        assert!(doc["spsc"].is_null() && doc["tracing_goal"].is_null());
     }
 }
