@@ -24,12 +24,13 @@ valgrind --tool=callgrind --callgrind-out-file="$out/publish" \
   --toggle-collect='hotpath::publish_round' "$bin" "$rounds" >/dev/null 2>"$out/publish.log"
 publish=$(grep -o 'Collected : [0-9]*' "$out/publish.log" | grep -o '[0-9]*$')
 
-# Per delivery: the worker thread's instructions, each thread in a file of its own.
+# Per delivery: the worker thread's instructions (the thread that runs `Worker::run`; each thread
+# is in a file of its own).
 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out/thread" \
   "$bin" "$rounds" >/dev/null 2>"$out/thread.log"
 worker=0
 for f in "$out"/thread-*; do
-  if grep -q "tracebus::worker::Worker" "$f"; then
+  if grep -qF "tracebus::worker::Worker<S>::run" "$f"; then
     n=$(grep -m1 '^summary:' "$f" | grep -o '[0-9]*$')
     worker=$(( n > worker ? n : worker ))
   fi
