@@ -14,7 +14,7 @@ trap 'rm -rf "$scratch"' EXIT
 # file | exact text whose ordering is weakened [| replacement; default: the text with Acquire and
 # Release turned into Relaxed]
 sites=(
-  "bus/src/ring/producer.rs|stamp.store(self.tail, Ordering::Release)"
+  "bus/src/ring/producer.rs|stamp.store(next, Ordering::Release)"
   "bus/src/ring/producer.rs|fence(Ordering::Release);|"
   "bus/src/ring/producer.rs|self.shared.head.load(Ordering::Acquire)"
   "bus/src/ring/producer.rs|self.shared.producer_closed.store(true, Ordering::Release)"

@@ -382,7 +382,7 @@ impl<S: SlotSize> Bus<S> {
             subs.per_worker[w] += 1;
             (id, w)
         };
-        let handler = crate::handler::erase::<S, T, F>(handler);
+        let handler = crate::handler::erase::<S, T, F>(Arc::clone(&name), handler);
         // The worker installs the handler and only then publishes the route, so no message
         // reaches it before it knows the handler. A caller outside the bus waits for that; a
         // handler does not (see the docs).
@@ -392,7 +392,6 @@ impl<S: SlotSize> Bus<S> {
             Control::Subscribe {
                 id,
                 topic: topic.index(),
-                name,
                 handler,
                 ack,
             },

@@ -1,6 +1,7 @@
 //! What a handler sees: the message in its slot ([`Message`]) and an [`Outbox`] to publish
 //! onward through; and how a typed handler becomes the worker's untyped [`Handler`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytemuck::Pod;
@@ -14,34 +15,32 @@ use crate::slot::Slot;
 use crate::telemetry::Parent;
 use crate::topic::Topic;
 
-/// A subscriber's handler, with its message type erased (it reads its `T` from the slot). It
-/// is called with the slot, the topic's name and the outbox.
+/// A subscriber's handler, with its message type erased (it reads its `T` from the slot) and
+/// its topic's name inside (so the worker's call passes only the slot and the outbox).
 pub(crate) type Handler<S> =
-    Box<dyn FnMut(&Slot<<S as SlotSize>::Area>, &str, &mut Outbox<'_, S>) + Send>;
+    Box<dyn FnMut(&Slot<<S as SlotSize>::Area>, &mut Outbox<'_, S>) + Send>;
 
-/// Erases the message type of `handler`, a subscriber of a topic of `T`s: the worker hands
-/// over the slot, and the returned closure reads its `T` in place (the topic's type, which the
-/// registry keeps unique per name). The handler's state goes on cache lines of its own: a
-/// worker writes it on every message, and a neighbour on its line (another worker's handler, a
-/// publisher's ring state) would bounce it between cores.
-pub(crate) fn erase<S, T, F>(handler: F) -> Handler<S>
+/// Erases the message type of `handler`, a subscriber of the topic `name` of `T`s: the worker
+/// hands over the slot, and the returned closure reads its `T` in place (the topic's type,
+/// which the registry keeps unique per name). The handler's state goes on cache lines of its
+/// own: a worker writes it on every message, and a neighbour on its line (another worker's
+/// handler, a publisher's ring state) would bounce it between cores.
+pub(crate) fn erase<S, T, F>(name: Arc<str>, handler: F) -> Handler<S>
 where
     S: SlotSize,
     T: Pod,
     F: FnMut(&Message<'_, T>, &mut Outbox<'_, S>) + Send + 'static,
 {
     let mut handler = crossbeam_utils::CachePadded::new(handler);
-    Box::new(
-        move |slot: &Slot<S::Area>, name: &str, out: &mut Outbox<'_, S>| {
-            let msg = Message {
-                payload: slot.payload::<T>(),
-                header: slot.header(),
-                topic: name,
-                published: slot.publish_tick(),
-            };
-            (*handler)(&msg, out)
-        },
-    )
+    Box::new(move |slot: &Slot<S::Area>, out: &mut Outbox<'_, S>| {
+        let msg = Message {
+            payload: slot.payload::<T>(),
+            header: slot.header(),
+            topic: &name,
+            published: slot.publish_tick(),
+        };
+        (*handler)(&msg, out)
+    })
 }
 
 /// A message as a handler receives it: by reference, in its ring slot (no copy).

@@ -41,7 +41,6 @@ pub(crate) enum Control<S: SlotSize> {
     Subscribe {
         id: u64,
         topic: u32,
-        name: Arc<str>,
         handler: Handler<S>,
         ack: Option<Sender<()>>,
     },
@@ -106,11 +105,8 @@ impl WorkerReport {
 /// Messages read from one ring per batch.
 pub(crate) const BATCH: usize = 64;
 
-/// One topic's subscribers on this worker.
-struct Subscribers<S: SlotSize> {
-    name: Arc<str>,
-    list: Vec<(u64, Handler<S>)>,
-}
+/// One topic's subscribers on this worker, with their subscription ids (empty: none).
+type Subscribers<S> = Vec<(u64, Handler<S>)>;
 
 pub(crate) struct Worker<S: SlotSize> {
     pub(crate) index: usize,
@@ -121,8 +117,8 @@ pub(crate) struct Worker<S: SlotSize> {
     pub(crate) inbound: Vec<CachePadded<Consumer<Slot<S::Area>>>>,
     pub(crate) endpoint: Endpoint<S>,
     pub(crate) core: Option<usize>,
-    /// By topic index, up to the highest index subscribed here; `None` where nobody is.
-    subs: Vec<Option<Subscribers<S>>>,
+    /// By topic index, up to the highest index subscribed here; empty where nobody is.
+    subs: Vec<Subscribers<S>>,
     /// Subscription id -> topic index, to find it on unsubscribe.
     topics: HashMap<u64, u32>,
     draining: bool,
@@ -222,21 +218,14 @@ impl<S: SlotSize> Worker<S> {
                 Ok(Control::Subscribe {
                     id,
                     topic,
-                    name,
                     handler,
                     ack,
                 }) => {
                     let t = topic as usize;
                     if self.subs.len() <= t {
-                        self.subs.resize_with(t + 1, || None);
+                        self.subs.resize_with(t + 1, Vec::new);
                     }
-                    self.subs[t]
-                        .get_or_insert_with(|| Subscribers {
-                            name: Arc::clone(&name),
-                            list: Vec::new(),
-                        })
-                        .list
-                        .push((id, handler));
+                    self.subs[t].push((id, handler));
                     self.topics.insert(id, topic);
                     // The handler is in place: publishers may route to it now.
                     self.bus.routes.update(topic, self.index, true);
@@ -246,14 +235,12 @@ impl<S: SlotSize> Worker<S> {
                 }
                 Ok(Control::Unsubscribe { id, ack }) => {
                     let found = self.topics.remove(&id).is_some_and(|topic| {
-                        let entry = &mut self.subs[topic as usize];
-                        if let Some(s) = entry {
-                            // Publishers stop routing to it first; then the handler goes.
-                            self.bus.routes.update(topic, self.index, false);
-                            s.list.retain(|(i, _)| *i != id);
-                            if s.list.is_empty() {
-                                *entry = None;
-                            }
+                        // Publishers stop routing to it first; then the handler goes.
+                        self.bus.routes.update(topic, self.index, false);
+                        let list = &mut self.subs[topic as usize];
+                        list.retain(|(i, _)| *i != id);
+                        if list.is_empty() {
+                            *list = Vec::new(); // its memory too
                         }
                         true
                     });
@@ -295,17 +282,23 @@ impl<S: SlotSize> Worker<S> {
         while i < inbound.len() {
             let chunk = inbound[i].read(BATCH);
             let n = chunk.len();
+            if n == 0 {
+                drop(chunk);
+                // A ring whose publisher is gone and which is drained is dropped.
+                if inbound[i].is_closed() && inbound[i].is_empty() {
+                    inbound.swap_remove(i);
+                } else {
+                    i += 1;
+                }
+                continue;
+            }
             let mut at = Cursor::default();
             loop {
                 let run = || {
-                    deliver(
-                        chunk.iter().skip(at.slot),
-                        &mut at,
-                        subs,
-                        endpoint,
-                        *index,
-                        &mut report.delivered,
-                    )
+                    // Each run of cells in a loop of its own (see `ReadChunk::runs_from`).
+                    for run in chunk.runs_from(at.slot) {
+                        deliver(run, &mut at, subs, endpoint, *index, &mut report.delivered);
+                    }
                 };
                 match catch_unwind(AssertUnwindSafe(run)) {
                     Ok(()) => break,
@@ -331,12 +324,7 @@ impl<S: SlotSize> Worker<S> {
             }
             drop(chunk);
             total += n;
-            // A ring whose publisher is gone and which is drained is dropped.
-            if n == 0 && inbound[i].is_closed() && inbound[i].is_empty() {
-                inbound.swap_remove(i);
-            } else {
-                i += 1;
-            }
+            i += 1;
         }
         total
     }
@@ -372,7 +360,6 @@ struct Cursor {
 fn run_handlers<S: SlotSize>(
     list: &mut [(u64, Handler<S>)],
     slot: &Slot<S::Area>,
-    name: &str,
     out: &mut Outbox<'_, S>,
     at: &mut Cursor,
     delivered: &mut u64,
@@ -380,7 +367,7 @@ fn run_handlers<S: SlotSize>(
     let first = at.handler;
     for (i, (_, handler)) in list.iter_mut().enumerate().skip(first) {
         at.handler = i;
-        handler(slot, name, out);
+        handler(slot, out);
     }
     *delivered += (list.len() - first) as u64;
     at.slot += 1;
@@ -392,13 +379,13 @@ fn run_handlers<S: SlotSize>(
 /// starting at handler `at.handler` of the first, and keeps `at` on the handler about to run.
 ///
 /// Per untraced message this is a subscriber-list lookup and, per handler, one indirect call
-/// with the slot, the topic's name and the outbox in registers (the outbox is built once per
+/// with the slot and the outbox in registers (the outbox is built once per
 /// call, not per message) and the cursor's updates (kept in memory for the unwind guard).
-#[inline]
+#[inline(never)]
 fn deliver<'s, S: SlotSize>(
     slots: impl Iterator<Item = &'s Slot<S::Area>>,
     at: &mut Cursor,
-    subs: &mut [Option<Subscribers<S>>],
+    subs: &mut [Subscribers<S>],
     endpoint: &mut Endpoint<S>,
     worker: usize,
     delivered: &mut u64,
@@ -409,7 +396,7 @@ fn deliver<'s, S: SlotSize>(
         current: None,
     };
     for slot in slots {
-        if let Some(Some(Subscribers { name, list })) = subs.get_mut(slot.topic() as usize) {
+        if let Some(list) = subs.get_mut(slot.topic() as usize) {
             // The fast filter first: an unsampled slot costs no decode, no span, no clock read.
             let traced = if slot.is_sampled() {
                 slot.context()
@@ -420,45 +407,65 @@ fn deliver<'s, S: SlotSize>(
                 // Untraced (the common case). One subscriber: one indirect call, nothing else
                 // (if it unwinds, the cursor names this message's handler 0).
                 if let ([(_, handler)], 0) = (&mut list[..], at.handler) {
-                    handler(slot, name, &mut out);
+                    handler(slot, &mut out);
                     *delivered += 1;
                     at.slot += 1;
                     continue;
                 }
                 // Several: a tight loop over the handlers, one indirect call each.
-                run_handlers(list, slot, name, &mut out, at, delivered);
+                run_handlers(list, slot, &mut out, at, delivered);
                 continue;
             };
-            if !slot.is_recorded() {
-                // Carried through a publish that recorded no span (the bus records none): the
-                // handlers' context is the header's, unchanged, and their onward publishes
-                // carry it on (no span, no clock read).
-                out.current = Some(header);
-                run_handlers(list, slot, name, &mut out, at, delivered);
-                out.current = None;
-                continue;
-            }
-            let first = at.handler;
-            while let Some((_, handler)) = list.get_mut(at.handler) {
-                let span_id = new_span_id();
-                let start = at.tick.unwrap_or_else(spans::now);
-                at.span = Some((header, span_id, start));
-                out.current = header.with_span_id(span_id);
-                handler(slot, name, &mut out);
-                out.current = None;
-                if let Some((header, span_id, start)) = at.span.take() {
-                    let end = spans::now();
-                    out.endpoint
-                        .record_span(process_span(slot, &header, span_id, start, end));
-                    at.tick = Some(end);
-                }
-                at.handler += 1;
-            }
-            *delivered += (list.len() - first) as u64;
+            deliver_traced(list, slot, header, &mut out, at, delivered);
+            continue;
         }
         at.slot += 1;
         at.handler = 0;
         at.first = 0;
         at.tick = None;
     }
+}
+
+/// [`deliver`] for a traced message (out of line: the untraced loop keeps its registers). A
+/// carried context is handed to the handlers unchanged; a recorded one gets a `process` span
+/// per handler, whose start and end ticks the handlers share.
+#[inline(never)]
+fn deliver_traced<S: SlotSize>(
+    list: &mut [(u64, Handler<S>)],
+    slot: &Slot<S::Area>,
+    header: TraceContext,
+    out: &mut Outbox<'_, S>,
+    at: &mut Cursor,
+    delivered: &mut u64,
+) {
+    if !slot.is_recorded() {
+        // Carried through a publish that recorded no span (the bus records none): the
+        // handlers' context is the header's, unchanged, and their onward publishes
+        // carry it on (no span, no clock read).
+        out.current = Some(header);
+        run_handlers(list, slot, out, at, delivered);
+        out.current = None;
+        return;
+    }
+    let first = at.handler;
+    while let Some((_, handler)) = list.get_mut(at.handler) {
+        let span_id = new_span_id();
+        let start = at.tick.unwrap_or_else(spans::now);
+        at.span = Some((header, span_id, start));
+        out.current = header.with_span_id(span_id);
+        handler(slot, out);
+        out.current = None;
+        if let Some((header, span_id, start)) = at.span.take() {
+            let end = spans::now();
+            out.endpoint
+                .record_span(process_span(slot, &header, span_id, start, end));
+            at.tick = Some(end);
+        }
+        at.handler += 1;
+    }
+    *delivered += (list.len() - first) as u64;
+    at.slot += 1;
+    at.handler = 0;
+    at.first = 0;
+    at.tick = None;
 }

@@ -80,6 +80,11 @@ proptest! {
                 Op::BatchRead(n) => if let (Some(r), Some(o)) = (rx.as_mut(), orx.as_mut()) {
                     let chunk = r.read(n);
                     let ours: Vec<u32> = chunk.iter().copied().collect();
+                    // The two runs from any index are the rest of the chunk, in order.
+                    for from in 0..=chunk.len() {
+                        let runs: Vec<u32> = chunk.runs_from(from).into_iter().flatten().copied().collect();
+                        prop_assert_eq!(&runs[..], &ours[from..]);
+                    }
                     chunk.release();
                     let k = n.min(o.slots());
                     let theirs: Vec<u32> = o.read_chunk(k).unwrap().into_iter().collect();

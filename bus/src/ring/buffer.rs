@@ -94,6 +94,17 @@ impl<T> Buffer<T> {
     }
 }
 
+impl<T> Buffer<T> {
+    /// Every cell, in index order (what a reader walks a run of positions through: one
+    /// pointer increment per cell instead of a mask and a multiply).
+    #[inline(always)]
+    pub(crate) fn as_slice(&self) -> &[Cell<T>] {
+        // SAFETY: `len` cells from an aligned first cell, all in the allocation and
+        // initialised (zeroed bytes are a valid `Cell<T>`), living as long as `self`.
+        unsafe { core::slice::from_raw_parts(self.cells.as_ptr(), self.len) }
+    }
+}
+
 impl<T> Drop for Buffer<T> {
     fn drop(&mut self) {
         // The values in the cells were dropped by the ring before (a `Cell` has no drop glue

@@ -252,8 +252,35 @@ impl<T> ReadChunk<'_, T> {
 
     /// The values, oldest first.
     #[inline]
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &T> + '_ {
-        (0..self.len).map(move |i| self.get(i).expect("i < len"))
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        let [run, wrapped] = self.runs_from(0);
+        run.chain(wrapped)
+    }
+
+    /// The values from the `from`-th on, oldest first, as the (at most) two runs of cells they
+    /// occupy: up to the buffer's end, then from its start. A reader that walks each run in a
+    /// loop of its own moves one pointer per value: it neither recomputes and masks a position
+    /// nor carries a second run's state through each value, which matters when the loop calls
+    /// out (the bus's workers call a handler per value, and what lives across that call is
+    /// saved and restored around it).
+    #[inline]
+    pub fn runs_from(&self, from: usize) -> [impl ExactSizeIterator<Item = &T> + '_; 2] {
+        let from = from.min(self.len);
+        let (run, wrapped) = self
+            .consumer
+            .shared
+            .cells(self.consumer.head.wrapping_add(from), self.len - from);
+        [run, wrapped].map(|cells| {
+            cells.iter().map(|cell| {
+                cell.value.with(|p| {
+                    // SAFETY: the chunk's positions are committed (`read` saw their stamps or
+                    // `tail` with Acquire), so initialised, and not writable by the producer
+                    // until the chunk is released, which needs `self`: the reference cannot
+                    // outlive it.
+                    unsafe { (*p).assume_init_ref() }
+                })
+            })
+        })
     }
 
     /// Drops the values and frees their cells.

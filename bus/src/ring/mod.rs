@@ -200,6 +200,21 @@ impl<T> Shared<T> {
     }
 
     /// Whether position `p` is committed: its cell's stamp says `p + 1`.
+    /// The cells of the `n` positions from `from` (`n <= capacity`), in order: the run up to
+    /// the buffer's end, then the run from its start (empty unless the positions wrap).
+    #[inline(always)]
+    fn cells(&self, from: usize, n: usize) -> (&[Cell<T>], &[Cell<T>]) {
+        #[cfg(not(tracebus_loom))]
+        let all = self.buffer.as_slice();
+        #[cfg(tracebus_loom)]
+        let all = &self.buffer[..];
+        let (before, after) = all.split_at(from & self.mask);
+        match after.get(..n) {
+            Some(run) => (run, &[]),
+            None => (after, &before[..n - after.len()]),
+        }
+    }
+
     #[inline(always)]
     fn is_committed(&self, p: usize) -> bool {
         // Acquire pairs with the producer's Release stamp store (single push) or its Release

@@ -78,18 +78,23 @@ impl<T> Producer<T> {
         self.cached_free()
     }
 
-    /// Writes `value` into the cell of position `pos`.
+    /// Writes `value` into the cell of position `pos`, and returns that cell (for its stamp:
+    /// the caller then needs no second position-to-cell step, which the compiler would redo
+    /// after the write, unable to tell that the value's bytes do not overlap the ring's mask
+    /// and buffer pointer).
     ///
     /// # Safety
     /// `pos` must be in `[tail, head + capacity)`: a free cell the consumer cannot reach before
     /// its stamp says `pos + 1`.
     #[inline(always)]
-    unsafe fn write(&self, pos: usize, value: T) {
+    unsafe fn write(&self, pos: usize, value: T) -> &super::Cell<T> {
         self.shared.debug_assert_free(pos);
-        self.shared.cell(pos).value.with_mut(|p| {
+        let cell = self.shared.cell(pos);
+        cell.value.with_mut(|p| {
             // SAFETY: the caller guarantees the cell is free and unreachable by the consumer.
             unsafe { p.write(MaybeUninit::new(value)) }
         });
+        cell
     }
 
     /// Publishes the new `tail`, after the stamps of the positions before it.
@@ -108,12 +113,13 @@ impl<T> Producer<T> {
         }
         let pos = self.tail;
         // SAFETY: `has_room(1)` proved the cell of `tail` free.
-        unsafe { self.write(pos, value) };
-        self.tail = pos.wrapping_add(1);
+        let cell = unsafe { self.write(pos, value) };
+        let next = pos.wrapping_add(1);
         // Release pairs with the consumer's Acquire stamp load: the value written above is
         // visible to it before the stamp that announces it.
-        let stamp = &self.shared.cell(pos).stamp;
-        stamp.store(self.tail, Ordering::Release);
+        let stamp = &cell.stamp;
+        stamp.store(next, Ordering::Release);
+        self.tail = next;
         self.publish_tail();
         Ok(())
     }

@@ -95,6 +95,21 @@ fn read_chunks_wrap_and_release() {
         "wraps around"
     );
     assert_eq!(chunk.get(4), None);
+    let runs = |from| {
+        chunk
+            .runs_from(from)
+            .map(|r| r.copied().collect::<Vec<_>>())
+    };
+    assert_eq!(
+        runs(0),
+        [vec![3, 4], vec![5, 6]],
+        "split where the buffer ends"
+    );
+    assert_eq!(runs(1), [vec![4], vec![5, 6]]);
+    assert_eq!(runs(2), [vec![5, 6], vec![]], "from the wrap: one run");
+    assert_eq!(runs(3), [vec![6], vec![]]);
+    assert_eq!(runs(4), [vec![], vec![]], "from the end: nothing");
+    assert_eq!(runs(9), [vec![], vec![]], "past the end: nothing");
     drop(chunk);
     assert!(rx.is_empty());
     assert!(rx.read(3).is_empty());
