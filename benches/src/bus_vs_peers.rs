@@ -78,13 +78,13 @@ impl Case {
         }
     }
 
-    /// tracebus's acceptance bound against an 8-byte peer, from issue 12 (`None`: reported
-    /// only).
+    /// tracebus's acceptance bound against a peer moving the same 64 bytes per message, from
+    /// issue 22 (`None`: reported only; the 8-byte rows never carry a bound).
     pub fn bound(self, peer: System) -> Option<f64> {
         match (self, peer) {
-            (Case::Fanout1Single, System::Disruptor) => Some(0.5),
-            (Case::Fanout1Single, System::CrossbeamChannel | System::Rtrb) => Some(1.0),
-            (Case::Fanout1Batch | Case::Fanout100, System::Disruptor) => Some(0.8),
+            (Case::Fanout1Single, System::Disruptor | System::TracebusRing) => Some(0.8),
+            (Case::Fanout1Single, System::Rtrb) => Some(1.0),
+            (Case::Fanout1Batch | Case::Fanout100, System::Disruptor) => Some(1.0),
             _ => None,
         }
     }
@@ -446,7 +446,7 @@ pub struct Ratio {
     pub peer_msg_bytes: usize,
     /// tracebus / peer, messages per second.
     pub ratio: f64,
-    /// The issue's bound for it (8-byte peers only), if any.
+    /// The issue's bound for it (64-byte peers only), if any.
     pub bound: Option<f64>,
 }
 
@@ -454,17 +454,17 @@ pub struct Ratio {
 pub fn ratios(rows: &[Row]) -> Vec<Ratio> {
     let mut out = Vec::new();
     for tb in rows.iter().filter(|r| r.entry.system == System::Tracebus) {
-        for peer in rows.iter().filter(|r| {
-            r.entry.case == tb.entry.case
-                && !matches!(r.entry.system, System::Tracebus | System::TracebusRing)
-        }) {
+        for peer in rows
+            .iter()
+            .filter(|r| r.entry.case == tb.entry.case && r.entry.system != System::Tracebus)
+        {
             let case = tb.entry.case;
             out.push(Ratio {
                 case,
                 peer: peer.entry.system,
                 peer_msg_bytes: peer.entry.msg_bytes,
                 ratio: tb.msgs_per_sec / peer.msgs_per_sec,
-                bound: (peer.entry.msg_bytes == 8)
+                bound: (peer.entry.msg_bytes == 64)
                     .then(|| case.bound(peer.entry.system))
                     .flatten(),
             });
@@ -510,7 +510,9 @@ pub fn section(quick: bool, progress: &mut dyn FnMut(&str)) -> (Value, Value) {
          it well above 1 when the worker keeps up)"
     );
     let ratios = ratios(&rows);
-    println!("tracebus / peer (same run; bounds from issue 12 against the 8-byte peers):");
+    println!(
+        "tracebus / peer (same run; bounds from issue 22, against peers moving the same 64 bytes):"
+    );
     println!(
         "{:<16} {:<18} {:>6} {:>8} {:>8} {:>6}",
         "case", "peer", "bytes", "ratio", "bound", "met"
@@ -590,9 +592,13 @@ mod tests {
             })
             .collect();
         let r = ratios(&rows);
-        // 6 + 2 + 6 peer rows; bounds on five: three in fanout1_single, one in each other case.
-        assert_eq!(r.len(), 14);
+        // 7 + 2 + 7 peer rows (the bus's own ring in the single and fanout cases); bounds on
+        // five: three in fanout1_single, one in each other case.
+        assert_eq!(r.len(), 16);
         assert_eq!(r.iter().filter(|q| q.bound.is_some()).count(), 5);
+        assert!(r
+            .iter()
+            .all(|q| q.bound.is_none() || q.peer_msg_bytes == 64));
         assert!(r.iter().all(|q| q.ratio == 1.0));
     }
 
