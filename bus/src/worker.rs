@@ -375,12 +375,16 @@ fn run_handlers<S: SlotSize>(
     at.first = 0;
 }
 
-/// Delivers `slots` (the batch from message `at.slot` on) to their topics' subscribers,
-/// starting at handler `at.handler` of the first, and keeps `at` on the handler about to run.
+/// Delivers `slots` (one run of the chunk's cells, from message `at.slot` on) to their topics'
+/// subscribers, starting at handler `at.handler` of the first, and keeps `at` on the handler
+/// about to run.
 ///
-/// Per untraced message this is a subscriber-list lookup and, per handler, one indirect call
-/// with the slot and the outbox in registers (the outbox is built once per
-/// call, not per message) and the cursor's updates (kept in memory for the unwind guard).
+/// Per untraced message this is a pointer step, a subscriber-list lookup and, per handler, one
+/// indirect call with the slot and the outbox in registers (the outbox is built once per call,
+/// not per message) and the cursor's updates (kept in memory for the unwind guard). Out of
+/// line on purpose: inlined into the worker's loop, the pass's state stayed live across the
+/// handler call and was saved and restored around every message (callgrind: 64 instructions
+/// per delivery inlined, 55 out of line).
 #[inline(never)]
 fn deliver<'s, S: SlotSize>(
     slots: impl Iterator<Item = &'s Slot<S::Area>>,
