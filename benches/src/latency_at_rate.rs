@@ -23,9 +23,10 @@
 //! with the default wait strategy ([`WaitStrategy::SpinThenPark`]: after a spell of spinning
 //! and yielding the worker parks and a publish must wake it); the disruptor (`disruptor` v4,
 //! `build_single_producer(..).handle_events_with(..)`, `BusySpin`, `publish`); crossbeam-channel
-//! `bounded`, `try_send` spinning while full, a consumer thread spinning on `try_recv`. The
-//! disruptor crate (4.4) has no blocking wait strategy (its others are a spin with a hint and a
-//! fixed sleep), so the default-strategy bus has no blocking peer to stand beside. The bus's
+//! `bounded`, `try_send` spinning while full, a consumer thread spinning on `try_recv`; and
+//! crossbeam-channel in its blocking form (`send`, a consumer thread blocked in `recv`), the
+//! blocking peer of the default-strategy bus: the disruptor crate (4.4) has no blocking wait
+//! strategy (its others are a spin with a hint and a fixed sleep). The bus's
 //! message is its one-line slot (64 bytes, the `u64` in its payload area); the peers carry the
 //! `u64` as their users would write it.
 //!
@@ -46,7 +47,9 @@ use serde_json::{json, Value};
 use tracebus::{Report, WaitStrategy};
 
 use crate::measure::median;
-use crate::peers::{Bus, Cores, CrossbeamChannel, Disruptor, Named, Peer, Queued, CAPACITY};
+use crate::peers::{
+    BlockingChannel, Bus, Cores, CrossbeamChannel, Disruptor, Named, Peer, Queued, CAPACITY,
+};
 
 /// Offered rates, messages per second. At 2 k/s messages are 0.5 ms apart: an idle worker with
 /// the default wait strategy has parked by then, so that row measures the wake-up; at 100 k/s
@@ -84,15 +87,19 @@ pub enum System {
     Disruptor,
     /// crossbeam-channel `bounded` and a consumer thread spinning on `try_recv`.
     CrossbeamChannel,
+    /// crossbeam-channel `bounded` and a consumer thread blocked in `recv` (the blocking peer
+    /// of the default wait strategy: [`BlockingChannel`]).
+    CrossbeamBlocking,
 }
 
 /// Every system, in the order of the table.
-pub const SYSTEMS: [System; 5] = [
+pub const SYSTEMS: [System; 6] = [
     System::TracebusSpin,
     System::TracebusSpinNoPause,
     System::TracebusDefault,
     System::Disruptor,
     System::CrossbeamChannel,
+    System::CrossbeamBlocking,
 ];
 
 impl System {
@@ -104,6 +111,7 @@ impl System {
             System::TracebusDefault => "tracebus default",
             System::Disruptor => "disruptor busy-spin",
             System::CrossbeamChannel => CrossbeamChannel::<u64>::NAME,
+            System::CrossbeamBlocking => BlockingChannel::NAME,
         }
     }
 }
@@ -306,6 +314,7 @@ pub fn run_once(system: System, rate: u64, messages: u64, warmup: u64) -> Sample
                 rec,
                 cores,
             ),
+            System::CrossbeamBlocking => paced_run(&BlockingChannel, rate, total, rec, cores),
         };
         let r = out
             .lock()
@@ -530,12 +539,13 @@ pub fn section(quick: bool, progress: &mut dyn FnMut(&str)) -> Value {
     println!(
         "forms: tracebus publish, one subscriber on one worker (busy-spin; no pause: busy-spin \
          without the catch-up pause; default: spin, yield, park); disruptor handle_events_with \
-         + publish, BusySpin; crossbeam-channel bounded try_send / try_recv spinning. Clock: \
+         + publish, BusySpin; crossbeam-channel bounded try_send / try_recv spinning; \
+         crossbeam-channel blocking: send / recv, the consumer asleep while empty. Clock: \
          quanta's TSC in ns on both ends. saturated: the median run's deliveries took more than \
          1/{KEPT_UP} of the offered time"
     );
     println!(
-        "{:<6} {:<20} {:>9} {:>9} {:>10} {:>10} {:>10} {:>9}  p99 range",
+        "{:<6} {:<26} {:>9} {:>9} {:>10} {:>10} {:>10} {:>9}  p99 range",
         "rate", "system", "p50 ns", "p99 ns", "p99.9 ns", "max ns", "M msgs/s", "per pass"
     );
     for r in &rows {
@@ -543,7 +553,7 @@ pub fn section(quick: bool, progress: &mut dyn FnMut(&str)) -> Value {
         let achieved = r.achieved_rate / 1e6;
         match r.latency {
             Some([p50, p99, p999, max]) => println!(
-                "{:<6} {:<20} {p50:>9} {p99:>9} {p999:>10} {max:>10} {achieved:>10.3} {passes:>9}  \
+                "{:<6} {:<26} {p50:>9} {p99:>9} {p999:>10} {max:>10} {achieved:>10.3} {passes:>9}  \
                  {}-{}",
                 rate_name(r.rate),
                 r.system.name(),
@@ -551,7 +561,7 @@ pub fn section(quick: bool, progress: &mut dyn FnMut(&str)) -> Value {
                 r.spread[1].1
             ),
             None => println!(
-                "{:<6} {:<20} {:>42} {achieved:>10.3} {passes:>9}",
+                "{:<6} {:<26} {:>42} {achieved:>10.3} {passes:>9}",
                 rate_name(r.rate),
                 r.system.name(),
                 "saturated"

@@ -699,6 +699,68 @@ impl<Q: Queue> Peer for Queued<Q> {
     }
 }
 
+/// crossbeam-channel in its blocking form: `bounded`, a consumer thread blocked in `recv` (it
+/// sleeps in the kernel while the channel is empty and a `send` wakes it), the publisher
+/// `send`ing (blocking while the channel is full). What a service picks when idle consumers
+/// must not burn a core: the peer of the bus's default wait strategy (spin, yield, park), whose
+/// wake-up it prices. (The `disruptor` crate has no blocking wait strategy: busy-spinning or
+/// sleeping a fixed time only.)
+pub struct BlockingChannel;
+
+impl Named for BlockingChannel {
+    const NAME: &'static str = "crossbeam-channel blocking";
+}
+
+/// [`BlockingChannel`]'s publishing side.
+pub struct BlockingPublisher {
+    tx: crossbeam_channel::Sender<u64>,
+    consumer: thread::JoinHandle<()>,
+    ready: Arc<AtomicBool>,
+}
+
+impl Peer for BlockingChannel {
+    type Publisher = BlockingPublisher;
+    fn start<H: FnMut(u64) + Send + 'static>(
+        &self,
+        capacity: usize,
+        cores: Cores,
+        messages: u64,
+        mut handler: H,
+    ) -> BlockingPublisher {
+        let (tx, rx) = crossbeam_channel::bounded::<u64>(capacity);
+        let ready = Arc::new(AtomicBool::new(false));
+        let up = ready.clone();
+        let consumer = thread::spawn(move || {
+            cores.pin_consumer();
+            up.store(true, Ordering::Release);
+            for _ in 0..messages {
+                handler(rx.recv().expect("the publisher sends every message"));
+            }
+        });
+        BlockingPublisher {
+            tx,
+            consumer,
+            ready,
+        }
+    }
+    #[inline(always)]
+    fn ready(p: &BlockingPublisher) -> bool {
+        p.ready.load(Ordering::Acquire)
+    }
+    #[inline(always)]
+    fn publish(p: &mut BlockingPublisher, v: u64) {
+        p.tx.send(v).expect("the consumer receives every message");
+    }
+    /// Joins the consumer thread (it stops after the messages it was started for).
+    fn stop<T>(p: BlockingPublisher, at_stop: impl FnOnce() -> T) -> (T, Option<Report>) {
+        let BlockingPublisher { tx, consumer, .. } = p;
+        consumer.join().expect("consumer thread");
+        let t = at_stop();
+        drop(tx);
+        (t, None)
+    }
+}
+
 /// Where a run's two sides go: the publishing (or pinging) thread on `publisher`, the consumer
 /// on `consumer`; `None` where the machine has fewer than two cores.
 #[derive(Debug, Clone, Copy)]

@@ -207,6 +207,7 @@ fn rate_panel(
         RGBColor(214, 39, 40),
         RGBColor(148, 103, 189),
         RGBColor(255, 127, 14),
+        RGBColor(140, 86, 75),
     ];
     for (i, (name, (kept, saturated))) in systems.iter().zip(&series).enumerate() {
         let color = colors[i % colors.len()];
