@@ -639,8 +639,39 @@ impl<Q> Default for Queued<Q> {
 /// A queue peer's publishing side.
 pub struct QueuedPublisher<Q: Queue> {
     tx: Q::Tx,
-    consumer: thread::JoinHandle<()>,
+    consumer: ConsumerThread,
+}
+
+/// A peer's consumer thread, pinned to the consumer core, which says when it is pinned and
+/// about to take messages; joined at stop.
+pub struct ConsumerThread {
+    handle: thread::JoinHandle<()>,
     ready: Arc<AtomicBool>,
+}
+
+impl ConsumerThread {
+    /// Runs `body` on a new thread pinned to `cores`' consumer core.
+    fn spawn(cores: Cores, body: impl FnOnce() + Send + 'static) -> ConsumerThread {
+        let ready = Arc::new(AtomicBool::new(false));
+        let up = ready.clone();
+        let handle = thread::spawn(move || {
+            cores.pin_consumer();
+            up.store(true, Ordering::Release);
+            body();
+        });
+        ConsumerThread { handle, ready }
+    }
+
+    /// Whether the thread is pinned and taking messages.
+    #[inline(always)]
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Waits for the thread to finish (it stops after the messages it was started for).
+    fn join(self) {
+        self.handle.join().expect("consumer thread");
+    }
 }
 
 impl<Q: Queue> Named for Queued<Q> {
@@ -657,11 +688,7 @@ impl<Q: Queue> Peer for Queued<Q> {
         mut handler: H,
     ) -> QueuedPublisher<Q> {
         let (tx, mut rx) = Q::pair(capacity);
-        let ready = Arc::new(AtomicBool::new(false));
-        let up = ready.clone();
-        let consumer = thread::spawn(move || {
-            cores.pin_consumer();
-            up.store(true, Ordering::Release);
+        let consumer = ConsumerThread::spawn(cores, move || {
             let mut got = 0u64;
             while got < messages {
                 let n = Q::read(&mut rx, capacity, &mut |m| handler(m.value()));
@@ -671,15 +698,11 @@ impl<Q: Queue> Peer for Queued<Q> {
                 got += n as u64;
             }
         });
-        QueuedPublisher {
-            tx,
-            consumer,
-            ready,
-        }
+        QueuedPublisher { tx, consumer }
     }
     #[inline(always)]
     fn ready(p: &QueuedPublisher<Q>) -> bool {
-        p.ready.load(Ordering::Acquire)
+        p.consumer.is_ready()
     }
     #[inline(always)]
     fn publish(p: &mut QueuedPublisher<Q>, v: u64) {
@@ -691,8 +714,8 @@ impl<Q: Queue> Peer for Queued<Q> {
     }
     /// Joins the consumer thread (it stops after the messages it was started for).
     fn stop<T>(p: QueuedPublisher<Q>, at_stop: impl FnOnce() -> T) -> (T, Option<Report>) {
-        let QueuedPublisher { tx, consumer, .. } = p;
-        consumer.join().expect("consumer thread");
+        let QueuedPublisher { tx, consumer } = p;
+        consumer.join();
         let t = at_stop();
         drop(tx);
         (t, None)
@@ -714,8 +737,7 @@ impl Named for BlockingChannel {
 /// [`BlockingChannel`]'s publishing side.
 pub struct BlockingPublisher {
     tx: crossbeam_channel::Sender<u64>,
-    consumer: thread::JoinHandle<()>,
-    ready: Arc<AtomicBool>,
+    consumer: ConsumerThread,
 }
 
 impl Peer for BlockingChannel {
@@ -728,24 +750,16 @@ impl Peer for BlockingChannel {
         mut handler: H,
     ) -> BlockingPublisher {
         let (tx, rx) = crossbeam_channel::bounded::<u64>(capacity);
-        let ready = Arc::new(AtomicBool::new(false));
-        let up = ready.clone();
-        let consumer = thread::spawn(move || {
-            cores.pin_consumer();
-            up.store(true, Ordering::Release);
+        let consumer = ConsumerThread::spawn(cores, move || {
             for _ in 0..messages {
                 handler(rx.recv().expect("the publisher sends every message"));
             }
         });
-        BlockingPublisher {
-            tx,
-            consumer,
-            ready,
-        }
+        BlockingPublisher { tx, consumer }
     }
     #[inline(always)]
     fn ready(p: &BlockingPublisher) -> bool {
-        p.ready.load(Ordering::Acquire)
+        p.consumer.is_ready()
     }
     #[inline(always)]
     fn publish(p: &mut BlockingPublisher, v: u64) {
@@ -753,8 +767,8 @@ impl Peer for BlockingChannel {
     }
     /// Joins the consumer thread (it stops after the messages it was started for).
     fn stop<T>(p: BlockingPublisher, at_stop: impl FnOnce() -> T) -> (T, Option<Report>) {
-        let BlockingPublisher { tx, consumer, .. } = p;
-        consumer.join().expect("consumer thread");
+        let BlockingPublisher { tx, consumer } = p;
+        consumer.join();
         let t = at_stop();
         drop(tx);
         (t, None)
