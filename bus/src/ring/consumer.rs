@@ -273,10 +273,8 @@ impl<T> ReadChunk<'_, T> {
         [run, wrapped].map(|cells| {
             cells.iter().map(|cell| {
                 cell.value.with(|p| {
-                    // SAFETY: the chunk's positions are committed (`read` saw their stamps or
-                    // `tail` with Acquire), so initialised, and not writable by the producer
-                    // until the chunk is released, which needs `self`: the reference cannot
-                    // outlive it.
+                    // SAFETY: committed (`read` saw stamps or `tail`, Acquire), so initialised;
+                    // the producer cannot write it before the chunk (borrowed here) is released.
                     unsafe { (*p).assume_init_ref() }
                 })
             })
