@@ -147,6 +147,15 @@ pub trait Queue: Named {
     }
 }
 
+/// What a one-message receive hands on: `f` on the message, if there was one; 1 or 0.
+#[inline(always)]
+fn one<M>(received: Option<M>, f: &mut impl FnMut(&M)) -> usize {
+    received.map_or(0, |m| {
+        f(&m);
+        1
+    })
+}
+
 /// A queue with a batch producer API.
 pub trait BatchQueue: Queue {
     /// Sends the messages for `start..start + k` for some `k <= max` with the batch API, without
@@ -176,13 +185,7 @@ impl Queue for Ring {
     }
     #[inline(always)]
     fn try_recv(rx: &mut Self::Rx, f: &mut impl FnMut(&LineSlot)) -> usize {
-        match rx.try_pop() {
-            Some(s) => {
-                f(&s);
-                1
-            }
-            None => 0,
-        }
+        one(rx.try_pop(), f)
     }
     #[inline(always)]
     fn read(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(&LineSlot)) -> usize {
@@ -227,13 +230,7 @@ impl<P: Payload> Queue for Rtrb<P> {
     }
     #[inline(always)]
     fn try_recv(rx: &mut Self::Rx, f: &mut impl FnMut(&P)) -> usize {
-        match rx.pop() {
-            Ok(m) => {
-                f(&m);
-                1
-            }
-            Err(_) => 0,
-        }
+        one(rx.pop().ok(), f)
     }
     #[inline(always)]
     fn read(rx: &mut Self::Rx, max: usize, f: &mut impl FnMut(&P)) -> usize {
@@ -282,13 +279,7 @@ impl<P: Payload> Queue for CrossbeamChannel<P> {
     }
     #[inline(always)]
     fn try_recv(rx: &mut Self::Rx, f: &mut impl FnMut(&P)) -> usize {
-        match rx.try_recv() {
-            Ok(m) => {
-                f(&m);
-                1
-            }
-            Err(_) => 0,
-        }
+        one(rx.try_recv().ok(), f)
     }
 }
 
@@ -313,13 +304,7 @@ impl<P: Payload> Queue for ArrayQueue<P> {
     }
     #[inline(always)]
     fn try_recv(rx: &mut Self::Rx, f: &mut impl FnMut(&P)) -> usize {
-        match rx.pop() {
-            Some(m) => {
-                f(&m);
-                1
-            }
-            None => 0,
-        }
+        one(rx.pop(), f)
     }
 }
 
@@ -346,13 +331,7 @@ impl<P: Payload> Queue for SyncChannel<P> {
     }
     #[inline(always)]
     fn try_recv(rx: &mut Self::Rx, f: &mut impl FnMut(&P)) -> usize {
-        match rx.try_recv() {
-            Ok(m) => {
-                f(&m);
-                1
-            }
-            Err(_) => 0,
-        }
+        one(rx.try_recv().ok(), f)
     }
 }
 
