@@ -35,6 +35,8 @@ sites=(
   "bus/src/gate.rs|while busy.flag.load(Ordering::Acquire)"
   "bus/src/drain.rs|self.0.store(handled, Ordering::Release)"
   "bus/src/drain.rs|self.0.load(Ordering::Acquire)"
+  "bus/src/telemetry.rs|self.epoch.fetch_add(1, Ordering::Release)"
+  "bus/src/routing.rs|let seen = self.epoch.load(Ordering::Acquire)"
 )
 
 status=0

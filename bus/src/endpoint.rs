@@ -347,9 +347,7 @@ fn fast_ok(bus: &BusShared) -> bool {
 /// Brings this endpoint's route cache up to date if anything it depends on changed.
 #[inline(always)]
 fn refresh(bus: &BusShared, routes: &mut RouteCache) {
-    if !routes.is_current() {
-        bus.routes.sync(routes, || fast_ok(bus));
-    }
+    routes.refresh(&bus.routes, || fast_ok(bus));
 }
 
 /// The route of `topic` in this endpoint's cache, brought up to date first (`None`: no

@@ -292,8 +292,14 @@ pub use worker::WorkerReport;
 pub mod loom_support {
     pub use crate::drain::{quiescent, Done, Sent, Undo};
     pub use crate::gate::{Busy, Gate, Inside};
+    pub use crate::routing::{RouteCache, Routes};
     pub use crate::wait::{Idle, Sleeper, Wakers};
     pub use crate::WaitStrategy;
+
+    /// A tracing switch, off, whose every flip bumps `routes`' epoch (as a bus's does).
+    pub fn tracing_control(routes: &Routes) -> crate::telemetry::TracingControl {
+        crate::telemetry::TracingControl::new(Default::default(), routes.epoch())
+    }
 }
 
 /// The README's Rust examples, compiled and run as doc tests so they cannot go stale.

@@ -44,7 +44,7 @@ const NO_FAST: u64 = u64::MAX;
 
 /// Bumped (`Release`) by every change that fast entries depend on: a route change and the
 /// tracing switch (which holds a clone). On a line of its own: every publish reads it.
-pub(crate) type Epoch = Arc<CachePadded<AtomicUsize>>;
+pub type Epoch = Arc<CachePadded<AtomicUsize>>;
 
 /// Where one topic's messages go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +60,7 @@ type Table = Vec<Option<Arc<Route>>>;
 
 /// The shared, versioned routing table.
 #[derive(Debug, Default)]
-pub(crate) struct Routes {
+pub struct Routes {
     /// See [`Epoch`]; bumped under `inner`'s lock after every route change.
     epoch: Epoch,
     inner: Mutex<Inner>,
@@ -79,7 +79,7 @@ struct Inner {
 /// An endpoint's view of the routes: its copy of the table, the table version it copied, the
 /// epoch it was last brought up to date at, and its fast entries.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct RouteCache {
+pub struct RouteCache {
     /// The routes' epoch, held here so that the check on every publish is one load through
     /// the endpoint's own state rather than through the bus's.
     epoch: Epoch,
@@ -109,12 +109,12 @@ fn fast_entry(route: &Option<Arc<Route>>, fast_ok: bool) -> u64 {
 
 impl Routes {
     /// The epoch, for the tracing switch to bump too.
-    pub(crate) fn epoch(&self) -> Epoch {
+    pub fn epoch(&self) -> Epoch {
         Arc::clone(&self.epoch)
     }
 
     /// A cache of the current table, its fast entries computed with `fast_ok`.
-    pub(crate) fn cache(&self, fast_ok: impl FnOnce() -> bool) -> RouteCache {
+    pub fn cache(&self, fast_ok: impl FnOnce() -> bool) -> RouteCache {
         let mut cache = RouteCache {
             epoch: self.epoch(),
             // Never an epoch's value: the first publish re-syncs (and sees later changes).
@@ -129,7 +129,7 @@ impl Routes {
     /// computed with `fast_ok()` (read after the epoch).
     #[cold]
     #[inline(never)]
-    pub(crate) fn sync(&self, cache: &mut RouteCache, fast_ok: impl FnOnce() -> bool) {
+    pub fn sync(&self, cache: &mut RouteCache, fast_ok: impl FnOnce() -> bool) {
         // Acquire, before the table and the switch are read: pairs with the bumps' Release.
         let seen = self.epoch.load(Ordering::Acquire);
         let fast_ok = fast_ok();
@@ -159,7 +159,7 @@ impl Routes {
     }
 
     /// Adds (`add`) or removes one subscriber of topic `topic` on `worker`.
-    pub(crate) fn update(&self, topic: u32, worker: usize, add: bool) {
+    pub fn update(&self, topic: u32, worker: usize, add: bool) {
         let mut inner = lock(&self.inner);
         let t = topic as usize;
         if inner.table.len() <= t {
@@ -199,9 +199,18 @@ impl Routes {
 impl RouteCache {
     /// Whether this cache is up to date: nothing its fast entries depend on has changed since.
     #[inline(always)]
-    pub(crate) fn is_current(&self) -> bool {
+    pub fn is_current(&self) -> bool {
         // Relaxed: a hint to re-sync (see the module docs).
         self.epoch.load(Ordering::Relaxed) == self.seen
+    }
+
+    /// Brings this cache up to date from `routes` if anything it depends on changed, its fast
+    /// entries computed with `fast_ok()` (the publish path's one check, then a cold re-sync).
+    #[inline(always)]
+    pub fn refresh(&mut self, routes: &Routes, fast_ok: impl FnOnce() -> bool) {
+        if !self.is_current() {
+            routes.sync(self, fast_ok);
+        }
     }
 
     /// The route of topic `topic`, if it has subscribers.
@@ -213,7 +222,7 @@ impl RouteCache {
     /// The fast entry of topic `topic`: `(worker, fanout)` when all its subscribers are on
     /// one worker and the bus neither traces nor stamps publish times.
     #[inline(always)]
-    pub(crate) fn fast(&self, topic: u32) -> Option<(usize, usize)> {
+    pub fn fast(&self, topic: u32) -> Option<(usize, usize)> {
         match self.fast.get(topic as usize) {
             Some(&f) if f != NO_FAST => Some((f as u32 as usize, (f >> 32) as usize)),
             _ => None,
@@ -225,12 +234,6 @@ impl RouteCache {
 mod tests {
     use super::*;
 
-    fn refresh(r: &Routes, c: &mut RouteCache) {
-        if !c.is_current() {
-            r.sync(c, || true);
-        }
-    }
-
     #[test]
     fn counts_and_fanout() {
         let r = Routes::default();
@@ -240,16 +243,16 @@ mod tests {
         r.update(7, 0, true);
         r.update(7, 1, true);
         assert!(c.get(7).is_none(), "stale until refreshed");
-        refresh(&r, &mut c);
+        c.refresh(&r, || true);
         let route = c.get(7).unwrap();
         assert_eq!(route.workers, [(0, 1), (1, 2)]);
         assert_eq!(route.fanout, 3);
         r.update(7, 1, false);
         r.update(7, 1, false);
-        refresh(&r, &mut c);
+        c.refresh(&r, || true);
         assert_eq!(c.get(7).unwrap().workers, [(0, 1)]);
         r.update(7, 0, false);
-        refresh(&r, &mut c);
+        c.refresh(&r, || true);
         assert!(c.get(7).is_none(), "no subscribers: no route");
     }
 
@@ -261,12 +264,12 @@ mod tests {
         for t in 0..(LOG_LEN as u32 + 10) {
             r.update(t, 0, true);
             if t % 100 == 0 {
-                refresh(&r, &mut near);
+                near.refresh(&r, || true);
             }
         }
         r.update(3, 0, false);
-        refresh(&r, &mut near);
-        refresh(&r, &mut far);
+        near.refresh(&r, || true);
+        far.refresh(&r, || true);
         for c in [&near, &far] {
             assert!(c.get(3).is_none());
             assert_eq!(c.get(4).unwrap().fanout, 1);
@@ -283,7 +286,7 @@ mod tests {
         r.update(2, 1, true);
         r.update(5, 0, true);
         r.update(5, 1, true);
-        refresh(&r, &mut c);
+        c.refresh(&r, || true);
         assert_eq!(c.fast(2), Some((1, 2)), "one worker, two subscribers");
         assert_eq!(c.fast(5), None, "two workers: the general path");
         assert_eq!(c.fast(3), None, "no route");

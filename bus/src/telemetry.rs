@@ -34,7 +34,6 @@
 //! assert_eq!(report.spans.exported, 0);
 //! ```
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tracebus_context::{Decision, FanoutSampler, TraceContext};
@@ -45,6 +44,7 @@ use crate::spans::{
     self, new_span_id, SpanCounts, SpanExport, SpanExportError, SpanPipeline, SpanRecord, Ticks,
     TopicNames,
 };
+use crate::sync::{AtomicBool, Ordering};
 
 /// `messaging.system` of every span the bus creates (set by the exporter thread).
 pub use crate::spans::MESSAGING_SYSTEM;
@@ -60,6 +60,15 @@ pub struct TracingControl {
 }
 
 impl TracingControl {
+    /// Tracing switched off, with `sampler`, bumping `epoch` on every switch.
+    pub(crate) fn new(sampler: FanoutSampler, epoch: Epoch) -> TracingControl {
+        TracingControl {
+            enabled: Arc::new(AtomicBool::new(false)),
+            sampler,
+            epoch,
+        }
+    }
+
     /// Switches tracing on or off for every later publish (no restart, nothing lost). On has an
     /// effect once the bus has somewhere to export to ([`crate::BusBuilder::tracing`] or
     /// [`crate::Bus::trace_to`]).
@@ -181,11 +190,7 @@ impl Tracing {
         epoch: Epoch,
     ) -> Result<Tracing, SpanExportError> {
         let tracing = Tracing {
-            control: TracingControl {
-                enabled: Arc::new(AtomicBool::new(false)),
-                sampler,
-                epoch,
-            },
+            control: TracingControl::new(sampler, epoch),
             pipeline: OnceLock::new(),
             names,
             exporter_core,

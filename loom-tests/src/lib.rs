@@ -87,10 +87,24 @@
 //! subscribers: the one that stays gets every message, and nothing reaches the other after
 //! `unsubscribe` returned. Removing the worker's removal of the handler, or `unsubscribe`'s wait
 //! for the worker's acknowledgement, makes it fail (the latter through loom's report of the
-//! unread acknowledgement). The routing table's version is a `Relaxed` hint under a mutex (see
-//! `routing.rs`), so it has no ordering for a model to weaken. (The change log that carries
-//! route changes to publishers is plain data under that mutex; `routing.rs`'s unit tests
-//! cover both the log and the full-copy path.)
+//! unread acknowledgement). (The change log that carries route changes to publishers is plain
+//! data under the routing table's mutex; `routing.rs`'s unit tests cover both the log and the
+//! full-copy path.)
+//!
+//! ## Fast entries and the tracing switch (`tests/routes.rs`)
+//!
+//! A publish takes its topic's fast entry (no tracing, no timing) while the routes' epoch is
+//! the one its cache was re-synced at; the tracing switch bumps the epoch after its store, and
+//! a re-sync loads the epoch before it reads the switch.
+//!
+//! | ordering weakened to `Relaxed` | caught by |
+//! |---|---|
+//! | `TracingControl::set_enabled`: the epoch's `fetch_add(Release)` | `tracing_switch_reaches_the_fast_path` |
+//! | `Routes::sync`: the epoch's `load(Acquire)` | `tracing_switch_reaches_the_fast_path` |
+//!
+//! A route change bumps the epoch inside the critical section that installs the table, so the
+//! mutex orders it for a re-sync (whose lock follows its load of the epoch); its `Release` is
+//! not what the model needs, and `loom-weaken.sh` does not list it.
 //!
 //! ## The drain (`tests/drain.rs`)
 //!
