@@ -561,18 +561,14 @@ impl<S: SlotSize> Bus<S> {
             return Report::default();
         }
         let deadline = Instant::now().checked_add(drain);
-        // External publishes stop: after this, each accepted one has been counted and
-        // committed, and no new one comes.
-        {
-            let publishers = lock(&self.publishers);
-            self.shared.gates[Side::External as usize]
-                .close(publishers.live.iter().map(|e| &e.busy));
-        }
+        // External publishes stop: after this, each accepted one is counted (its copies are
+        // committed after their count, so the quiescence check waits for them), and no new
+        // one comes.
+        self.shared.gates[Side::External as usize].close();
         let drained = self.wait_quiescent(deadline);
         // Handlers' publishes stop too (none can come once quiescent; after the deadline
         // they are refused and counted).
-        self.shared.gates[Side::Worker as usize]
-            .close(self.workers.iter().map(|w| &w.endpoint.busy));
+        self.shared.gates[Side::Worker as usize].close();
         for w in 0..self.workers() {
             let _ = self.send(
                 w,
@@ -621,7 +617,10 @@ impl<S: SlotSize> Bus<S> {
         let done: usize = self.workers.iter().map(|w| w.live.done.load()).sum();
         report.published = messages as u64;
         report.lost = copies.saturating_sub(done) as u64;
-        // After the workers stopped and every publish left its gate: every span was recorded.
+        // After the workers stopped: a publish records its span before committing its copies,
+        // so every publish whose copies were handled has recorded it (one still between its
+        // count and its commit past the drain deadline is counted lost, and its span may come
+        // too late for the export).
         report.spans = self.shared.tracing.shutdown();
         report
     }

@@ -21,10 +21,11 @@
 //! mean the copies counted sent are exactly the copies counted done. A handler's onward
 //! publish is counted in its worker's [`Sent`] before that handler returned, so before the
 //! [`Done`] store that covers the message it handled: the onward copies of every handled
-//! message are counted sent too, hence done. External publishers stopped (shutdown waited for
-//! them at the gate, whose `Acquire` makes their counts visible), so every copy that will ever
-//! exist descends from a counted one: all are done, no handler runs, and nothing can publish
-//! again. A handler still running on a copy makes the sums differ (its copy is sent, not done),
+//! message are counted sent too, hence done. External publishers stopped (shutdown closed
+//! their gate, which a publish enters by counting: after the close, every publish it let
+//! through is counted as the coordinator's loads see it, and every later one is refused; see
+//! `gate.rs`), so every copy that will ever exist descends from a counted one: all are done,
+//! no handler runs, and nothing can publish again. A handler still running on a copy makes the sums differ (its copy is sent, not done),
 //! and so does a copy counted but not yet committed.
 //!
 //! The check allows for `Sent` counting early: a count without its copy (a publish between its
@@ -33,8 +34,8 @@
 //! committed before it is counted, or a worker could count it done first.
 //!
 //! Cost on the hot path: the count a publish already kept, stored before the commit instead of
-//! after it (one `Relaxed` store to the endpoint's own line), and one `Release` store per
-//! non-empty pass of a worker.
+//! after it (one `Relaxed` store to the endpoint's own line), which is also how the publish
+//! enters the shutdown gate, and one `Release` store per non-empty pass of a worker.
 
 use crate::sync::{AtomicUsize, Ordering};
 

@@ -22,7 +22,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::drain::Sent;
 use crate::error::{BatchPublishError, PublishError, TryBatchError, TryPublishError};
-use crate::gate::{Busy, Gate};
+use crate::gate::Gate;
 use crate::layout::SlotSize;
 use crate::ring::Producer;
 use crate::routing::{Route, RouteCache};
@@ -37,11 +37,10 @@ use crate::wait::snooze;
 /// The part of an endpoint that shutdown, [`crate::Bus::stats`] and the report read.
 #[derive(Debug, Default)]
 pub(crate) struct EndpointState {
-    /// Set for the duration of a publish (see [`crate::gate`]).
-    pub(crate) busy: Busy,
-    /// Messages accepted with fanout >= 1 and their copies, counted inside the gate before
-    /// they are committed. Written only by the owner; read by shutdown (after the owner left
-    /// the gate, or while it runs, for quiescence) and by `stats`.
+    /// Messages accepted with fanout >= 1 and their copies, counted before they are
+    /// committed; the count is also how a publish enters the shutdown gate (see
+    /// [`crate::gate`]). Written only by the owner; read by shutdown (for quiescence and the
+    /// report) and by `stats`.
     pub(crate) sent: Sent,
     /// Onward publishes (from handlers, through the `Outbox`) refused because a ring was full.
     /// Written only by the owner (a worker), `Relaxed`: counts, publishing nothing else.
@@ -86,9 +85,12 @@ pub struct Published {
     pub workers: usize,
 }
 
-/// Nothing was written because this worker's ring lacked room.
-struct NoRoom {
-    worker: usize,
+/// Why a publish wrote nothing.
+enum Refused {
+    /// This worker's ring lacked room.
+    Full { worker: usize },
+    /// The endpoint's shutdown gate is closed.
+    Closed,
 }
 
 pub(crate) struct Endpoint<S: SlotSize> {
@@ -135,32 +137,11 @@ impl<S: SlotSize> Endpoint<S> {
         }
     }
 
-    /// The gate this endpoint's publishes pass.
-    #[inline(always)]
-    fn gate(&self) -> &Gate {
-        // `& 1`: the index is 0 or 1, and the compiler then knows it (no bounds check).
-        &self.bus.gates[self.gate & 1]
-    }
-
-    /// Runs `f` inside the shutdown gate (`None` when the gate is closed). The gate is left
-    /// when `f` returns or unwinds.
-    #[inline]
-    fn gated<E>(
-        &mut self,
-        f: impl FnOnce(Option<(&mut Out<S>, &BusShared, &EndpointState)>) -> Result<Published, E>,
-    ) -> Result<Published, E> {
-        let Some(_inside) = self.gate().enter(&self.state.busy) else {
-            return f(None);
-        };
-        f(Some((&mut self.out, &*self.bus, &*self.state)))
-    }
-
     /// Publishes without waiting: delivered to every subscriber's worker, or handed back.
     ///
-    /// Written out rather than through [`Endpoint::gated`], and `inline(always)`, so that the
-    /// whole publish inlines into the caller's loop: every store it makes (spilled registers
+    /// `inline(always)`, so that the whole publish inlines into the caller's loop: every store it makes (spilled registers
     /// and pushed ones included) waits in the core's store buffer behind the stores to the
-    /// ring's line, so the fewer the better (see [`Out::write_one`]). Left to its heuristics,
+    /// ring's line, so the fewer the better (see [`Out::write_fast`]). Left to its heuristics,
     /// the compiler kept it out of line (callgrind, one publisher, fanout 1: 126 instructions
     /// per publish as a call, 90 inlined).
     #[inline(always)]
@@ -171,15 +152,15 @@ impl<S: SlotSize> Endpoint<S> {
         parent: Parent,
     ) -> Result<Published, TryPublishError<T>> {
         crate::topic::check(self.bus_id, topic);
-        let Some(_inside) = self.gate().enter(&self.state.busy) else {
-            return Err(TryPublishError::Closed(payload));
+        let at = Entry::of(&self.bus, self.gate, &self.state);
+        let written = match self.out.write_fast(at, topic.index(), &payload, parent) {
+            Some(written) => written,
+            None => self.write_one_general(topic.index(), payload, parent),
         };
-        match self
-            .out
-            .write_one(&self.bus, &self.state, topic.index(), payload, parent)
-        {
+        match written {
             Ok(published) => Ok(published),
-            Err(NoRoom { worker }) => Err(TryPublishError::Full { payload, worker }),
+            Err(Refused::Full { worker }) => Err(TryPublishError::Full { payload, worker }),
+            Err(Refused::Closed) => Err(TryPublishError::Closed(payload)),
         }
     }
 
@@ -267,6 +248,23 @@ impl<S: SlotSize> Endpoint<S> {
         outcome
     }
 
+    /// [`Endpoint::try_publish`] where [`Out::write_fast`] does not apply: [`Out::write`] with
+    /// a batch of one. Out of line, taking the payload by value and the endpoint rather than
+    /// what the fast path computed from it, so that the inlined fast path keeps nothing on the
+    /// stack for the sake of this call (every such store waits in the store buffer behind the
+    /// slot's).
+    #[inline(never)]
+    fn write_one_general<T: Pod>(
+        &mut self,
+        topic: u32,
+        payload: T,
+        parent: Parent,
+    ) -> Result<Published, Refused> {
+        let at = Entry::of(&self.bus, self.gate, &self.state);
+        self.out
+            .write(at, topic, core::slice::from_ref(&payload), parent, false)
+    }
+
     /// The counts shutdown and `stats` read.
     pub(crate) fn state(&self) -> &EndpointState {
         &self.state
@@ -288,12 +286,13 @@ impl<S: SlotSize> Endpoint<S> {
                 capacity,
             });
         }
-        self.gated(|open| match open {
-            Some((out, bus, state)) => out
-                .write(bus, state, topic.index(), payloads, parent, true)
-                .map_err(|NoRoom { worker }| TryBatchError::Full { worker }),
-            None => Err(TryBatchError::Closed),
-        })
+        let at = Entry::of(&self.bus, self.gate, &self.state);
+        self.out
+            .write(at, topic.index(), payloads, parent, true)
+            .map_err(|refused| match refused {
+                Refused::Full { worker } => TryBatchError::Full { worker },
+                Refused::Closed => TryBatchError::Closed,
+            })
     }
 
     /// Publishes `payloads` in order, in batches of at most a ring's capacity, waiting with
@@ -358,13 +357,46 @@ fn current_route<'a>(bus: &BusShared, routes: &'a mut RouteCache, topic: u32) ->
     routes.get(topic)
 }
 
-/// After messages were committed to `workers`' rings, inside the gate: wakes the destinations
-/// that sleep (see `wait.rs`). The messages were counted before the commit (see `drain.rs`),
-/// so shutdown sees them even if the rest of the publish unwinds.
+/// After messages were committed to `workers`' rings: wakes the destinations that sleep (see
+/// `wait.rs`). The messages were counted before the commit (see `drain.rs`), so shutdown sees
+/// them whatever happens after it.
 #[inline(always)]
 fn committed(bus: &BusShared, workers: &[(usize, usize)]) {
     bus.wakers
         .after_commit(bus.wait, workers.iter().map(|&(w, _)| w));
+}
+
+/// What a write needs of its endpoint besides [`Out`]: the bus, the gate the endpoint's
+/// publishes pass, and the counts it keeps.
+#[derive(Clone, Copy)]
+struct Entry<'a> {
+    bus: &'a BusShared,
+    gate: &'a Gate,
+    state: &'a EndpointState,
+}
+
+impl<'a> Entry<'a> {
+    /// The entry of an endpoint whose publishes pass `bus`'s gate `side` (`Side as usize`).
+    #[inline(always)]
+    fn of(bus: &'a BusShared, side: usize, state: &'a EndpointState) -> Self {
+        Entry {
+            bus,
+            // `& 1`: the index is 0 or 1, and the compiler then knows it (no bounds check).
+            gate: &bus.gates[side & 1],
+            state,
+        }
+    }
+
+    /// A publish that writes nothing (no subscriber, or no room): refused as closed if the
+    /// gate is, so a publish to a shut-down bus is told so whatever its topic or rings hold
+    /// (and `publish`, waiting on a full ring nobody will empty again, stops).
+    #[cold]
+    fn nothing_written(self, otherwise: Result<Published, Refused>) -> Result<Published, Refused> {
+        if self.gate.is_closed() {
+            return Err(Refused::Closed);
+        }
+        otherwise
+    }
 }
 
 impl<S: SlotSize> Out<S> {
@@ -380,21 +412,21 @@ impl<S: SlotSize> Out<S> {
         }
     }
 
-    /// A single-message publish inside the gate. The common case (one destination worker,
-    /// tracing off, no publish time) is one push, kept small because it is on every such
+    /// A single-message publish in the common case (one destination worker, tracing off, no
+    /// publish time, no parent context): one push, kept small because it is on every such
     /// publish: a ring write is a handful of stores to a line the consumer last held, and
     /// until that line arrives every later store of the publisher waits in the store buffer
     /// (about 25 extra stores per message halve the ring's own throughput on the project's
-    /// machine). Everything else takes [`Out::write`].
+    /// machine). `None`: not the common case; the caller takes [`Out::write`] (out of line).
     #[inline(always)]
-    fn write_one<T: Pod>(
+    fn write_fast<T: Pod>(
         &mut self,
-        bus: &BusShared,
-        state: &EndpointState,
+        at: Entry<'_>,
         topic: u32,
-        payload: T,
+        payload: &T,
         parent: Parent,
-    ) -> Result<Published, NoRoom> {
+    ) -> Option<Result<Published, Refused>> {
+        let Entry { bus, gate, state } = at;
         let Out { rings, routes, .. } = self;
         refresh(bus, routes);
         // The fast entry: one destination worker, no tracing, no publish time. A parent with a
@@ -402,52 +434,34 @@ impl<S: SlotSize> Out<S> {
         // carried through unchanged.
         if let Some((w, fanout)) = routes.fast(topic) {
             if parent.context().is_none() {
-                // Counted before the commit (see `drain.rs`), and taken back if the ring is
-                // full: a count without its copy only delays quiescence, never fakes it.
-                let before = state.sent.count(1, 1);
+                // Counted (which enters the gate) before the commit (see `drain.rs`,
+                // `gate.rs`), and taken back if the ring is full: a count without its copy
+                // only delays quiescence, never fakes it.
+                let Some(before) = gate.enter(&state.sent, 1, 1) else {
+                    return Some(Err(Refused::Closed));
+                };
                 if rings[w]
-                    .try_push(Slot::new(topic, None, None, &payload))
+                    .try_push(Slot::new(topic, None, None, payload))
                     .is_err()
                 {
                     state.sent.undo(before);
-                    return Err(NoRoom { worker: w });
+                    return Some(Err(Refused::Full { worker: w }));
                 }
                 bus.wakers.after_commit(bus.wait, [w]);
                 let published = Published { fanout, workers: 1 };
                 #[cfg(all(feature = "test-util", debug_assertions))]
                 crate::fault::hit();
-                return Ok(published);
+                return Some(Ok(published));
             }
         }
-        self.write_one_general(bus, state, topic, payload, parent)
+        None
     }
 
-    /// [`Out::write_one`]'s general path: [`Out::write`] with a batch of one. Out of line and
-    /// taking the payload by value, so that the inlined fast path does not spill it to the
-    /// stack on every publish for the sake of this call.
-    #[inline(never)]
-    fn write_one_general<T: Pod>(
-        &mut self,
-        bus: &BusShared,
-        state: &EndpointState,
-        topic: u32,
-        payload: T,
-        parent: Parent,
-    ) -> Result<Published, NoRoom> {
-        self.write(
-            bus,
-            state,
-            topic,
-            core::slice::from_ref(&payload),
-            parent,
-            false,
-        )
-    }
-
-    /// A publish inside the gate: route, check room for all of `payloads` on every destination
-    /// ring, then claim, fill and commit each ring once (a single message is a batch of one).
+    /// A publish: route, check room for all of `payloads` on every destination ring, enter the
+    /// gate (count), then claim, fill and commit each ring once (a single message is a batch
+    /// of one).
     /// The caller made sure `payloads` fits an empty ring. Out of line: the single-message
-    /// fast path in [`Out::write_one`] stays small where it is inlined.
+    /// fast path in [`Out::write_fast`] stays small where it is inlined.
     ///
     /// The sampling decision is made here, once, from the fanout: a batch (`batch`: the call
     /// was a batch publish) is one publish, one span, and all its messages carry the same
@@ -455,21 +469,25 @@ impl<S: SlotSize> Out<S> {
     #[inline(never)]
     fn write<T: Pod>(
         &mut self,
-        bus: &BusShared,
-        state: &EndpointState,
+        at: Entry<'_>,
         topic: u32,
         payloads: &[T],
         parent: Parent,
         batch: bool,
-    ) -> Result<Published, NoRoom> {
-        let Out { rings, routes, .. } = self;
+    ) -> Result<Published, Refused> {
+        let Entry { bus, gate, state } = at;
+        let Out {
+            rings,
+            routes,
+            recorder,
+        } = self;
         let Some(route) = current_route(bus, routes, topic) else {
-            return Ok(NOBODY);
+            return at.nothing_written(Ok(NOBODY));
         };
         let n = payloads.len();
         for &(w, _) in &route.workers {
             if !rings[w].has_room(n) {
-                return Err(NoRoom { worker: w });
+                return at.nothing_written(Err(Refused::Full { worker: w }));
             }
         }
         // The one decision of this publish. A bus that records no spans (none configured, or
@@ -491,9 +509,11 @@ impl<S: SlotSize> Out<S> {
             None if bus.record_publish_time => Some(spans::now()),
             None => None,
         };
-        // Counted before the first commit (see `drain.rs`): every ring has room, so nothing
-        // below can refuse them. Nothing that can panic comes between the count and the
-        // commits either (the sampler ran above), so a count never outlives its copies.
+        // A sampled publish's recorder, made on its first span before anything is counted
+        // (making it takes a lock and allocates).
+        if sampled.is_some() && recorder.is_none() {
+            *recorder = bus.tracing.recorder();
+        }
         let recorded = sampled.is_some();
         let slot = |payload: &T| {
             let slot = Slot::new(topic, header.as_ref(), publish_tick, payload);
@@ -503,7 +523,21 @@ impl<S: SlotSize> Out<S> {
                 slot
             }
         };
-        let _ = state.sent.count(n, route.workers.len());
+        // Counted, which enters the gate, before the first commit (see `drain.rs`, `gate.rs`):
+        // every ring has room, so nothing below can refuse the copies. Nothing that can panic
+        // comes between the count and the commits either (the sampler ran above), so a count
+        // never outlives its copies.
+        if gate.enter(&state.sent, n, route.workers.len()).is_none() {
+            return Err(Refused::Closed);
+        }
+        // The span is recorded before the commits: a shutdown that sees the copies handled
+        // then finds the span in the recorder's ring (it does not wait for publishes to end).
+        if let Some(s) = sampled {
+            let span = s.record(topic, route.fanout, batch.then_some(n));
+            if let Some(r) = recorder {
+                r.record(span);
+            }
+        }
         for &(w, _) in &route.workers {
             let ring = &mut rings[w];
             if let [payload] = payloads {
@@ -535,11 +569,7 @@ impl<S: SlotSize> Out<S> {
             fanout: route.fanout,
             workers: route.workers.len(),
         };
-        if let Some(s) = sampled {
-            let span = s.record(topic, route.fanout, batch.then_some(n));
-            self.record_span(bus, span);
-        }
-        // Test builds can inject a panic here: after the commit, the count and the span.
+        // Test builds can inject a panic here: after the span, the count and the commit.
         #[cfg(all(feature = "test-util", debug_assertions))]
         crate::fault::hit();
         Ok(published)

@@ -291,7 +291,7 @@ pub use worker::WorkerReport;
 #[doc(hidden)]
 pub mod loom_support {
     pub use crate::drain::{quiescent, Done, Sent, Undo};
-    pub use crate::gate::{Busy, Gate, Inside};
+    pub use crate::gate::Gate;
     pub use crate::routing::{RouteCache, Routes};
     pub use crate::wait::{Idle, Sleeper, Wakers};
     pub use crate::WaitStrategy;

@@ -311,6 +311,42 @@ fn after_shutdown_everything_is_refused_with_the_payload() {
     assert_eq!(p.try_publish(&t, 43), Err(TryPublishError::Closed(43)));
 }
 
+/// The gate refuses a publish that would write nothing too: to a topic nobody subscribes to,
+/// and to a ring that stays full because its worker was left behind (so `publish` returns
+/// instead of waiting for room forever), on the inlined path and the general one alike.
+#[test]
+fn after_shutdown_publishes_that_write_nothing_are_refused_too() {
+    let bus = bus(1, 2);
+    let nobody = topic(&bus, "nobody");
+    let t = topic(&bus, "held");
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = Mutex::new(held);
+    bus.subscribe(&t, move |_, _| {
+        let _ = held.lock().unwrap().recv();
+    })
+    .unwrap();
+    let mut p = bus.publisher().unwrap();
+    // The first message holds the worker in its handler; the ring then fills.
+    let mut accepted = 0;
+    while p.try_publish(&t, 1).is_ok() {
+        accepted += 1;
+        assert!(accepted < 100, "the ring of 2 never filled");
+    }
+    let report = bus.shutdown_timeout(Duration::from_millis(20));
+    assert_eq!(report.workers_abandoned, 1);
+    assert_eq!(report.published, accepted);
+    assert_eq!(p.try_publish(&nobody, 5), Err(TryPublishError::Closed(5)));
+    assert_eq!(
+        p.try_publish_batch(&nobody, &[5]),
+        Err(TryBatchError::Closed)
+    );
+    assert_eq!(p.try_publish(&t, 6), Err(TryPublishError::Closed(6)));
+    assert_eq!(p.publish(&t, 7).unwrap_err().into_inner(), 7);
+    assert_eq!(p.try_publish_batch(&t, &[8]), Err(TryBatchError::Closed));
+    assert_eq!(p.publish_batch(&t, &[9]).unwrap_err().published(), 0);
+    drop(release);
+}
+
 #[test]
 fn publish_times_are_recorded_when_asked() {
     for record in [false, true] {

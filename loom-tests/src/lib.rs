@@ -59,7 +59,7 @@
 //! | model | proves |
 //! |---|---|
 //! | `park_has_no_lost_wakeup` | a worker that parks on an empty ring is always woken by a racing publish (`wait.rs`) |
-//! | `shutdown_gate_accepted_means_drained` | after shutdown's gate closes, every accepted publish is in the ring and every other one was refused (`gate.rs`) |
+//! | `shutdown_gate_accepted_means_drained` | after shutdown's gate closes, a drain that waits for the copies counted sent finds every accepted publish, and every other one was refused (`gate.rs`: a publish enters by counting) |
 //!
 //! Both protocols use the asymmetric fences of `barrier.rs`: the hot side's `light()` (a
 //! compiler fence where `membarrier` is available) against the rare side's `heavy()` (a
@@ -75,8 +75,6 @@
 //! | `Gate::close`: `heavy()` removed | `shutdown_gate_accepted_means_drained` |
 //! | `barrier::light` under loom made `AcqRel` (both call sites at once) | `shutdown_gate_accepted_means_drained`, `park_has_no_lost_wakeup` |
 //! | `barrier::heavy` under loom made `AcqRel` (both call sites at once) | `shutdown_gate_accepted_means_drained`, `park_has_no_lost_wakeup` |
-//! | `Inside::drop` (leaving the gate): `store(Release)` | `shutdown_gate_accepted_means_drained` |
-//! | `Gate::close`: `load(Acquire)` | `shutdown_gate_accepted_means_drained` |
 //!
 //!
 //! ## Subscriptions (`tests/subscriptions.rs`)

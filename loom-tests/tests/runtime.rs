@@ -9,7 +9,7 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use tracebus::loom_support::{Busy, Gate, Idle, WaitStrategy, Wakers};
+use tracebus::loom_support::{Gate, Idle, Sent, WaitStrategy, Wakers};
 use tracebus::ring::spsc;
 use tracebus_loom_tests::model;
 
@@ -40,27 +40,35 @@ fn park_has_no_lost_wakeup() {
     });
 }
 
-/// Shutdown closes the gate and waits; after that, every publish that was accepted has its
-/// message in the ring, where the drain finds it, and every other publish was refused.
+/// Shutdown closes the gate, then drains until the copies it drained equal the copies counted
+/// sent (the drain's check, with the shutdown thread as the worker): every publish the gate
+/// let through is drained, and every other one was refused. The publish is the bus's: counted
+/// through `Gate::enter`, committed only if that let it in. Fails if either fence of the gate
+/// is weakened (the publish misses `closed` while shutdown misses its count).
 #[test]
 fn shutdown_gate_accepted_means_drained() {
     model(|| {
         let gate = Arc::new(Gate::new());
-        let busy = Arc::new(Busy::default());
+        let sent = Arc::new(Sent::default());
         let (mut tx, mut rx) = spsc::<u32>(2).unwrap();
-        let (g, b) = (gate.clone(), busy.clone());
+        let (g, s) = (gate.clone(), sent.clone());
         let publisher = thread::spawn(move || {
-            let inside = g.enter(&b);
-            let accepted = inside.is_some();
+            let accepted = g.enter(&s, 1, 1).is_some();
             if accepted {
                 tx.try_push(1).unwrap();
             }
-            drop(inside); // leaves the gate
             accepted
         });
-        gate.close([&*busy]);
-        // The drain, before anything else synchronises with the publisher.
-        let drained = std::iter::from_fn(|| rx.try_pop()).count();
+        gate.close();
+        // The drain, before anything else synchronises with the publisher: until every copy
+        // counted is drained (a refused publish's count is taken back).
+        let mut drained = 0;
+        while drained != sent.copies() {
+            match rx.try_pop() {
+                Some(_) => drained += 1,
+                None => thread::yield_now(),
+            }
+        }
         let accepted = publisher.join().unwrap();
         assert_eq!(
             drained,
