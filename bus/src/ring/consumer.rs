@@ -132,7 +132,8 @@ impl<T> Consumer<T> {
             self.idle += 1;
             return 0;
         }
-        // Idle: watch the stamps (committed positions are consecutive from `head`).
+        // Idle: watch the stamps, counting from `head` up to the first unstamped cell (a batch
+        // is stamped last to first, so this finds none of it or all of it).
         let mut n = 0;
         while n < max && self.shared.is_committed(self.head.wrapping_add(n)) {
             n += 1;

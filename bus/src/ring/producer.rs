@@ -267,7 +267,12 @@ impl<T> Drop for Claim<'_, T> {
         // One Release fence for the batch: it pairs with the consumer's Acquire load of any of
         // the stamps stored after it, so every value written above is visible with its stamp.
         fence(Ordering::Release);
-        for i in 0..self.written {
+        // Stamped last to first: a consumer watching the stamps (it counts the committed cells
+        // from its `head` up to the first unstamped one) finds none of the batch until the
+        // first cell's stamp, the last store, and then all of it, rather than a few cells per
+        // poll while the stamps are stored (measured: 60-63 messages per pass of the bus's
+        // worker in busbench's batched case, 64 with this order).
+        for i in (0..self.written).rev() {
             let pos = p.tail.wrapping_add(i);
             p.shared
                 .cell(pos)
