@@ -4,8 +4,8 @@
 //! Two of the bus's protocols are Dekker-style handshakes: a publish stores its count and
 //! then loads "closed" while shutdown stores "closed" and then loads the counts (`gate.rs`); a
 //! publisher commits and then loads "sleeping" while an idle worker stores "sleeping" and then
-//! re-checks its rings (`wait.rs`). Each needs a store-load fence on both sides, and a `SeqCst` fence
-//! costs tens of nanoseconds: more than the rest of a publish. Both handshakes have one side
+//! re-checks its rings (`wait.rs`). Each needs a store-load fence on both sides, and a `SeqCst`
+//! fence costs tens of nanoseconds: more than the rest of a publish. Both handshakes have one side
 //! that runs on every message and one that runs rarely (shutdown; a worker going to sleep).
 //!
 //! On Linux, the rare side calls `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`, which makes

@@ -25,8 +25,8 @@
 //! their gate, which a publish enters by counting: after the close, every publish it let
 //! through is counted as the coordinator's loads see it, and every later one is refused; see
 //! `gate.rs`), so every copy that will ever exist descends from a counted one: all are done,
-//! no handler runs, and nothing can publish again. A handler still running on a copy makes the sums differ (its copy is sent, not done),
-//! and so does a copy counted but not yet committed.
+//! no handler runs, and nothing can publish again. A handler still running on a copy makes the
+//! sums differ (its copy is sent, not done), and so does a copy counted but not yet committed.
 //!
 //! The check allows for `Sent` counting early: a count without its copy (a publish between its
 //! count and its commit, or one that found a ring full and takes its count back with

@@ -139,11 +139,12 @@ impl<S: SlotSize> Endpoint<S> {
 
     /// Publishes without waiting: delivered to every subscriber's worker, or handed back.
     ///
-    /// `inline(always)`, so that the whole publish inlines into the caller's loop: every store it makes (spilled registers
-    /// and pushed ones included) waits in the core's store buffer behind the stores to the
-    /// ring's line, so the fewer the better (see [`Out::write_fast`]). Left to its heuristics,
-    /// the compiler kept it out of line (callgrind, one publisher, fanout 1: 126 instructions
-    /// per publish as a call, 90 inlined).
+    /// `inline(always)`, so that the whole publish inlines into the caller's loop: every store
+    /// it makes (spilled registers and pushed ones included) waits in the core's store buffer
+    /// behind the stores to the ring's line, so the fewer the better (see
+    /// [`Out::write_fast`]). Left to its heuristics, the compiler kept it out of line
+    /// (callgrind, one publisher, fanout 1: 126 instructions per publish as a call, 90
+    /// inlined).
     #[inline(always)]
     pub(crate) fn try_publish<T: Pod>(
         &mut self,
