@@ -167,14 +167,20 @@ impl<S: SlotSize> Endpoint<S> {
 
     /// Publishes, waiting with backoff while a destination ring is full. The first attempt
     /// inlines into the caller (see [`Endpoint::try_publish`]); the wait is out of line.
+    ///
+    /// The parent comes as a function that makes it, not as a value: handed to the out-of-line
+    /// wait, a `Parent` value (a 26-byte context and a tag) lives in memory whose address
+    /// escapes into that call, and the compiler then wrote it to the stack on every publish of
+    /// the caller's loop (seven stores, measured in busbench's loop) and read the tag back
+    /// instead of knowing it; `|| Parent::Root` is a type of size zero.
     #[inline(always)]
     pub(crate) fn publish<T: Pod>(
         &mut self,
         topic: &Topic<T>,
         payload: T,
-        parent: Parent,
+        parent: impl Fn() -> Parent + Copy,
     ) -> Result<Published, PublishError<T>> {
-        match self.try_publish(topic, payload, parent) {
+        match self.try_publish(topic, payload, parent()) {
             Ok(p) => Ok(p),
             Err(TryPublishError::Closed(back)) => Err(PublishError::new(back)),
             Err(e) => self.publish_waiting(topic, e.into_inner(), parent),
@@ -188,12 +194,12 @@ impl<S: SlotSize> Endpoint<S> {
         &mut self,
         topic: &Topic<T>,
         mut payload: T,
-        parent: Parent,
+        parent: impl Fn() -> Parent + Copy,
     ) -> Result<Published, PublishError<T>> {
         let backoff = crossbeam_utils::Backoff::new();
         snooze(&backoff);
         loop {
-            match self.try_publish(topic, payload, parent) {
+            match self.try_publish(topic, payload, parent()) {
                 Ok(p) => return Ok(p),
                 Err(TryPublishError::Closed(back)) => return Err(PublishError::new(back)),
                 Err(e) => {

@@ -37,7 +37,7 @@ impl<S: SlotSize> Publisher<S> {
         topic: &Topic<T>,
         payload: T,
     ) -> Result<Published, PublishError<T>> {
-        self.endpoint.publish(topic, payload, Parent::Root)
+        self.endpoint.publish(topic, payload, || Parent::Root)
     }
 
     /// Publishes without waiting: every destination gets the message, or the caller gets it
@@ -61,7 +61,7 @@ impl<S: SlotSize> Publisher<S> {
         parent: Option<TraceContext>,
     ) -> Result<Published, PublishError<T>> {
         self.endpoint
-            .publish(topic, payload, Parent::Remote(parent))
+            .publish(topic, payload, move || Parent::Remote(parent))
     }
 
     /// [`Publisher::try_publish`] with a parent context, as [`Publisher::publish_with_parent`].
