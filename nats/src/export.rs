@@ -27,10 +27,48 @@ use crate::headers;
 use crate::span::SendSpan;
 use crate::stats::Stats;
 
+/// Payloads up to this many bytes cross the hand-off inline, without an allocation on the
+/// bus worker (the `Bytes` the client needs is made on the bridge's thread, which also frees
+/// it: no allocator traffic between threads).
+const INLINE: usize = 32;
+
+/// A payload's bytes on their way from a bus worker to NATS.
+#[derive(Debug)]
+enum Payload {
+    /// Up to [`INLINE`] bytes, in place: `len` of `bytes` are the payload.
+    Inline { len: u8, bytes: [u8; INLINE] },
+    /// A larger payload, copied to the heap by the bus worker.
+    Heap(Bytes),
+}
+
+impl Payload {
+    /// A copy of `payload`.
+    #[inline]
+    fn copy(payload: &[u8]) -> Payload {
+        match u8::try_from(payload.len()) {
+            Ok(len) if payload.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..payload.len()].copy_from_slice(payload);
+                Payload::Inline { len, bytes }
+            }
+            _ => Payload::Heap(Bytes::copy_from_slice(payload)),
+        }
+    }
+
+    /// The bytes, as the client takes them.
+    #[inline]
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Payload::Inline { len, bytes } => Bytes::copy_from_slice(&bytes[..usize::from(len)]),
+            Payload::Heap(b) => b,
+        }
+    }
+}
+
 /// One message on its way from a bus worker to NATS.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
-    payload: Bytes,
+    payload: Payload,
     cx: Option<TraceContext>,
 }
 
@@ -50,7 +88,7 @@ impl Handoff {
     /// Returns whether it was queued; a full or closed queue drops it and counts why.
     pub fn offer(&self, payload: &[u8], cx: Option<TraceContext>) -> bool {
         let out = Outgoing {
-            payload: Bytes::copy_from_slice(payload),
+            payload: Payload::copy(payload),
             cx: cx.filter(|cx| cx.is_sampled()),
         };
         match self.tx.try_send(out) {
@@ -179,10 +217,14 @@ async fn publish_core(task: &ExportTask, out: Outgoing) {
     let result = match headers::outgoing(cx.as_ref(), None) {
         Some(h) => {
             task.client
-                .publish_with_headers(task.subject.clone(), h, out.payload)
+                .publish_with_headers(task.subject.clone(), h, out.payload.into_bytes())
                 .await
         }
-        None => task.client.publish(task.subject.clone(), out.payload).await,
+        None => {
+            task.client
+                .publish(task.subject.clone(), out.payload.into_bytes())
+                .await
+        }
     };
     match result {
         Ok(()) => {
@@ -291,7 +333,7 @@ async fn run_jetstream(mut task: ExportTask) {
                     let id = format!("{}-{seq}", js.msg_id_prefix);
                     let headers = headers::outgoing(cx.as_ref(), Some(&id)).unwrap_or_default();
                     let p = Pending {
-                        payload: out.payload,
+                        payload: out.payload.into_bytes(),
                         headers,
                         sampled: cx.is_some(),
                         span,
@@ -328,12 +370,22 @@ mod tests {
         assert_eq!(stats.snapshot().export_dropped_full, 1);
         assert_eq!(unfinished.load(Ordering::Relaxed), 2);
         let first = rx.try_recv().unwrap();
-        assert_eq!(&first.payload[..], &7u64.to_le_bytes());
+        assert_eq!(&first.payload.into_bytes()[..], &7u64.to_le_bytes());
         assert_eq!(first.cx, None, "an unsampled context does not travel");
         rx.close();
         while rx.try_recv().is_ok() {}
         assert!(!handoff.offer(&10u64.to_le_bytes(), None));
         assert_eq!(stats.snapshot().export_dropped_closed, 1);
+    }
+
+    #[test]
+    fn payloads_cross_whole_inline_or_not() {
+        for len in [0, 1, 8, INLINE, INLINE + 1, 4096] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let p = Payload::copy(&bytes);
+            assert_eq!(matches!(p, Payload::Inline { .. }), len <= INLINE);
+            assert_eq!(&p.into_bytes()[..], &bytes[..]);
+        }
     }
 
     #[test]
