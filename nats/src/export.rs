@@ -197,10 +197,29 @@ async fn run_core(mut task: ExportTask) {
         if n == 0 {
             break;
         }
+        let mut exported = 0u64;
         for out in batch.drain(..) {
-            publish_core(&task, out).await;
+            if out.cx.is_some() {
+                publish_core(&task, out).await;
+                continue;
+            }
+            // The untraced path awaits the client's publish right here: no span, no headers,
+            // no future of our own around the client's (moving that larger future in and out
+            // of this task's state had cost more than the rest of the bridge's export work).
+            let payload = out.payload.into_bytes();
+            match task.client.publish(task.subject.clone(), payload).await {
+                Ok(()) => exported += 1,
+                Err(e) => {
+                    Stats::bump(&task.stats.export_failed);
+                    log::warn!("tracebus-nats: publish to {} failed: {e}", task.subject);
+                }
+            }
         }
-        // Once per batch: the counter's cache line is shared with the bus worker's offers.
+        // Once per batch: the counters' cache lines are shared with the bus worker's offers
+        // and the imports' counts.
+        if exported > 0 {
+            task.stats.exported.fetch_add(exported, Ordering::Relaxed);
+        }
         task.unfinished.fetch_sub(n as u64, Ordering::Relaxed);
     }
     if let Err(e) = task.client.flush().await {
