@@ -1,13 +1,15 @@
 //! Export: bus messages out to a NATS subject.
 //!
 //! Two halves. The bus side is a [`Handoff`]: a bus handler calls [`Handoff::offer`] on its
-//! worker, which copies the payload's bytes into a bounded queue with `try_send` and returns;
-//! it never waits, and when the queue is full the message is dropped and counted
-//! (`export_dropped_full`). The NATS side is [`run`], one task per export on the bridge's
-//! runtime, which takes messages off the queue and publishes them: with a `traceparent` when
+//! worker, which copies the payload's bytes into a bounded queue (`crate::handoff`: one
+//! uncontended lock, a wake-up only when the task waits) and returns; it never waits, and when
+//! the queue is full the message is dropped and counted (`export_dropped_full`). The NATS side
+//! is [`run`], one task per export on the bridge's runtime, which takes everything queued at
+//! once and publishes it: with a `traceparent` when
 //! sampled (and a `send` span when the bridge has a tracer), with none when not; in JetStream
 //! mode with a `Nats-Msg-Id` and until the stream acknowledges it.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,9 +22,10 @@ use async_nats::{Client, HeaderMap, Subject};
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use opentelemetry_sdk::trace::SdkTracer;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracebus_context::TraceContext;
 
+use crate::handoff::{self, Refused};
 use crate::headers;
 use crate::span::SendSpan;
 use crate::stats::Stats;
@@ -77,10 +80,8 @@ pub(crate) struct Outgoing {
 /// callers that are not a bus handler.
 #[derive(Debug, Clone)]
 pub struct Handoff {
-    tx: mpsc::Sender<Outgoing>,
+    tx: handoff::Sender<Outgoing>,
     stats: Arc<Stats>,
-    /// Messages accepted and not yet published or given up (read at shutdown).
-    unfinished: Arc<AtomicU64>,
 }
 
 impl Handoff {
@@ -91,16 +92,13 @@ impl Handoff {
             payload: Payload::copy(payload),
             cx: cx.filter(|cx| cx.is_sampled()),
         };
-        match self.tx.try_send(out) {
-            Ok(()) => {
-                self.unfinished.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        match self.tx.offer(out) {
+            Ok(()) => true,
+            Err(Refused::Full) => {
                 Stats::bump(&self.stats.export_dropped_full);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(Refused::Closed) => {
                 Stats::bump(&self.stats.export_dropped_closed);
                 false
             }
@@ -119,7 +117,7 @@ pub(crate) struct JsExport {
 /// Everything an export task needs.
 pub(crate) struct ExportTask {
     pub(crate) subject: Subject,
-    pub(crate) rx: mpsc::Receiver<Outgoing>,
+    pub(crate) rx: handoff::Receiver<Outgoing>,
     pub(crate) client: Client,
     pub(crate) jetstream: Option<JsExport>,
     pub(crate) tracer: Option<SdkTracer>,
@@ -128,19 +126,15 @@ pub(crate) struct ExportTask {
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
-/// A new export queue of `capacity` and its bus-side handle.
+/// A new export queue of `capacity` and its bus-side handle, and the count of messages it
+/// accepted that are not yet published or given up.
 pub(crate) fn queue(
     capacity: usize,
     stats: Arc<Stats>,
-) -> (Handoff, mpsc::Receiver<Outgoing>, Arc<AtomicU64>) {
-    let (tx, rx) = mpsc::channel(capacity);
+) -> (Handoff, handoff::Receiver<Outgoing>, Arc<AtomicU64>) {
     let unfinished = Arc::new(AtomicU64::new(0));
-    let handoff = Handoff {
-        tx,
-        stats,
-        unfinished: unfinished.clone(),
-    };
-    (handoff, rx, unfinished)
+    let (tx, rx) = handoff::channel(capacity, unfinished.clone());
+    (Handoff { tx, stats }, rx, unfinished)
 }
 
 impl ExportTask {
@@ -176,17 +170,16 @@ async fn shutdown_signal(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Messages taken off the queue at once by the core export (fewer wake-ups under load).
-const BATCH: usize = 256;
-
 /// Core NATS: publish each message as it comes; at most once.
 async fn run_core(mut task: ExportTask) {
     let mut shutdown = task.shutdown.clone();
     let mut stopping = false;
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = VecDeque::new();
     loop {
+        // Everything queued at once (the queue's capacity bounds it): one lock and at most one
+        // wake-up per batch.
         let n = tokio::select! {
-            n = task.rx.recv_many(&mut batch, BATCH) => n,
+            n = task.rx.recv_many(&mut batch, usize::MAX) => n,
             () = shutdown_signal(&mut shutdown), if !stopping => {
                 // Refuse new messages, then publish what is queued.
                 task.rx.close();
@@ -388,11 +381,17 @@ mod tests {
         assert!(!handoff.offer(&9u64.to_le_bytes(), None), "full: dropped");
         assert_eq!(stats.snapshot().export_dropped_full, 1);
         assert_eq!(unfinished.load(Ordering::Relaxed), 2);
-        let first = rx.try_recv().unwrap();
+        let mut batch = VecDeque::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(rx.recv_many(&mut batch, 1)), 1);
+        let first = batch.pop_front().unwrap();
         assert_eq!(&first.payload.into_bytes()[..], &7u64.to_le_bytes());
         assert_eq!(first.cx, None, "an unsampled context does not travel");
         rx.close();
-        while rx.try_recv().is_ok() {}
+        assert_eq!(rt.block_on(rx.recv_many(&mut batch, usize::MAX)), 1);
+        assert_eq!(rt.block_on(rx.recv_many(&mut batch, usize::MAX)), 0);
         assert!(!handoff.offer(&10u64.to_le_bytes(), None));
         assert_eq!(stats.snapshot().export_dropped_closed, 1);
     }
