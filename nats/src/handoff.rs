@@ -1,5 +1,5 @@
-//! The queue between the bus workers that export and an export task: bounded, never waiting on
-//! the bus side, emptied whole by the task.
+//! The queue between the bus workers that export and an export task: bounded, emptied whole by
+//! the task; the bus side never waits for the task beyond a lock it holds for a swap.
 //!
 //! A deque behind a mutex. An offer takes the lock once, pushes, and wakes the task only if
 //! the task said, under the same lock, that it found the queue empty and is waiting: one
@@ -159,10 +159,18 @@ impl<T> Receiver<T> {
     /// The next message, waiting while there is none; `None`: closed, or every sender is
     /// gone, and nothing is left. Cancel-safe.
     pub(crate) async fn recv(&mut self) -> Option<T> {
-        let mut one = VecDeque::with_capacity(1);
-        match self.recv_many(&mut one, 1).await {
-            0 => None,
-            _ => one.pop_front(),
+        loop {
+            {
+                let mut s = self.shared.lock();
+                if let Some(value) = s.queue.pop_front() {
+                    return Some(value);
+                }
+                if s.closed || s.senders == 0 {
+                    return None;
+                }
+                s.waiting = true;
+            }
+            self.shared.notify.notified().await;
         }
     }
 
@@ -218,6 +226,7 @@ mod tests {
             "closed and empty"
         );
         assert_eq!(batch, [4]);
+        assert_eq!(block_on(rx.recv()), None);
     }
 
     #[test]
@@ -236,6 +245,7 @@ mod tests {
             got
         });
         let tx2 = tx.clone();
+        assert_eq!(tx2.offer(u32::MAX), Ok(()));
         for v in 0..100u32 {
             while tx.offer(v) == Err(Refused::Full) {
                 std::thread::yield_now();
@@ -244,6 +254,7 @@ mod tests {
         drop(tx);
         drop(tx2);
         let got = rt.block_on(task).unwrap();
-        assert_eq!(got, (0..100).collect::<Vec<_>>());
+        let want: Vec<u32> = std::iter::once(u32::MAX).chain(0..100).collect();
+        assert_eq!(got, want);
     }
 }
