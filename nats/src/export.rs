@@ -5,9 +5,9 @@
 //! uncontended lock, a wake-up only when the task waits) and returns; it never waits, and when
 //! the queue is full the message is dropped and counted (`export_dropped_full`). The NATS side
 //! is [`run`], one task per export on the bridge's runtime, which takes everything queued at
-//! once and publishes it: with a `traceparent` when
-//! sampled (and a `send` span when the bridge has a tracer), with none when not; in JetStream
-//! mode with a `Nats-Msg-Id` and until the stream acknowledges it.
+//! once and publishes it: with a `traceparent` when sampled (and a `send` span when the bridge
+//! has a tracer), with none when not; in JetStream mode with a `Nats-Msg-Id` and until the
+//! stream acknowledges it.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -197,8 +197,7 @@ async fn run_core(mut task: ExportTask) {
                 continue;
             }
             // The untraced path awaits the client's publish right here: no span, no headers,
-            // no future of our own around the client's (moving that larger future in and out
-            // of this task's state had cost more than the rest of the bridge's export work).
+            // no future of our own around the client's, and no shared counter per message.
             let payload = out.payload.into_bytes();
             match task.client.publish(task.subject.clone(), payload).await {
                 Ok(()) => exported += 1,
