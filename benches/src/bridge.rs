@@ -16,6 +16,10 @@
 //! CPU from the loop it measures on a small machine (here a yielding bus publisher had cost
 //! the bridge 15-25% of its throughput, the plain loop's `yield_now` task 10-15% of its own).
 //!
+//! A second plain loop sends a sampled `traceparent` with every message (and its subscriber
+//! parses it): the sampled bridge is also reported against that loop, the same trace header
+//! work done without the bridge.
+//!
 //! Each loop also reports the client's CPU per message: the process's user and system time
 //! (every thread; the server is another process) from the first publish to the last arrival.
 
@@ -29,7 +33,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::{json, Value};
 use tracebus::context::{FanoutSampler, TraceContext};
-use tracebus::{Bus, Pinning, SpanExport};
+use tracebus::{Bus, Pinning, SpanExport, TryPublishError};
 use tracebus_nats::filter::sampled_flag;
 use tracebus_nats::headers::classify;
 use tracebus_nats::{Bridge, BridgeConfig, ExportOptions, ImportOptions};
@@ -114,8 +118,24 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
-/// The plain loop: `n` publishes of 8 bytes to a subscriber on another connection.
-fn plain(url: &str, n: u64) -> Run {
+/// The `traceparent` of message `v` of the plain loop with trace headers: sampled, one trace,
+/// the span id from `v` (what a traced plain publisher would make per message).
+fn plain_traceparent(v: u64) -> HeaderMap {
+    let cx = TraceContext::new([0x4b; 16], (v + 1).to_be_bytes(), 0x01).expect("ids");
+    let text = tracebus_context::traceparent::encode(&cx);
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "traceparent",
+        std::str::from_utf8(&text).expect("traceparent is ASCII"),
+    );
+    headers
+}
+
+/// The plain loop: `n` publishes of 8 bytes to a subscriber on another connection. With
+/// `traceparent`, every message carries a sampled `traceparent` made for it (see
+/// [`plain_traceparent`]) and the subscriber looks it up and parses it strictly: the work of
+/// the sampled bridge's headers in a plain program, to set the sampled bridge beside.
+fn plain(url: &str, n: u64, traceparent: bool) -> Run {
     let (sub_rt, pub_rt) = (runtime(), runtime());
     let count = Arc::new(AtomicU64::new(0));
     let c = count.clone();
@@ -130,6 +150,9 @@ fn plain(url: &str, n: u64) -> Run {
         let _client = &sub.0;
         while let Some(m) = sub.1.next().await {
             std::hint::black_box(&m.payload);
+            if let Some(v) = m.headers.as_ref().and_then(|h| h.get("traceparent")) {
+                std::hint::black_box(TraceContext::from_traceparent(v.as_str()).ok());
+            }
             c.fetch_add(1, Ordering::Release);
         }
     });
@@ -142,7 +165,14 @@ fn plain(url: &str, n: u64) -> Run {
                 tokio::time::sleep(Duration::from_micros(20)).await;
             }
             let bytes = bytes::Bytes::copy_from_slice(&v.to_le_bytes());
-            if client.publish("bench.plain", bytes).await.is_err() {
+            let sent = if traceparent {
+                client
+                    .publish_with_headers("bench.plain", plain_traceparent(v), bytes)
+                    .await
+            } else {
+                client.publish("bench.plain", bytes).await
+            };
+            if sent.is_err() {
                 break;
             }
         }
@@ -205,7 +235,18 @@ fn bridged(url: &str, n: u64, traced: bool) -> (Run, u64) {
         while v - count.load(Ordering::Acquire).min(v) > WINDOW {
             std::thread::sleep(Duration::from_micros(20));
         }
-        p.publish(&topic_a, v).expect("publish");
+        // A full ring is waited out asleep too (`publish` would spin and yield).
+        let mut value = v;
+        loop {
+            match p.try_publish(&topic_a, value) {
+                Ok(_) => break,
+                Err(TryPublishError::Full { payload, .. }) => {
+                    value = payload;
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+                Err(e) => panic!("publish: {e}"),
+            }
+        }
     }
     let (arrived, secs) = wait_arrivals(&count, n, start);
     let cpu = cpu_since(cpu0);
@@ -226,16 +267,19 @@ fn bridged(url: &str, n: u64, traced: bool) -> (Run, u64) {
     )
 }
 
-/// Messages per second of one run of one loop of `n` messages: `"plain"`, `"off"` (the bridge,
-/// tracing off) or `"traced"` (the bridge at the default sampler); `None` for another name.
-pub fn one_loop(url: &str, which: &str, n: u64) -> Option<f64> {
+/// Messages per second and client CPU microseconds per message (`None` without `/proc`) of
+/// one run of one loop of `n` messages: `"plain"`, `"plain-tp"` (the plain loop with a
+/// `traceparent` per message), `"off"` (the bridge, tracing off) or `"traced"` (the bridge at
+/// the default sampler); `None` for another name.
+pub fn one_loop(url: &str, which: &str, n: u64) -> Option<(f64, Option<f64>)> {
     let run = match which {
-        "plain" => plain(url, n),
+        "plain" => plain(url, n, false),
+        "plain-tp" => plain(url, n, true),
         "off" => bridged(url, n, false).0,
         "traced" => bridged(url, n, true).0,
         _ => return None,
     };
-    Some(run.msgs_per_sec())
+    Some((run.msgs_per_sec(), run.cpu_us_per_msg()))
 }
 
 /// The import-side cost of learning whether a message is sampled.
@@ -314,21 +358,31 @@ pub fn throughput(url: &str, quick: bool) -> Value {
     };
     // Interleaved repetitions, so drift hits every loop alike.
     let mut plain_runs = Vec::new();
+    let mut plain_tp_runs = Vec::new();
     let mut off_runs = Vec::new();
     let mut on_runs = Vec::new();
     let mut ctx = 0;
     for _ in 0..reps {
-        plain_runs.push(plain(url, n));
+        plain_runs.push(plain(url, n, false));
+        plain_tp_runs.push(plain(url, n, true));
         off_runs.push(bridged(url, n, false).0);
         let (run, c) = bridged(url, n, true);
         ctx += c;
         on_runs.push(run);
     }
     add("plain async-nats", plain_runs, 0);
+    add("plain async-nats + traceparent", plain_tp_runs, 0);
     add("bridge, tracing off", off_runs, 0);
     add("bridge, default sampler (k = 10)", on_runs, ctx);
     let (plain_rate, plain_cpu) = (rows[0].1, rows[0].2);
     let cpu_ratio = |cpu: Option<f64>| Some(cpu? / plain_cpu?);
+    // The sampled bridge beside the plain loop that sends a `traceparent` too.
+    let (tp_rate, tp_cpu) = (rows[1].1, rows[1].2);
+    let (sampled_rate, sampled_cpu) = (rows[3].1, rows[3].2);
+    let sampled_vs_tp = (
+        sampled_rate / tp_rate,
+        sampled_cpu.zip(tp_cpu).map(|(s, t)| s / t),
+    );
     println!("\n## NATS bridge on loopback: {n} u64 messages, median of {reps} (core NATS)");
     println!(
         "{:<34} {:>12} {:>10} {:>12} {:>10} {:>8} {:>14}",
@@ -344,6 +398,11 @@ pub fn throughput(url: &str, quick: bool) -> Value {
             show(cpu_ratio(*cpu), 2),
         );
     }
+    println!(
+        "sampled bridge against the plain loop with traceparent: {:.2}x msgs/s, {}x CPU per message",
+        sampled_vs_tp.0,
+        show(sampled_vs_tp.1, 2),
+    );
     println!(
         "(CPU: the client process's, every thread, from the first publish to the last arrival; \
          the server's is not counted)"
@@ -361,6 +420,10 @@ pub fn throughput(url: &str, quick: bool) -> Value {
             "lost": lost,
             "imported_with_context": ctx,
         })).collect::<Vec<_>>(),
+        "sampled_vs_plain_traceparent": {
+            "msgs_per_sec_ratio": sampled_vs_tp.0,
+            "client_cpu_ratio": sampled_vs_tp.1,
+        },
     })
 }
 

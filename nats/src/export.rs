@@ -1,13 +1,15 @@
 //! Export: bus messages out to a NATS subject.
 //!
 //! Two halves. The bus side is a [`Handoff`]: a bus handler calls [`Handoff::offer`] on its
-//! worker, which copies the payload's bytes into a bounded queue with `try_send` and returns;
-//! it never waits, and when the queue is full the message is dropped and counted
-//! (`export_dropped_full`). The NATS side is [`run`], one task per export on the bridge's
-//! runtime, which takes messages off the queue and publishes them: with a `traceparent` when
-//! sampled (and a `send` span when the bridge has a tracer), with none when not; in JetStream
-//! mode with a `Nats-Msg-Id` and until the stream acknowledges it.
+//! worker, which copies the payload's bytes into a bounded queue (`crate::handoff`: one
+//! uncontended lock, a wake-up only when the task waits) and returns; it never waits, and when
+//! the queue is full the message is dropped and counted (`export_dropped_full`). The NATS side
+//! is [`run`], one task per export on the bridge's runtime, which takes everything queued at
+//! once and publishes it: with a `traceparent` when sampled (and a `send` span when the bridge
+//! has a tracer), with none when not; in JetStream mode with a `Nats-Msg-Id` and until the
+//! stream acknowledges it.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,17 +22,56 @@ use async_nats::{Client, HeaderMap, Subject};
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use opentelemetry_sdk::trace::SdkTracer;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracebus_context::TraceContext;
 
+use crate::handoff::{self, Refused};
 use crate::headers;
 use crate::span::SendSpan;
 use crate::stats::Stats;
 
+/// Payloads up to this many bytes cross the hand-off inline, without an allocation on the
+/// bus worker (the `Bytes` the client needs is made on the bridge's thread, which also frees
+/// it: no allocator traffic between threads).
+const INLINE: usize = 32;
+
+/// A payload's bytes on their way from a bus worker to NATS.
+#[derive(Debug)]
+enum Payload {
+    /// Up to [`INLINE`] bytes, in place: `len` of `bytes` are the payload.
+    Inline { len: u8, bytes: [u8; INLINE] },
+    /// A larger payload, copied to the heap by the bus worker.
+    Heap(Bytes),
+}
+
+impl Payload {
+    /// A copy of `payload`.
+    #[inline]
+    fn copy(payload: &[u8]) -> Payload {
+        match u8::try_from(payload.len()) {
+            Ok(len) if payload.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..payload.len()].copy_from_slice(payload);
+                Payload::Inline { len, bytes }
+            }
+            _ => Payload::Heap(Bytes::copy_from_slice(payload)),
+        }
+    }
+
+    /// The bytes, as the client takes them.
+    #[inline]
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Payload::Inline { len, bytes } => Bytes::copy_from_slice(&bytes[..usize::from(len)]),
+            Payload::Heap(b) => b,
+        }
+    }
+}
+
 /// One message on its way from a bus worker to NATS.
 #[derive(Debug)]
 pub(crate) struct Outgoing {
-    payload: Bytes,
+    payload: Payload,
     cx: Option<TraceContext>,
 }
 
@@ -39,10 +80,8 @@ pub(crate) struct Outgoing {
 /// callers that are not a bus handler.
 #[derive(Debug, Clone)]
 pub struct Handoff {
-    tx: mpsc::Sender<Outgoing>,
+    tx: handoff::Sender<Outgoing>,
     stats: Arc<Stats>,
-    /// Messages accepted and not yet published or given up (read at shutdown).
-    unfinished: Arc<AtomicU64>,
 }
 
 impl Handoff {
@@ -50,19 +89,16 @@ impl Handoff {
     /// Returns whether it was queued; a full or closed queue drops it and counts why.
     pub fn offer(&self, payload: &[u8], cx: Option<TraceContext>) -> bool {
         let out = Outgoing {
-            payload: Bytes::copy_from_slice(payload),
+            payload: Payload::copy(payload),
             cx: cx.filter(|cx| cx.is_sampled()),
         };
-        match self.tx.try_send(out) {
-            Ok(()) => {
-                self.unfinished.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        match self.tx.offer(out) {
+            Ok(()) => true,
+            Err(Refused::Full) => {
                 Stats::bump(&self.stats.export_dropped_full);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(Refused::Closed) => {
                 Stats::bump(&self.stats.export_dropped_closed);
                 false
             }
@@ -81,7 +117,7 @@ pub(crate) struct JsExport {
 /// Everything an export task needs.
 pub(crate) struct ExportTask {
     pub(crate) subject: Subject,
-    pub(crate) rx: mpsc::Receiver<Outgoing>,
+    pub(crate) rx: handoff::Receiver<Outgoing>,
     pub(crate) client: Client,
     pub(crate) jetstream: Option<JsExport>,
     pub(crate) tracer: Option<SdkTracer>,
@@ -90,19 +126,15 @@ pub(crate) struct ExportTask {
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
-/// A new export queue of `capacity` and its bus-side handle.
+/// A new export queue of `capacity` and its bus-side handle, and the count of messages it
+/// accepted that are not yet published or given up.
 pub(crate) fn queue(
     capacity: usize,
     stats: Arc<Stats>,
-) -> (Handoff, mpsc::Receiver<Outgoing>, Arc<AtomicU64>) {
-    let (tx, rx) = mpsc::channel(capacity);
+) -> (Handoff, handoff::Receiver<Outgoing>, Arc<AtomicU64>) {
     let unfinished = Arc::new(AtomicU64::new(0));
-    let handoff = Handoff {
-        tx,
-        stats,
-        unfinished: unfinished.clone(),
-    };
-    (handoff, rx, unfinished)
+    let (tx, rx) = handoff::channel(capacity, unfinished.clone());
+    (Handoff { tx, stats }, rx, unfinished)
 }
 
 impl ExportTask {
@@ -138,17 +170,16 @@ async fn shutdown_signal(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Messages taken off the queue at once by the core export (fewer wake-ups under load).
-const BATCH: usize = 256;
-
 /// Core NATS: publish each message as it comes; at most once.
 async fn run_core(mut task: ExportTask) {
     let mut shutdown = task.shutdown.clone();
     let mut stopping = false;
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = VecDeque::new();
     loop {
+        // Everything queued at once (the queue's capacity bounds it): one lock and at most one
+        // wake-up per batch.
         let n = tokio::select! {
-            n = task.rx.recv_many(&mut batch, BATCH) => n,
+            n = task.rx.recv_many(&mut batch, usize::MAX) => n,
             () = shutdown_signal(&mut shutdown), if !stopping => {
                 // Refuse new messages, then publish what is queued.
                 task.rx.close();
@@ -159,10 +190,28 @@ async fn run_core(mut task: ExportTask) {
         if n == 0 {
             break;
         }
+        let mut exported = 0u64;
         for out in batch.drain(..) {
-            publish_core(&task, out).await;
+            if out.cx.is_some() {
+                publish_core(&task, out).await;
+                continue;
+            }
+            // The untraced path awaits the client's publish right here: no span, no headers,
+            // no future of our own around the client's, and no shared counter per message.
+            let payload = out.payload.into_bytes();
+            match task.client.publish(task.subject.clone(), payload).await {
+                Ok(()) => exported += 1,
+                Err(e) => {
+                    Stats::bump(&task.stats.export_failed);
+                    log::warn!("tracebus-nats: publish to {} failed: {e}", task.subject);
+                }
+            }
         }
-        // Once per batch: the counter's cache line is shared with the bus worker's offers.
+        // Once per batch: the counters' cache lines are shared with the bus worker's offers
+        // and the imports' counts.
+        if exported > 0 {
+            task.stats.exported.fetch_add(exported, Ordering::Relaxed);
+        }
         task.unfinished.fetch_sub(n as u64, Ordering::Relaxed);
     }
     if let Err(e) = task.client.flush().await {
@@ -179,10 +228,14 @@ async fn publish_core(task: &ExportTask, out: Outgoing) {
     let result = match headers::outgoing(cx.as_ref(), None) {
         Some(h) => {
             task.client
-                .publish_with_headers(task.subject.clone(), h, out.payload)
+                .publish_with_headers(task.subject.clone(), h, out.payload.into_bytes())
                 .await
         }
-        None => task.client.publish(task.subject.clone(), out.payload).await,
+        None => {
+            task.client
+                .publish(task.subject.clone(), out.payload.into_bytes())
+                .await
+        }
     };
     match result {
         Ok(()) => {
@@ -291,7 +344,7 @@ async fn run_jetstream(mut task: ExportTask) {
                     let id = format!("{}-{seq}", js.msg_id_prefix);
                     let headers = headers::outgoing(cx.as_ref(), Some(&id)).unwrap_or_default();
                     let p = Pending {
-                        payload: out.payload,
+                        payload: out.payload.into_bytes(),
                         headers,
                         sampled: cx.is_some(),
                         span,
@@ -327,13 +380,29 @@ mod tests {
         assert!(!handoff.offer(&9u64.to_le_bytes(), None), "full: dropped");
         assert_eq!(stats.snapshot().export_dropped_full, 1);
         assert_eq!(unfinished.load(Ordering::Relaxed), 2);
-        let first = rx.try_recv().unwrap();
-        assert_eq!(&first.payload[..], &7u64.to_le_bytes());
+        let mut batch = VecDeque::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(rx.recv_many(&mut batch, 1)), 1);
+        let first = batch.pop_front().unwrap();
+        assert_eq!(&first.payload.into_bytes()[..], &7u64.to_le_bytes());
         assert_eq!(first.cx, None, "an unsampled context does not travel");
         rx.close();
-        while rx.try_recv().is_ok() {}
+        assert_eq!(rt.block_on(rx.recv_many(&mut batch, usize::MAX)), 1);
+        assert_eq!(rt.block_on(rx.recv_many(&mut batch, usize::MAX)), 0);
         assert!(!handoff.offer(&10u64.to_le_bytes(), None));
         assert_eq!(stats.snapshot().export_dropped_closed, 1);
+    }
+
+    #[test]
+    fn payloads_cross_whole_inline_or_not() {
+        for len in [0, 1, 8, INLINE, INLINE + 1, 4096] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let p = Payload::copy(&bytes);
+            assert_eq!(matches!(p, Payload::Inline { .. }), len <= INLINE);
+            assert_eq!(&p.into_bytes()[..], &bytes[..]);
+        }
     }
 
     #[test]

@@ -60,6 +60,7 @@ mod dedup;
 mod error;
 mod export;
 pub mod filter;
+mod handoff;
 pub mod headers;
 mod import;
 mod sink;

@@ -2,8 +2,8 @@
 //! measurements while working on the NATS bridge (`cargo run --release -p tracebus-benches
 //! --bin bridge -- [--quick|--full] [--runs N]`). Starts one `nats-server` for all runs and
 //! prints each run's table (the bridge loops against the plain `async-nats` loop). With
-//! `--only plain|off|traced` it runs that loop alone (`--n` messages, default 300,000) and
-//! prints its rate per run (for a profiler).
+//! `--only plain|plain-tp|off|traced` it runs that loop alone (`--n` messages, default 300,000) and
+//! prints its rate and client CPU per message per run (for a profiler).
 
 use std::process::ExitCode;
 
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             },
             _ => {
                 eprintln!(
-                    "usage: bridge [--quick|--full] [--runs N] [--only plain|off|traced [--n N]]"
+                    "usage: bridge [--quick|--full] [--runs N] [--only plain|plain-tp|off|traced [--n N]]"
                 );
                 return ExitCode::from(2);
             }
@@ -55,9 +55,12 @@ fn main() -> ExitCode {
                 tracebus_benches::bridge::throughput(&server.url(), quick);
             }
             Some(which) => match tracebus_benches::bridge::one_loop(&server.url(), which, n) {
-                Some(rate) => println!("{which}: {rate:.0} msgs/s"),
+                Some((rate, cpu)) => match cpu {
+                    Some(cpu) => println!("{which}: {rate:.0} msgs/s, {cpu:.2} us CPU/msg"),
+                    None => println!("{which}: {rate:.0} msgs/s"),
+                },
                 None => {
-                    eprintln!("--only takes plain, off or traced");
+                    eprintln!("--only takes plain, plain-tp, off or traced");
                     return ExitCode::from(2);
                 }
             },
