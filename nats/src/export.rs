@@ -192,20 +192,7 @@ async fn run_core(mut task: ExportTask) {
         }
         let mut exported = 0u64;
         for out in batch.drain(..) {
-            if out.cx.is_some() {
-                publish_core(&task, out).await;
-                continue;
-            }
-            // The untraced path awaits the client's publish right here: no span, no headers,
-            // no future of our own around the client's, and no shared counter per message.
-            let payload = out.payload.into_bytes();
-            match task.client.publish(task.subject.clone(), payload).await {
-                Ok(()) => exported += 1,
-                Err(e) => {
-                    Stats::bump(&task.stats.export_failed);
-                    log::warn!("tracebus-nats: publish to {} failed: {e}", task.subject);
-                }
-            }
+            exported += u64::from(publish_core(&task, out).await);
         }
         // Once per batch: the counters' cache lines are shared with the bus worker's offers
         // and the imports' counts.
@@ -222,8 +209,10 @@ async fn run_core(mut task: ExportTask) {
     }
 }
 
-/// Publishes one message on core NATS and counts the outcome (the caller counts it finished).
-async fn publish_core(task: &ExportTask, out: Outgoing) {
+/// Publishes one message on core NATS; returns whether it was published (the caller counts
+/// `exported` and the message finished, once per batch). An untraced message is the client's
+/// `publish` alone: no span, no headers, no shared counter.
+async fn publish_core(task: &ExportTask, out: Outgoing) -> bool {
     let (span, cx) = task.trace(out.cx);
     let result = match headers::outgoing(cx.as_ref(), None) {
         Some(h) => {
@@ -239,13 +228,13 @@ async fn publish_core(task: &ExportTask, out: Outgoing) {
     };
     match result {
         Ok(()) => {
-            Stats::bump(&task.stats.exported);
             if cx.is_some() {
                 Stats::bump(&task.stats.exported_sampled);
             }
             if let Some(span) = span {
                 span.end(None);
             }
+            true
         }
         Err(e) => {
             Stats::bump(&task.stats.export_failed);
@@ -253,6 +242,7 @@ async fn publish_core(task: &ExportTask, out: Outgoing) {
             if let Some(span) = span {
                 span.end(Some(e.to_string()));
             }
+            false
         }
     }
 }
