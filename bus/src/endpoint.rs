@@ -373,6 +373,16 @@ fn committed(bus: &BusShared, workers: &[(usize, usize)]) {
         .after_commit(bus.wait, workers.iter().map(|&(w, _)| w));
 }
 
+/// The endpoint's span recorder in `slot`, made on first use (`None` if the bus has no span
+/// pipeline any more).
+#[inline]
+fn made<'r>(slot: &'r mut Option<Recorder>, bus: &BusShared) -> Option<&'r mut Recorder> {
+    if slot.is_none() {
+        *slot = bus.tracing.recorder();
+    }
+    slot.as_mut()
+}
+
 /// What a write needs of its endpoint besides [`Out`]: the bus, the gate the endpoint's
 /// publishes pass, and the counts it keeps.
 #[derive(Clone, Copy)]
@@ -411,10 +421,7 @@ impl<S: SlotSize> Out<S> {
     /// has no span pipeline any more).
     #[inline]
     fn record_span(&mut self, bus: &BusShared, span: SpanRecord) {
-        if self.recorder.is_none() {
-            self.recorder = bus.tracing.recorder();
-        }
-        if let Some(r) = &mut self.recorder {
+        if let Some(r) = made(&mut self.recorder, bus) {
             r.record(span);
         }
     }
@@ -518,9 +525,10 @@ impl<S: SlotSize> Out<S> {
         };
         // A sampled publish's recorder, made on its first span before anything is counted
         // (making it takes a lock and allocates).
-        if sampled.is_some() && recorder.is_none() {
-            *recorder = bus.tracing.recorder();
-        }
+        let recorder = match sampled {
+            Some(_) => made(recorder, bus),
+            None => None,
+        };
         let recorded = sampled.is_some();
         let slot = |payload: &T| {
             let slot = Slot::new(topic, header.as_ref(), publish_tick, payload);
@@ -539,11 +547,8 @@ impl<S: SlotSize> Out<S> {
         }
         // The span is recorded before the commits: a shutdown that sees the copies handled
         // then finds the span in the recorder's ring (it does not wait for publishes to end).
-        if let Some(s) = sampled {
-            let span = s.record(topic, route.fanout, batch.then_some(n));
-            if let Some(r) = recorder {
-                r.record(span);
-            }
+        if let (Some(s), Some(r)) = (sampled, recorder) {
+            r.record(s.record(topic, route.fanout, batch.then_some(n)));
         }
         for &(w, _) in &route.workers {
             let ring = &mut rings[w];
