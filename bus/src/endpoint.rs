@@ -455,7 +455,9 @@ impl<S: SlotSize> Out<S> {
                     return Some(Err(Refused::Closed));
                 };
                 if rings[w]
-                    .try_push(Slot::new(topic, None, None, payload))
+                    .try_push_in_place(|s| {
+                        s.rewrite(&Slot::new(topic, None, None, payload), payload)
+                    })
                     .is_err()
                 {
                     state.sent.undo(before);
@@ -555,7 +557,7 @@ impl<S: SlotSize> Out<S> {
             if let [payload] = payloads {
                 // One message: a push (one stamp store, one tail store). Room was checked
                 // above and only this endpoint fills the ring, so it succeeds.
-                let pushed = ring.try_push(slot(payload));
+                let pushed = ring.try_push_in_place(|s| s.rewrite(&slot(payload), payload));
                 debug_or_loom_assert!(pushed.is_ok(), "room for 1 was checked");
                 continue;
             }
@@ -570,7 +572,7 @@ impl<S: SlotSize> Out<S> {
             if let Ok(mut claim) = claim {
                 let template = slot(first);
                 for p in payloads {
-                    let pushed = claim.push(template.with_payload(p));
+                    let pushed = claim.push_in_place(|s| s.rewrite(&template, p));
                     debug_or_loom_assert!(pushed.is_ok(), "the claim holds {n} slots");
                 }
                 claim.commit();

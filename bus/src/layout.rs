@@ -23,7 +23,7 @@ use bytemuck::Pod;
 /// The size of a bus's slots (see the module docs). Implemented by [`Lines`] only.
 pub trait SlotSize: sealed::Sealed + Send + Sync + 'static {
     /// The payload area: 8-byte words, so 8-aligned.
-    type Area: Pod + Send + Sync + Debug;
+    type Area: Pod + zerocopy::FromZeros + Send + Sync + Debug;
     /// Cache lines each message takes in a ring (slot and stamp).
     const LINES: usize;
     /// Bytes of payload a message may have.

@@ -18,9 +18,12 @@
 //! ```
 //!
 //! With the default one-line slots the area is 16 bytes: the consumer learns of the message,
-//! and reads all of it, from a single line. Every constructor writes the whole slot: a message
+//! and reads all of it, from a single line. Every constructor makes the whole slot: a message
 //! without a context carries [`TraceHeader::NONE`], so a context from an earlier message in the
-//! same ring cell can never be read back, and the area's bytes past the message are zeroed.
+//! same ring cell can never be read back, and the area's bytes past the message are zeroed. A
+//! publish updates the ring cell in place (`Slot::rewrite`): it stores the header and the
+//! metadata only where the cell's differ from the new message's, and the area always, so the
+//! cell ends up holding exactly the slot a constructor would have made.
 //!
 //! A message of type `T` is written into and read from the area in place; that `T` fits the
 //! area in size and alignment is checked when the program is compiled (`layout::Fits`).
@@ -30,7 +33,7 @@ use core::mem::{offset_of, size_of};
 use bytemuck::Pod;
 use tracebus_context::{header_context, is_sampled, TraceContext, TraceHeader};
 use zerocopy::byteorder::native_endian::{U32, U64};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use crate::layout::{Fits, Lines, SlotSize};
 
@@ -62,12 +65,31 @@ pub struct SlotMeta {
 }
 
 /// A message slot: trace header, metadata, payload area (see the module docs for the layout).
-#[derive(Clone, Copy, Debug)]
+/// All zeros is a valid slot (no context, topic 0, an area of zeros): a ring's cells start so.
+#[derive(Clone, Copy, Debug, FromZeros)]
 #[repr(C)]
 pub struct Slot<A> {
+    head: SlotHead,
+    area: A,
+}
+
+/// The header and the metadata: the slot's first 40 bytes, alike for all the messages of a
+/// batch and for a stream of untraced messages on one topic (see [`Slot::rewrite`]).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
+#[repr(C)]
+struct SlotHead {
     header: TraceHeader,
     meta: SlotMeta,
-    area: A,
+}
+
+impl SlotHead {
+    /// The 40 bytes as five words (by value: a head built from constants stays constants).
+    #[inline(always)]
+    fn words(self) -> [u64; 5] {
+        zerocopy::transmute!(self)
+    }
 }
 
 /// The slot of a default bus (one cache line with the ring's stamp).
@@ -78,8 +100,9 @@ pub const PAYLOAD_OFFSET: usize = 40;
 
 const _: () = {
     assert!(size_of::<SlotMeta>() == 14);
-    assert!(offset_of!(LineSlot, header) == 0);
-    assert!(offset_of!(LineSlot, meta) == 26);
+    assert!(size_of::<SlotHead>() == PAYLOAD_OFFSET);
+    assert!(offset_of!(SlotHead, meta) == 26);
+    assert!(offset_of!(LineSlot, head) == 0);
     assert!(offset_of!(LineSlot, area) == PAYLOAD_OFFSET);
     assert!(size_of::<LineSlot>() == CACHE_LINE - 8);
 };
@@ -87,8 +110,7 @@ const _: () = {
 impl<A: Pod> Slot<A> {
     /// Compile-time layout check for this area type (evaluated when a slot is built).
     const LAYOUT: () = {
-        assert!(offset_of!(Self, header) == 0);
-        assert!(offset_of!(Self, meta) == 26);
+        assert!(offset_of!(Self, head) == 0);
         assert!(offset_of!(Self, area) == PAYLOAD_OFFSET);
     };
 
@@ -103,21 +125,20 @@ impl<A: Pod> Slot<A> {
         payload: &T,
     ) -> Self {
         let () = Self::LAYOUT;
-        let () = Fits::<T, A>::OK;
-        let mut area = A::zeroed();
-        bytemuck::bytes_of_mut(&mut area)[..size_of::<T>()]
-            .copy_from_slice(bytemuck::bytes_of(payload));
+        let area = Self::area_of(payload);
         Slot {
-            header: TraceHeader::from_context(ctx),
-            meta: SlotMeta {
-                kind: if publish_tick.is_some() {
-                    HAS_PUBLISH_TIME
-                } else {
-                    0
+            head: SlotHead {
+                header: TraceHeader::from_context(ctx),
+                meta: SlotMeta {
+                    kind: if publish_tick.is_some() {
+                        HAS_PUBLISH_TIME
+                    } else {
+                        0
+                    },
+                    reserved: 0,
+                    topic: U32::new(topic),
+                    publish: U64::new(publish_tick.unwrap_or(0)),
                 },
-                reserved: 0,
-                topic: U32::new(topic),
-                publish: U64::new(publish_tick.unwrap_or(0)),
             },
             area,
         }
@@ -128,21 +149,46 @@ impl<A: Pod> Slot<A> {
     /// rather than the header's odd-sized fields one by one.
     #[inline(always)]
     pub fn with_payload<T: Pod>(&self, payload: &T) -> Self {
+        Slot {
+            head: self.head,
+            area: Self::area_of(payload),
+        }
+    }
+
+    /// The area holding `payload` at its start, zeros after it. `T` must fit `A` (checked at
+    /// compile time).
+    #[inline(always)]
+    fn area_of<T: Pod>(payload: &T) -> A {
         let () = Fits::<T, A>::OK;
         let mut area = A::zeroed();
         bytemuck::bytes_of_mut(&mut area)[..size_of::<T>()]
             .copy_from_slice(bytemuck::bytes_of(payload));
-        Slot {
-            header: self.header,
-            meta: self.meta,
-            area,
+        area
+    }
+
+    /// Makes this slot, a ring cell's (the message written there a lap before, or zeros), the
+    /// message `template.with_payload(payload)`, storing the header and the metadata only where
+    /// they differ from the template's: messages on one topic without a context find them
+    /// right, and a publish then stores the area alone (a store to a line the consumer holds
+    /// waits in the store buffer until the line comes back, and every later store waits behind
+    /// it). The loads come from the publisher's own cache: it wrote this line a lap before and
+    /// the consumer only read it.
+    #[inline(always)]
+    pub(crate) fn rewrite<T: Pod>(&mut self, template: &Self, payload: &T) {
+        // Compared word by word in registers: a template built from constants (the common
+        // publish's) is compared with constants, not spilled to the stack to be compared there.
+        let (old, new) = (self.head.words(), template.head.words());
+        let differ = old.iter().zip(new).fold(0, |d, (o, n)| d | (o ^ n));
+        if differ != 0 {
+            self.head = template.head;
         }
+        self.area = Self::area_of(payload);
     }
 
     /// This slot, marked as published with a recorded span (see `RECORDED`).
     #[inline(always)]
     pub(crate) fn recorded(mut self) -> Self {
-        self.meta.kind |= RECORDED;
+        self.head.meta.kind |= RECORDED;
         self
     }
 
@@ -150,38 +196,38 @@ impl<A: Pod> Slot<A> {
     /// their `process` spans under it; otherwise they carry the context on unchanged).
     #[inline(always)]
     pub fn is_recorded(&self) -> bool {
-        self.meta.kind & RECORDED != 0
+        self.head.meta.kind & RECORDED != 0
     }
 
     /// The trace header, in place.
     #[inline(always)]
     pub fn header(&self) -> &TraceHeader {
-        &self.header
+        &self.head.header
     }
 
     /// The fast filter on this slot's header bytes: byte 25, masked.
     #[inline(always)]
     pub fn is_sampled(&self) -> bool {
-        is_sampled(self.header.as_bytes())
+        is_sampled(self.head.header.as_bytes())
     }
 
     /// The normalization point: the context this slot carries, read through `zerocopy` from the
     /// slot's header bytes, or `None`.
     #[inline]
     pub fn context(&self) -> Option<TraceContext> {
-        header_context(self.header.as_bytes())
+        header_context(self.head.header.as_bytes())
     }
 
     /// The index of the topic the message was published to.
     #[inline(always)]
     pub fn topic(&self) -> u32 {
-        self.meta.topic.get()
+        self.head.meta.topic.get()
     }
 
     /// The publish time in ticks of the bus's clock, if it was recorded.
     #[inline(always)]
     pub fn publish_tick(&self) -> Option<u64> {
-        (self.meta.kind & HAS_PUBLISH_TIME != 0).then(|| self.meta.publish.get())
+        (self.head.meta.kind & HAS_PUBLISH_TIME != 0).then(|| self.head.meta.publish.get())
     }
 
     /// The payload area's first `size_of::<T>()` bytes as a `T`, in place (no copy). `T` must
@@ -240,6 +286,43 @@ mod tests {
             &[9, 0],
             "the template's payload bytes are not kept"
         );
+    }
+
+    #[test]
+    fn a_rewritten_slot_is_the_new_message_whatever_it_held() {
+        let ctx = TraceContext::new([5; 16], [6; 8], 1).unwrap();
+        let other = TraceContext::new([7; 16], [8; 8], 0).unwrap();
+        // What a ring cell may hold: zeros (a first lap), the same topic's last message, another
+        // topic's, a traced one, one with a publish time, a recorded one, a bigger payload.
+        let before = [
+            LineSlot::new(0, None, None, &0u64),
+            LineSlot::new(3, None, None, &1u64),
+            LineSlot::new(4, None, None, &[0xffu8; 16]),
+            LineSlot::new(3, Some(&ctx), None, &2u64),
+            LineSlot::new(3, None, Some(99), &3u64),
+            LineSlot::new(3, Some(&ctx), Some(5), &4u64).recorded(),
+        ];
+        let templates = [
+            LineSlot::new(3, None, None, &0u64),
+            LineSlot::new(3, Some(&other), None, &0u64),
+            LineSlot::new(5, Some(&ctx), Some(7), &0u64).recorded(),
+        ];
+        for old in before {
+            for template in templates {
+                let mut cell = old;
+                cell.rewrite(&template, &0xabcd_u32);
+                let want = template.with_payload(&0xabcd_u32);
+                assert_eq!(cell.head, want.head, "{old:?} as {template:?}");
+                assert_eq!(
+                    cell.area(),
+                    &[0xabcd, 0],
+                    "the area past the payload is zeroed"
+                );
+                assert_eq!(cell.context(), template.context(), "no stale context");
+                assert_eq!(cell.is_recorded(), template.is_recorded());
+                assert_eq!(cell.publish_tick(), template.publish_tick());
+            }
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! | `fifo_over_two_laps` | exact FIFO, no loss or duplication, over two laps of a 2-slot ring |
 //! | `full_and_empty_boundaries` | a full ring hands the value back; nothing is read from an empty ring |
 //! | `batch_claim_and_read` | batch claim/commit and batch read/release, with wrap-around |
+//! | `in_place_pushes_over_two_laps` | a push or claim that updates a cell in place (the bus's publish) reads the lap before's value only after the consumer is done with it, and the consumer sees the whole value, fields left as they were included |
 //! | `close_drains_committed_tail` | a consumer that sees the producer closed still drains all |
 //! | `unread_values_dropped_once` | values left in the ring are dropped exactly once |
 //! | `len_promises_values` | a value `len()` counts is found by `try_pop` (the consumer reads `tail`) |
@@ -34,13 +35,13 @@
 //!
 //! | ordering weakened to `Relaxed` (or fence removed) | caught by |
 //! |---|---|
-//! | `Producer::try_push`: stamp `store(Release)` | `fifo_over_two_laps`, `close_drains_committed_tail`; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
-//! | `Claim::drop`: `fence(Release)` before the stamps | `batch_claim_and_read` |
-//! | `Producer::has_room`: `head.load(Acquire)` | `fifo_over_two_laps`, `full_and_empty_boundaries`, `batch_claim_and_read` |
+//! | `Producer::commit_one` (`try_push`, `try_push_in_place`): stamp `store(Release)` | `fifo_over_two_laps`, `in_place_pushes_over_two_laps`, `close_drains_committed_tail`; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
+//! | `Claim::drop`: `fence(Release)` before the stamps | `batch_claim_and_read`, `in_place_pushes_over_two_laps` |
+//! | `Producer::has_room`: `head.load(Acquire)` | `fifo_over_two_laps`, `full_and_empty_boundaries`, `batch_claim_and_read`, `in_place_pushes_over_two_laps` |
 //! | `Producer::drop`: `producer_closed.store(Release)` | `close_drains_committed_tail` |
-//! | `Producer::publish_tail`: `tail.store(Release)` | all six ring models; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
+//! | `Producer::publish_tail`: `tail.store(Release)` | `in_place_pushes_over_two_laps` and six other ring models; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
 //! | `Shared::is_committed`: stamp `load(Acquire)` | `fifo_over_two_laps`, `batch_claim_and_read`, `close_drains_committed_tail`; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
-//! | `Consumer::committed`: `tail.load(Acquire)` | all six ring models; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
+//! | `Consumer::committed`: `tail.load(Acquire)` | `in_place_pushes_over_two_laps` and six other ring models; also `park_has_no_lost_wakeup`, `unsubscribe_while_publishing` |
 //! | `Consumer::try_pop`: `head.store(Release)` | `fifo_over_two_laps`, `full_and_empty_boundaries` |
 //! | `ReadChunk::drop`: `head.store(Release)` | `batch_claim_and_read` |
 //! | `Consumer::is_closed`: `producer_closed.load(Acquire)` | `close_drains_committed_tail`; also `unsubscribe_while_publishing` |

@@ -72,6 +72,60 @@ fn full_and_empty_boundaries() {
     });
 }
 
+/// The bus's publish updates a cell in place (`try_push_in_place`, `Claim::push_in_place`): it
+/// reads what the cell held a lap before and stores only what differs. That read and those
+/// stores must come after the consumer's read of the lap before (the `head` it acquired says
+/// so), and the consumer must see the values whole, the fields the producer left as they were
+/// included. Values are `[tag, value]`; a tag already right is not stored again.
+#[test]
+fn in_place_pushes_over_two_laps() {
+    model(|| {
+        let (mut tx, mut rx) = spsc::<[u32; 2]>(2).unwrap();
+        let producer = thread::spawn(move || {
+            let mut next = 0;
+            while next < 4 {
+                let pushed = tx.try_push_in_place(|cell: &mut [u32; 2]| {
+                    if cell[0] != 1 {
+                        cell[0] = 1;
+                    }
+                    cell[1] = next;
+                });
+                if pushed.is_ok() {
+                    next += 1;
+                } else {
+                    thread::yield_now();
+                }
+            }
+            // A second lap through a claim.
+            let mut claim = loop {
+                match tx.claim(2) {
+                    Ok(c) => break c,
+                    Err(_) => thread::yield_now(),
+                }
+            };
+            for v in [4, 5] {
+                claim
+                    .push_in_place(|cell: &mut [u32; 2]| {
+                        assert_eq!(cell[0], 1, "the lap before left its tag");
+                        cell[1] = v;
+                    })
+                    .map_err(|_| ())
+                    .unwrap();
+            }
+            claim.commit();
+        });
+        let mut got = Vec::new();
+        while got.len() < 6 {
+            match rx.try_pop() {
+                Some(v) => got.push(v),
+                None => thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(got, (0..6).map(|v| [1, v]).collect::<Vec<_>>());
+    });
+}
+
 #[test]
 fn batch_claim_and_read() {
     model(|| {

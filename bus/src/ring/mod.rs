@@ -22,7 +22,10 @@
 //!   `IDLE_POLLS` in `consumer.rs`).
 //! - Writes and reads happen in place: the producer claims slots, fills them and commits the
 //!   batch with one `Release` fence followed by one store per stamp; the consumer borrows a
-//!   batch by reference and releases it with one `Release` store of `head`.
+//!   batch by reference and releases it with one `Release` store of `head`. For a `Copy` value
+//!   valid as all zeros, the producer may update a cell's value in place instead of writing a
+//!   new one ([`Producer::try_push_in_place`], [`Claim::push_in_place`]): it gets what the cell
+//!   held (the value a lap before, or zeros) and stores only the fields that differ.
 //!
 //! Memory orderings (each `Acquire`/`Release` is checked by a loom model in `loom-tests` that
 //! fails when it is weakened or removed):
@@ -126,7 +129,9 @@ pub struct ClaimError {
 ///
 /// Invariant: `stamp == p + 1` from the commit of position `p` (with `p & mask` naming this
 /// cell) until the producer writes the cell for position `p + capacity`; the value is
-/// initialised from that commit until the consumer releases `p`.
+/// initialised from that commit until the consumer releases `p`. The value's bytes are zeroed
+/// when the buffer is made and hold the last value written after that (a read moves a value
+/// out but leaves its bytes), which `Producer::try_push_in_place` relies on for `Copy` values.
 #[repr(C, align(64))]
 pub(crate) struct Cell<T> {
     value: UnsafeCell<MaybeUninit<T>>,
@@ -320,7 +325,9 @@ fn new_buffer<T>(capacity: usize) -> Result<buffer::Buffer<T>, RingError> {
 fn new_buffer<T>(capacity: usize) -> Result<Box<[Cell<T>]>, RingError> {
     Ok((0..capacity)
         .map(|_| Cell {
-            value: UnsafeCell::new(MaybeUninit::uninit()),
+            // Zeroed as the other buffers are (`Producer::try_push_in_place` reads a first
+            // lap's cell as a zeroed value).
+            value: UnsafeCell::new(MaybeUninit::zeroed()),
             stamp: AtomicUsize::new(0),
         })
         .collect())

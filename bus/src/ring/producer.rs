@@ -4,6 +4,8 @@
 
 use core::mem::MaybeUninit;
 
+use zerocopy::FromZeros;
+
 use super::{ClaimError, Full, NotSync, Shared};
 use crate::sync::{debug_or_loom_assert, fence, Arc, Ordering};
 
@@ -97,6 +99,30 @@ impl<T> Producer<T> {
         cell
     }
 
+    /// Updates the value in the cell of position `pos` in place with `update`, which gets the
+    /// value the cell holds (the one written there a lap before, or zeros), and returns the
+    /// cell (as [`Producer::write`]).
+    ///
+    /// # Safety
+    /// As [`Producer::write`].
+    #[inline(always)]
+    unsafe fn write_with(&self, pos: usize, update: impl FnOnce(&mut T)) -> &super::Cell<T>
+    where
+        T: Copy + FromZeros,
+    {
+        self.shared.debug_assert_free(pos);
+        let cell = self.shared.cell(pos);
+        cell.value.with_mut(|p| {
+            // SAFETY: the caller guarantees the cell is free and unreachable by the consumer,
+            // so this is the only reference to it. It holds a valid `T`: its bytes were zeroed
+            // when the ring was made (a valid `T`: `FromZeros`), and every write since stored
+            // a whole `T` or updated one in place; a `T: Copy` has no drop glue, and the
+            // consumer's reads leave its bytes as they were.
+            update(unsafe { (*p).assume_init_mut() })
+        });
+        cell
+    }
+
     /// Publishes the new `tail`, after the stamps of the positions before it.
     #[inline(always)]
     fn publish_tail(&self) {
@@ -111,9 +137,18 @@ impl<T> Producer<T> {
         if !self.has_room(1) {
             return Err(Full(value));
         }
-        let pos = self.tail;
         // SAFETY: `has_room(1)` proved the cell of `tail` free.
-        let cell = unsafe { self.write(pos, value) };
+        self.commit_one(|p, pos| unsafe { p.write(pos, value) });
+        Ok(())
+    }
+
+    /// Writes the cell of position `tail` with `write` (which returns that cell) and commits
+    /// it: the one-message push of [`Producer::try_push`] and
+    /// [`Producer::try_push_in_place`]. The caller made sure the cell is free.
+    #[inline(always)]
+    fn commit_one(&mut self, write: impl FnOnce(&Self, usize) -> &super::Cell<T>) {
+        let pos = self.tail;
+        let cell = write(self, pos);
         let next = pos.wrapping_add(1);
         // Release pairs with the consumer's Acquire stamp load: the value written above is
         // visible to it before the stamp that announces it.
@@ -121,6 +156,33 @@ impl<T> Producer<T> {
         stamp.store(next, Ordering::Release);
         self.tail = next;
         self.publish_tail();
+    }
+
+    /// Pushes the value `update` makes of the next cell's value in place, or hands `update`
+    /// back if the ring is full. `update` gets what the cell holds: the value pushed there a
+    /// lap before, or zeros on the first lap; a producer that rewrites the same fields message
+    /// after message can skip the stores of those that are already right (a store to the line
+    /// waits in the store buffer until the consumer hands the line back).
+    ///
+    /// ```
+    /// let (mut tx, mut rx) = tracebus::ring::spsc::<[u64; 2]>(2).unwrap();
+    /// assert!(tx.try_push_in_place(|v| v[1] = 7).is_ok()); // a first lap's cell is zeros
+    /// assert_eq!(rx.try_pop(), Some([0, 7]));
+    /// assert!(tx.try_push_in_place(|v| v[0] = 1).is_ok());
+    /// assert!(tx.try_push_in_place(|v| v[0] = 2).is_ok()); // the first cell again
+    /// assert_eq!(rx.try_pop(), Some([1, 0]));
+    /// assert_eq!(rx.try_pop(), Some([2, 7])); // 7: what the cell held
+    /// ```
+    #[inline]
+    pub fn try_push_in_place<F: FnOnce(&mut T)>(&mut self, update: F) -> Result<(), Full<F>>
+    where
+        T: Copy + FromZeros,
+    {
+        if !self.has_room(1) {
+            return Err(Full(update));
+        }
+        // SAFETY: `has_room(1)` proved the cell of `tail` free.
+        self.commit_one(|p, pos| unsafe { p.write_with(pos, update) });
         Ok(())
     }
 
@@ -246,6 +308,23 @@ impl<T> Claim<'_, T> {
         // SAFETY: `pos` is one of the `len` cells the claim proved free; the consumer cannot
         // reach it before the commit stores its stamp.
         unsafe { self.producer.write(pos, value) };
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Updates the next claimed cell's value in place with `update` (see
+    /// [`Producer::try_push_in_place`]), or hands `update` back if all are written.
+    #[inline]
+    pub fn push_in_place<F: FnOnce(&mut T)>(&mut self, update: F) -> Result<(), Full<F>>
+    where
+        T: Copy + FromZeros,
+    {
+        if self.written == self.len {
+            return Err(Full(update));
+        }
+        let pos = self.producer.tail.wrapping_add(self.written);
+        // SAFETY: as in `push`.
+        unsafe { self.producer.write_with(pos, update) };
         self.written += 1;
         Ok(())
     }

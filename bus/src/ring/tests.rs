@@ -235,3 +235,61 @@ fn invariant_layer_stops_a_read_of_uncommitted_data() {
     rx.cached_tail = 0;
     assert_eq!(rx.try_pop(), None);
 }
+
+#[test]
+fn in_place_pushes_see_the_cells_last_value() {
+    // Big enough to be a mapping of its own (see `buffer.rs`), small enough to wrap often.
+    let (mut tx, mut rx) = spsc::<[u64; 8]>(64).unwrap();
+    for lap in 0..3u64 {
+        for i in 0..64u64 {
+            let was = std::cell::Cell::new([u64::MAX; 8]);
+            tx.try_push_in_place(|v| {
+                was.set(*v);
+                v[0] = lap * 100 + i;
+            })
+            .map_err(|_| ())
+            .unwrap();
+            // The first lap's cells are zeros; later ones hold what the lap before pushed
+            // (only word 0 was written, so the rest stays zero throughout).
+            let before = if lap == 0 { 0 } else { (lap - 1) * 100 + i };
+            assert_eq!(
+                was.get(),
+                [before, 0, 0, 0, 0, 0, 0, 0],
+                "lap {lap} cell {i}"
+            );
+        }
+        // Full: the update comes back, not run, and can still be run by the caller.
+        let back = tx.try_push_in_place(|v| v[0] = 7).unwrap_err().into_inner();
+        let mut scratch = [0u64; 8];
+        back(&mut scratch);
+        assert_eq!(scratch[0], 7, "the full ring handed the update back");
+        for i in 0..64u64 {
+            assert_eq!(rx.try_pop().map(|v| v[0]), Some(lap * 100 + i));
+        }
+    }
+}
+
+#[test]
+fn in_place_claims_see_the_cells_last_value() {
+    let (mut tx, mut rx) = spsc::<u64>(4).unwrap();
+    for lap in 0..3u64 {
+        let mut claim = tx.claim(4).unwrap();
+        for i in 0..4u64 {
+            claim
+                .push_in_place(|v| {
+                    let before = if lap == 0 { 0 } else { (lap - 1) * 10 + i };
+                    assert_eq!(*v, before, "lap {lap} cell {i}");
+                    *v = lap * 10 + i;
+                })
+                .map_err(|_| ())
+                .unwrap();
+        }
+        assert!(
+            claim.push_in_place(|v| *v = 99).is_err(),
+            "all claimed cells written"
+        );
+        claim.commit();
+        let got: Vec<u64> = std::iter::from_fn(|| rx.try_pop()).collect();
+        assert_eq!(got, (0..4).map(|i| lap * 10 + i).collect::<Vec<_>>());
+    }
+}
