@@ -22,13 +22,16 @@
 //! (`catch_up_pause(Duration::ZERO)`: the worker polls again at once after every pass) and
 //! with the default wait strategy ([`WaitStrategy::SpinThenPark`]: after a spell of spinning
 //! and yielding the worker parks and a publish must wake it); the disruptor (`disruptor` v4,
-//! `build_single_producer(..).handle_events_with(..)`, `BusySpin`, `publish`); crossbeam-channel
+//! `build_single_producer(..).handle_events_with(..)`, `BusySpin`, `publish`), with `u64`
+//! events and with 64-byte ones ([`Msg64`], the bytes the bus's one-line slot moves, as in
+//! `bus_vs_peers`: eight `u64` events share a cache line, a 64-byte one has a line to itself,
+//! as a bus message does); crossbeam-channel
 //! `bounded`, `try_send` spinning while full, a consumer thread spinning on `try_recv`; and
 //! crossbeam-channel in its blocking form (`send`, a consumer thread blocked in `recv`), the
 //! blocking peer of the default-strategy bus: the disruptor crate (4.4) has no blocking wait
 //! strategy (its others are a spin with a hint and a fixed sleep). The bus's
-//! message is its one-line slot (64 bytes, the `u64` in its payload area); the peers carry the
-//! `u64` as their users would write it.
+//! message is its one-line slot (64 bytes, the `u64` in its payload area); the other peers
+//! carry the `u64` as their users would write it.
 //!
 //! Each run starts with [`WARMUP`] messages (fewer at the lowest rate), paced like the rest but
 //! not recorded (they fault in the ring's pages and warm the caches). Repetitions are
@@ -48,7 +51,7 @@ use tracebus::{Report, WaitStrategy};
 
 use crate::measure::median;
 use crate::peers::{
-    BlockingChannel, Bus, Cores, CrossbeamChannel, Disruptor, Named, Peer, Queued, CAPACITY,
+    BlockingChannel, Bus, Cores, CrossbeamChannel, Disruptor, Msg64, Named, Peer, Queued, CAPACITY,
 };
 
 /// Offered rates, messages per second. At 2 k/s messages are 0.5 ms apart: an idle worker with
@@ -83,8 +86,10 @@ pub enum System {
     TracebusSpinNoPause,
     /// The bus with the default wait strategy (spin, yield, then park).
     TracebusDefault,
-    /// The `disruptor` crate, `handle_events_with`, busy-spinning.
+    /// The `disruptor` crate, `handle_events_with`, busy-spinning, `u64` events.
     Disruptor,
+    /// The same with 64-byte events ([`Msg64`]): the bytes the bus's one-line slot moves.
+    Disruptor64,
     /// crossbeam-channel `bounded` and a consumer thread spinning on `try_recv`.
     CrossbeamChannel,
     /// crossbeam-channel `bounded` and a consumer thread blocked in `recv` (the blocking peer
@@ -93,11 +98,12 @@ pub enum System {
 }
 
 /// Every system, in the order of the table.
-pub const SYSTEMS: [System; 6] = [
+pub const SYSTEMS: [System; 7] = [
     System::TracebusSpin,
     System::TracebusSpinNoPause,
     System::TracebusDefault,
     System::Disruptor,
+    System::Disruptor64,
     System::CrossbeamChannel,
     System::CrossbeamBlocking,
 ];
@@ -110,6 +116,7 @@ impl System {
             System::TracebusSpinNoPause => "tracebus no pause",
             System::TracebusDefault => "tracebus default",
             System::Disruptor => "disruptor busy-spin",
+            System::Disruptor64 => "disruptor-64 busy-spin",
             System::CrossbeamChannel => CrossbeamChannel::<u64>::NAME,
             System::CrossbeamBlocking => BlockingChannel::NAME,
         }
@@ -307,6 +314,7 @@ pub fn run_once(system: System, rate: u64, messages: u64, warmup: u64) -> Sample
                 paced_run(&default, rate, total, rec, cores)
             }
             System::Disruptor => paced_run(&Disruptor::<u64>::new(), rate, total, rec, cores),
+            System::Disruptor64 => paced_run(&Disruptor::<Msg64>::new(), rate, total, rec, cores),
             System::CrossbeamChannel => paced_run(
                 &Queued::<CrossbeamChannel<u64>>::new(),
                 rate,
@@ -539,7 +547,8 @@ pub fn section(quick: bool, progress: &mut dyn FnMut(&str)) -> Value {
     println!(
         "forms: tracebus publish, one subscriber on one worker (busy-spin; no pause: busy-spin \
          without the catch-up pause; default: spin, yield, park); disruptor handle_events_with \
-         + publish, BusySpin; crossbeam-channel bounded try_send / try_recv spinning; \
+         + publish, BusySpin, u64 events (disruptor-64: 64-byte events, the bytes of the bus's \
+         one-line slot); crossbeam-channel bounded try_send / try_recv spinning; \
          crossbeam-channel blocking: send / recv, the consumer asleep while empty. Clock: \
          quanta's TSC in ns on both ends. saturated: the median run's deliveries took more than \
          1/{KEPT_UP} of the offered time"
