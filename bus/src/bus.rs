@@ -61,6 +61,8 @@ pub struct Bus<S: SlotSize = Lines<1>> {
     /// Live subscriptions: id -> (topic, worker), and how many each worker has.
     subs: Mutex<Subscriptions>,
     capacity: usize,
+    /// Whether rings are resident from the start (`BusBuilder::resident_rings`).
+    resident_rings: bool,
     drain_timeout: Duration,
     warnings: Vec<String>,
 }
@@ -114,16 +116,22 @@ impl Bus {
     }
 }
 
-/// Allocates the rings from one endpoint to each of `workers` workers.
+/// Allocates the rings from one endpoint to each of `workers` workers, resident from the start
+/// if `resident` (see `BusBuilder::resident_rings`).
 #[allow(clippy::type_complexity)]
 fn rings_to<T: Send>(
     workers: usize,
     capacity: usize,
+    resident: bool,
 ) -> Result<(Vec<Producer<T>>, Vec<Consumer<T>>), ring::RingError> {
     let mut tx = Vec::with_capacity(workers);
     let mut rx = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (p, c) = ring::spsc(capacity)?;
+        let (p, c) = if resident {
+            ring::spsc_resident(capacity)?
+        } else {
+            ring::spsc(capacity)?
+        };
         tx.push(p);
         rx.push(c);
     }
@@ -144,9 +152,11 @@ impl<S: SlotSize> BusBuilder<S> {
         let mut inbound: Vec<Vec<Consumer<Slot<S::Area>>>> = (0..n).map(|_| Vec::new()).collect();
         let mut outbound = Vec::with_capacity(n);
         for _ in 0..n {
-            let (tx, rx) = rings_to(n, self.capacity).map_err(|reason| BuildError::Capacity {
-                capacity: self.capacity,
-                reason,
+            let (tx, rx) = rings_to(n, self.capacity, self.resident_rings).map_err(|reason| {
+                BuildError::Capacity {
+                    capacity: self.capacity,
+                    reason,
+                }
             })?;
             outbound.push(tx);
             for (inb, c) in inbound.iter_mut().zip(rx) {
@@ -230,6 +240,7 @@ impl<S: SlotSize> BusBuilder<S> {
                 next_id: 0,
             }),
             capacity: self.capacity,
+            resident_rings: self.resident_rings,
             drain_timeout: self.drain_timeout,
             warnings,
         })
@@ -454,7 +465,8 @@ impl<S: SlotSize> Bus<S> {
         if self.shared.gates[Side::External as usize].is_closed() {
             return Err(BusError::Closed);
         }
-        let (rings, inbound) = rings_to(self.workers(), self.capacity).map_err(BusError::Ring)?;
+        let (rings, inbound) =
+            rings_to(self.workers(), self.capacity, self.resident_rings).map_err(BusError::Ring)?;
         for (w, rx) in inbound.into_iter().enumerate() {
             self.send(w, Control::Inbound(rx))?;
         }

@@ -106,6 +106,7 @@ pub struct BusBuilder<S: SlotSize = Lines<1>> {
     pub(crate) capacity: usize,
     pub(crate) wait: WaitStrategy,
     pub(crate) catch_up_pause: Duration,
+    pub(crate) resident_rings: bool,
     pub(crate) record_publish_time: bool,
     pub(crate) tracing: Option<crate::spans::SpanExport>,
     pub(crate) sampler: tracebus_context::FanoutSampler,
@@ -121,6 +122,7 @@ impl Default for BusBuilder {
             capacity: DEFAULT_CAPACITY,
             wait: WaitStrategy::default(),
             catch_up_pause: DEFAULT_CATCH_UP_PAUSE,
+            resident_rings: false,
             record_publish_time: false,
             tracing: None,
             sampler: tracebus_context::FanoutSampler::default(),
@@ -147,6 +149,7 @@ impl<S: SlotSize> BusBuilder<S> {
             capacity: self.capacity,
             wait: self.wait,
             catch_up_pause: self.catch_up_pause,
+            resident_rings: self.resident_rings,
             record_publish_time: self.record_publish_time,
             tracing: self.tracing,
             sampler: self.sampler,
@@ -171,8 +174,9 @@ impl<S: SlotSize> BusBuilder<S> {
     ///
     /// Memory: every ring holds `capacity` slots of [`crate::SlotSize::LINES`] cache lines
     /// (64 bytes for the default one-line slot), and a bus has `workers²` rings plus `workers` per
-    /// [`crate::Publisher`]. A ring's pages are taken as it first cycles through them, so a
-    /// busy mesh ends up using `rings × capacity × slot bytes`: 2 workers at the default 1,024
+    /// [`crate::Publisher`]. A ring's pages are taken as it first cycles through them (all at
+    /// once with [`BusBuilder::resident_rings`]), so a busy mesh ends up using
+    /// `rings × capacity × slot bytes`: 2 workers at the default 1,024
     /// take 256 KiB, 16 workers 16 MiB. Past a few thousand slots a ring only adds latency
     /// (messages wait longer) and cache misses (a ring bigger than the cache misses on every
     /// slot); 2^16 is about the largest that makes sense. Building warns when the mesh could
@@ -204,6 +208,19 @@ impl<S: SlotSize> BusBuilder<S> {
     /// on cores that share a cache want `Duration::ZERO`.
     pub fn catch_up_pause(mut self, pause: Duration) -> Self {
         self.catch_up_pause = pause;
+        self
+    }
+
+    /// Whether every ring's memory is made resident when the ring is made (the mesh's when the
+    /// bus is built, a publisher's rings when [`crate::Bus::publisher`] makes them) rather than
+    /// page by page as the ring is first used (off by default). By default the first message
+    /// into each 4 KiB page of a ring waits for a page fault: one message in 64 on a ring's
+    /// first lap with one-line slots, 13-57 us each on the project's VM. With this on, no
+    /// publish waits for one, the first lap included, and the mesh takes all its memory at
+    /// once (see [`BusBuilder::capacity`]). For latency-critical services whose first seconds
+    /// count; see [`crate::ring::spsc_resident`].
+    pub fn resident_rings(mut self, on: bool) -> Self {
+        self.resident_rings = on;
         self
     }
 

@@ -6,7 +6,9 @@
 //! 512 MiB before its first message. On Unix-like systems a buffer of at least
 //! [`MMAP_MIN`] bytes is therefore its own anonymous private mapping: the OS maps a page when a
 //! producer first writes a cell in it, and an idle consumer, which reads one cell's stamp,
-//! reads the shared zero page. Smaller buffers (and every buffer elsewhere, or where the
+//! reads the shared zero page. A ring asked to be resident
+//! ([`spsc_resident`](super::spsc_resident)) has a zero written into every page when it is
+//! made instead, so no write of its producer waits for a page fault. Smaller buffers (and every buffer elsewhere, or where the
 //! mapping is refused) come from `alloc_zeroed`, cache-line aligned. All-zero bytes are a
 //! valid empty cell (stamp 0, no value; for a value type valid as all zeros, a zero value,
 //! which `Producer::try_push_in_place` may read on a first lap). Memory that cannot be had is
@@ -39,7 +41,21 @@ pub(crate) struct Buffer<T> {
 impl<T> Buffer<T> {
     /// `len` empty cells, or why not: their size overflows `isize`
     /// ([`RingError::TooLarge`]) or the memory cannot be had ([`RingError::OutOfMemory`]).
-    pub(crate) fn new(len: usize) -> Result<Buffer<T>, RingError> {
+    /// `resident`: every page of the cells is written once now (see [`touch`]), so that no
+    /// write into the ring later waits for a page fault.
+    pub(crate) fn new(len: usize, resident: bool) -> Result<Buffer<T>, RingError> {
+        let buffer = Self::zeroed(len)?;
+        if resident {
+            // SAFETY: the buffer's `layout.size()` bytes are its own allocation or mapping,
+            // zeroed, and nothing refers to them yet.
+            unsafe { touch(buffer.cells.as_ptr().cast(), buffer.layout.size()) };
+        }
+        Ok(buffer)
+    }
+
+    /// `len` empty cells (see [`Buffer::new`]), their memory mapped lazily where it is a
+    /// mapping of its own.
+    fn zeroed(len: usize) -> Result<Buffer<T>, RingError> {
         let too_large = RingError::TooLarge {
             requested: len,
             max: isize::MAX as usize / core::mem::size_of::<Cell<T>>(),
@@ -95,6 +111,25 @@ impl<T> Buffer<T> {
     }
 }
 
+/// Writes a zero byte into every page of the `size` bytes from `start` (one per 4 KiB, the
+/// smallest page of the systems tracebus runs on; more where pages are larger), so that the
+/// OS maps each page now: a page the ring's producer writes first would otherwise cost that
+/// write a page fault, 10-60 us on the project's VM, where the consumer had mapped the shared
+/// zero page by reading a stamp. The bytes were zero and stay zero. Volatile, so the writes
+/// of zeros into zeroed memory are not optimised away.
+///
+/// # Safety
+/// The `size` bytes from `start` must be one allocation or mapping, writable, zeroed, and not
+/// referenced by anything else while this runs.
+unsafe fn touch(start: *mut u8, size: usize) {
+    const STEP: usize = 4096;
+    for offset in (0..size).step_by(STEP) {
+        // SAFETY: `offset < size`, inside the caller's exclusive, writable memory; the byte is
+        // zero before and after.
+        unsafe { start.add(offset).write_volatile(0) };
+    }
+}
+
 impl<T> Buffer<T> {
     /// Every cell, in index order (what a reader walks a run of positions through: one
     /// pointer increment per cell instead of a mask and a multiply).
@@ -130,7 +165,7 @@ mod tests {
     #[test]
     fn cells_are_aligned_zeroed_and_in_bounds() {
         for len in [1, 2, 64, 1024] {
-            let b = Buffer::<[u64; 3]>::new(len).unwrap();
+            let b = Buffer::<[u64; 3]>::new(len, len % 2 == 0).unwrap();
             for i in 0..len {
                 let c = b.get(i);
                 assert_eq!(c as *const Cell<_> as usize % 64, 0);
@@ -138,7 +173,7 @@ mod tests {
             }
         }
         assert!(matches!(
-            Buffer::<u8>::new(usize::MAX / 8),
+            Buffer::<u8>::new(usize::MAX / 8, false),
             Err(RingError::TooLarge { .. })
         ));
     }
@@ -151,7 +186,7 @@ mod tests {
     fn memory_that_cannot_be_had_is_an_error_not_an_abort() {
         // 2^41 cells of 64 bytes: 128 TiB, the whole of x86-64's user address space (so no
         // overcommit setting maps it) and within `isize`.
-        match Buffer::<u64>::new(1 << 41) {
+        match Buffer::<u64>::new(1 << 41, false) {
             Err(RingError::OutOfMemory { bytes }) => assert_eq!(bytes, 128 << 40),
             Err(e) => panic!("unexpected error {e}"),
             Ok(_) => panic!("128 TiB allocated"),
