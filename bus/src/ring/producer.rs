@@ -162,7 +162,8 @@ impl<T> Producer<T> {
     /// back if the ring is full. `update` gets what the cell holds: the value pushed there a
     /// lap before, or zeros on the first lap; a producer that rewrites the same fields message
     /// after message can skip the stores of those that are already right (a store to the line
-    /// waits in the store buffer until the consumer hands the line back).
+    /// waits in the store buffer until the consumer hands the line back). If `update` panics,
+    /// nothing is pushed, and the cell keeps what `update` left for the next push to see.
     ///
     /// ```
     /// let (mut tx, mut rx) = tracebus::ring::spsc::<[u64; 2]>(2).unwrap();
