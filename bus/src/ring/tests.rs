@@ -293,3 +293,37 @@ fn in_place_claims_see_the_cells_last_value() {
         assert_eq!(got, (0..4).map(|i| lap * 10 + i).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn a_panicking_in_place_update_pushes_nothing() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let (mut tx, mut rx) = spsc::<[u64; 2]>(4).unwrap();
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        let _ = tx.try_push_in_place(|v| {
+            v[0] = 9;
+            panic!("an update that panics (expected by the test)");
+        });
+    }));
+    assert!(unwound.is_err());
+    assert_eq!(rx.try_pop(), None, "nothing was pushed");
+    // The next push to that cell sees what the update left.
+    tx.try_push_in_place(|v| {
+        assert_eq!(v[0], 9);
+        v[1] = 1;
+    })
+    .map_err(|_| ())
+    .unwrap();
+    assert_eq!(rx.try_pop(), Some([9, 1]));
+    // In a claim: the cells written before the panic are committed, the one that panicked is not.
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        let mut claim = tx.claim(3).unwrap();
+        claim
+            .push_in_place(|v| *v = [1, 1])
+            .map_err(|_| ())
+            .unwrap();
+        let _ = claim.push_in_place(|_| panic!("an update that panics (expected by the test)"));
+    }));
+    assert!(unwound.is_err());
+    assert_eq!(rx.try_pop(), Some([1, 1]));
+    assert_eq!(rx.try_pop(), None);
+}
