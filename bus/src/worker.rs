@@ -353,10 +353,9 @@ struct Cursor {
 }
 
 /// Runs the handlers of `list` from `at.handler` on for `slot`, without spans, and moves the
-/// cursor to the next message. The unwind guard learns which handler was running from
-/// [`Running`], which writes the loop's index into the cursor only when it is dropped (on a
-/// panic, on its way out): no store before each call. The deliveries are counted once, after
-/// the loop.
+/// cursor to the next message. The cursor names the running handler for the unwind guard with
+/// a plain store of the loop's index (no read-modify-write chained through memory from one
+/// call to the next), and the deliveries are counted once, after the loop.
 #[inline(always)]
 fn run_handlers<S: SlotSize>(
     list: &mut [(u64, Handler<S>)],
@@ -366,31 +365,14 @@ fn run_handlers<S: SlotSize>(
     delivered: &mut u64,
 ) {
     let first = at.handler;
-    let mut running = Running { at, handler: first };
     for (i, (_, handler)) in list.iter_mut().enumerate().skip(first) {
-        running.handler = i;
+        at.handler = i;
         handler(slot, out);
     }
-    drop(running);
     *delivered += (list.len() - first) as u64;
     at.slot += 1;
     at.handler = 0;
     at.first = 0;
-}
-
-/// The handler of a message that is running, for the unwind guard: written into the cursor
-/// when dropped, which a panic does on its way out. The index stays in a register the call
-/// preserves while the handlers run, instead of being stored before each call.
-struct Running<'c> {
-    at: &'c mut Cursor,
-    handler: usize,
-}
-
-impl Drop for Running<'_> {
-    #[inline(always)]
-    fn drop(&mut self) {
-        self.at.handler = self.handler;
-    }
 }
 
 /// Delivers `slots` (one run of the chunk's cells, from message `at.slot` on) to their topics'
