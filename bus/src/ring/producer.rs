@@ -113,12 +113,13 @@ impl<T> Producer<T> {
         self.shared.debug_assert_free(pos);
         let cell = self.shared.cell(pos);
         cell.value.with_mut(|p| {
-            // SAFETY: the caller guarantees the cell is free and unreachable by the consumer,
-            // so this is the only reference to it. It holds a valid `T`: its bytes were zeroed
-            // when the ring was made (a valid `T`: `FromZeros`), and every write since stored
-            // a whole `T` or updated one in place; a `T: Copy` has no drop glue, and the
-            // consumer's reads leave its bytes as they were.
-            update(unsafe { (*p).assume_init_mut() })
+            // The cell holds a valid `T`: its bytes were zeroed when the ring was made (a
+            // valid `T`: `FromZeros`), every write since stored a whole `T` or updated one in
+            // place, a `T: Copy` has no drop glue, and the consumer's reads leave its bytes.
+            // SAFETY: a valid `T` (above), in a cell the caller guarantees free and
+            // unreachable by the consumer, so this is the only reference to it.
+            let value = unsafe { (*p).assume_init_mut() };
+            update(value);
         });
         cell
     }
