@@ -144,9 +144,8 @@ impl<A: Pod> Slot<A> {
         }
     }
 
-    /// This slot with `payload` in its area instead (header and metadata copied): a batch
-    /// builds its slot once and then writes one copy per message, whole 8- and 16-byte words
-    /// rather than the header's odd-sized fields one by one.
+    /// This slot with `payload` in its area instead (header and metadata copied; a publish
+    /// writes the same message into a ring cell in place with `Slot::rewrite`).
     #[inline(always)]
     pub fn with_payload<T: Pod>(&self, payload: &T) -> Self {
         Slot {

@@ -10,10 +10,10 @@
 //! ([`spsc_resident`](super::spsc_resident)) has a zero written into every page when it is
 //! made instead, so no write of its producer waits for a page fault. Smaller buffers (and
 //! every buffer elsewhere, or where the mapping is refused) come from `alloc_zeroed`,
-//! cache-line aligned. All-zero bytes are a
-//! valid empty cell (stamp 0, no value; for a value type valid as all zeros, a zero value,
-//! which `Producer::try_push_in_place` may read on a first lap). Memory that cannot be had is
-//! an error ([`RingError::OutOfMemory`]), never an abort: a bus builder reports it.
+//! cache-line aligned. All-zero bytes are a valid empty cell (stamp 0, no value; for a value
+//! type valid as all zeros, a zero value, which `Producer::try_push_in_place` may read on a
+//! first lap). Memory that cannot be had is an error ([`RingError::OutOfMemory`]), never an
+//! abort: a bus builder reports it.
 //!
 //! Under loom, cells carry loom's tracking state, so they are built one by one in a `Box`.
 //! Under Miri every buffer comes from `alloc_zeroed`, whose bounds, alignment and leaks Miri
